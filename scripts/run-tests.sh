@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite on PostgreSQL, with the browser tests in Debian's Chromium.
+# Used by `make test` and by CI. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=.venv/bin
+
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "Installing Debian's chromium for the browser tests..." >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "Chromium is missing: the browser tests will be skipped (sudo apt-get install chromium)." >&2
+    fi
+fi
+
+scripts/with-postgres.sh bash -c "
+    set -e
+    $bin/python manage.py makemigrations --check --dry-run
+    $bin/pytest $*
+"

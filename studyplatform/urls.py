@@ -1,0 +1,10 @@
+"""Top-level URL map: participant pages, the admin, analysis pages."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("analysis/", include("analysis.urls")),
+    path("", include("surveys.urls")),
+]

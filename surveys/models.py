@@ -1,0 +1,349 @@
+"""The stimulus pool, study designs, participants and their answers.
+
+Invariants that matter to the data are database constraints first: one participation per
+panel id per study, one response per trial x question, one article per content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from surveys.querysets import ArticleQuerySet, ParticipantQuerySet, StudyQuerySet
+
+WIKINEWS_ATTRIBUTION = (
+    "News articles from Wikinews (https://en.wikinews.org), licensed under Creative Commons "
+    "Attribution 2.5 (https://creativecommons.org/licenses/by/2.5/). Each article's original "
+    "URL is given with it. Text was extracted from the published pages; datelines, image "
+    "captions, chart legends and pull-quote attributions were removed, and whitespace was "
+    "normalised."
+)
+
+
+def content_hash(title: str, body: str) -> str:
+    """Hash identifying an article's text, insensitive to surrounding whitespace."""
+    normalised = " ".join(title.split()) + "\n" + " ".join(body.split())
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def first_paragraph(body: str) -> str:
+    return body.strip().split("\n\n", 1)[0].strip()
+
+
+class Article(models.Model):
+    """One news article in the stimulus pool, written by people or by a model."""
+
+    class Origin(models.TextChoices):
+        REAL = "real", "Real (human-written)"
+        GENERATED = "generated", "Machine-generated"
+
+    origin = models.CharField(max_length=16, choices=Origin.choices)
+    external_id = models.CharField(
+        max_length=200, blank=True, help_text="Identifier in the source corpus, if any."
+    )
+    title = models.CharField(max_length=500)
+    body = models.TextField(help_text="Paragraphs separated by a blank line.")
+    lede = models.TextField(help_text="The first paragraph; prompts are built from it.")
+    outlet = models.CharField(max_length=200, blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    published = models.DateField(null=True, blank=True)
+    license = models.CharField(max_length=64, blank=True)
+    attribution = models.TextField(blank=True)
+    word_count = models.PositiveIntegerField(editable=False)
+    content_hash = models.CharField(max_length=64, unique=True, editable=False)
+    in_demo_pool = models.BooleanField(
+        default=True,
+        help_text="False for interviews and very long features, which read unlike news stories.",
+    )
+    # For generated articles: the real article whose lede was the prompt, and the model.
+    source_article = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="generated_versions",
+    )
+    model_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ArticleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(origin="real") | Q(source_article__isnull=False),
+                name="generated_article_has_source",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.origin}] {self.title[:80]}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.word_count = word_count(self.body)
+        self.content_hash = content_hash(self.title, self.body)
+        if not self.lede:
+            self.lede = first_paragraph(self.body)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def paragraphs(self) -> list[str]:
+        return [p.strip() for p in self.body.split("\n\n") if p.strip()]
+
+
+class Study(models.Model):
+    """A credibility study: conditions, questions, texts, and its lifecycle."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PILOT = "pilot", "Pilot"
+        LIVE = "live", "Live"
+        CLOSED = "closed", "Closed"
+
+    slug = models.SlugField(max_length=80, unique=True)
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    articles_per_participant = models.PositiveSmallIntegerField(default=1)
+    consent_text = models.TextField(
+        default="You are invited to take part in a study about how people read news. "
+        "You will read short news articles and answer a few questions about each. "
+        "It takes about 5 minutes. Taking part is voluntary; you may stop at any time. "
+        "We record your answers and the time you spend on each page, and nothing that "
+        "identifies you beyond the panel id your recruiter passes to us."
+    )
+    instructions_text = models.TextField(
+        default="On each page you will read one news article. Read it as you would read the "
+        "news, then answer the questions below it. There are no right or wrong answers."
+    )
+    debrief_text = models.TextField(
+        default="Thank you for taking part. This study looks at whether people can tell "
+        "news written by journalists from news written by a computer program (a language "
+        "model). Some of the articles you read were written by a machine: they are not real "
+        "news and the events they describe may never have happened."
+    )
+    completion_code = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Code shown at the end (e.g. Prolific's study code). "
+        "Leave empty to give each participant a unique code.",
+    )
+    completion_url = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Where to send participants when done, e.g. "
+        "https://app.prolific.com/submissions/complete?cc={code}. "
+        "{code} is replaced by the completion code.",
+    )
+    seed = models.BigIntegerField(
+        default=0, help_text="Seeds assignment and article order; the design is reproducible."
+    )
+    reservation_minutes = models.PositiveIntegerField(
+        default=60,
+        help_text="A participant who has not finished after this long no longer holds a "
+        "place in their condition, so drop-outs are refilled.",
+    )
+    design_hash = models.CharField(max_length=64, blank=True, editable=False)
+    launched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = StudyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_design_locked(self) -> bool:
+        return self.status in (self.Status.LIVE, self.Status.CLOSED)
+
+    @property
+    def accepts_participants(self) -> bool:
+        return self.status in (self.Status.PILOT, self.Status.LIVE)
+
+
+class Condition(models.Model):
+    """One arm of a study: the set of articles a participant in it may see."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="conditions")
+    name = models.SlugField(max_length=80, help_text='Short code used in data, e.g. "real".')
+    label = models.CharField(max_length=200, help_text="Human-readable description.")
+    is_reference = models.BooleanField(
+        default=False, help_text="The control (usually the real articles) others are tested against."
+    )
+    articles = models.ManyToManyField(Article, related_name="conditions", blank=True)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="unique_condition_name"),
+            models.UniqueConstraint(
+                fields=["study"],
+                condition=Q(is_reference=True),
+                name="one_reference_condition_per_study",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}/{self.name}"
+
+
+class Question(models.Model):
+    """A question asked about each article, or an attention check asked once."""
+
+    class Kind(models.TextChoices):
+        BINARY = "binary", "Yes / no"
+        LIKERT = "likert", "Rating scale"
+        FREE_TEXT = "free_text", "Free text"
+        CHOICE = "choice", "Single choice"
+
+    class Scope(models.TextChoices):
+        PER_ARTICLE = "article", "Asked about each article"
+        ATTENTION_CHECK = "attention", "Attention check (asked once)"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="questions")
+    key = models.SlugField(max_length=60, help_text='Column name in exports, e.g. "credible".')
+    text = models.TextField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    scope = models.CharField(max_length=12, choices=Scope.choices, default=Scope.PER_ARTICLE)
+    scale_min = models.SmallIntegerField(null=True, blank=True)
+    scale_max = models.SmallIntegerField(null=True, blank=True)
+    min_label = models.CharField(max_length=100, blank=True)
+    max_label = models.CharField(max_length=100, blank=True)
+    choices = models.JSONField(
+        default=list, blank=True, help_text='For single choice: a list of options, e.g. ["A", "B"].'
+    )
+    required = models.BooleanField(default=True)
+    expected_answer = models.CharField(
+        max_length=200, blank=True, help_text="For attention checks: the answer that passes."
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "scope", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "key"], name="unique_question_key"),
+            models.CheckConstraint(
+                condition=~Q(kind="likert")
+                | Q(scale_min__isnull=False, scale_max__isnull=False, scale_min__lt=models.F("scale_max")),
+                name="likert_has_scale",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+def _new_completion_code() -> str:
+    return secrets.token_hex(4).upper()
+
+
+class Participant(models.Model):
+    """One participation in a study, from consent to completion."""
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    class Panel(models.TextChoices):
+        NONE = "", "Direct link"
+        PROLIFIC = "prolific", "Prolific"
+        MTURK = "mturk", "MTurk"
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="participants")
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    condition = models.ForeignKey(Condition, on_delete=models.PROTECT, related_name="participants")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
+    panel = models.CharField(max_length=12, choices=Panel.choices, blank=True, default="")
+    panel_pid = models.CharField(max_length=100, blank=True)
+    panel_study_id = models.CharField(max_length=100, blank=True)
+    panel_session_id = models.CharField(max_length=100, blank=True)
+    is_test = models.BooleanField(default=False, help_text="Preview sessions; excluded from analysis.")
+    seed = models.BigIntegerField(help_text="Seeds this participant's article order.")
+    design_hash = models.CharField(max_length=64, blank=True)
+    consented_at = models.DateTimeField()
+    instructions_seen_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField()
+    completion_code = models.CharField(max_length=64, default=_new_completion_code)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    objects = ParticipantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "panel_pid"],
+                condition=~Q(panel_pid=""),
+                name="one_participation_per_panel_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}/{self.panel_pid or self.token}"
+
+
+class Trial(models.Model):
+    """One article shown to one participant, at one position in their sequence."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="trials")
+    article = models.ForeignKey(Article, on_delete=models.PROTECT, related_name="trials")
+    position = models.PositiveSmallIntegerField(help_text="1-based order of presentation.")
+    first_shown_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["participant", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "position"], name="unique_trial_position"),
+            models.UniqueConstraint(fields=["participant", "article"], name="unique_trial_article"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant} #{self.position}"
+
+
+class Response(models.Model):
+    """One answer: to a question about a trial's article, or to a once-asked question."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="responses")
+    trial = models.ForeignKey(
+        Trial, null=True, blank=True, on_delete=models.CASCADE, related_name="responses"
+    )
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="responses")
+    value = models.TextField(help_text="The answer as submitted (normalised).")
+    value_numeric = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["participant", "trial", "question"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trial", "question"],
+                condition=Q(trial__isnull=False),
+                name="one_response_per_trial_question",
+            ),
+            models.UniqueConstraint(
+                fields=["participant", "question"],
+                condition=Q(trial__isnull=True),
+                name="one_response_per_participant_question",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.question.key}={self.value}"

@@ -1,0 +1,66 @@
+"""Reads shared by the participant pages, the admin and the simulation bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+
+from surveys.models import Participant, Question, Study, Trial
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where a participant is in the flow. ``position`` is set for trial steps."""
+
+    name: str  # "instructions" | "trial" | "check" | "finish" | "done" | "withdrawn"
+    position: int | None = None
+
+
+def questions_for(*, study: Study, scope: str) -> list[Question]:
+    return list(study.questions.filter(scope=scope).order_by("position", "id"))
+
+
+def participant_next_step(*, participant: Participant) -> Step:
+    """The first thing this participant still has to do. Derived from stored answers
+    only, so a refresh, a second tab or a return visit all land on the same step."""
+    if participant.status == Participant.Status.COMPLETED:
+        return Step("done")
+    if participant.status == Participant.Status.WITHDRAWN:
+        return Step("withdrawn")
+    if participant.instructions_seen_at is None:
+        return Step("instructions")
+    required = participant.study.questions.filter(
+        scope=Question.Scope.PER_ARTICLE, required=True
+    ).count()
+    unanswered = (
+        participant.trials.annotate(
+            answered=Count("responses", filter=Q(responses__question__required=True))
+        )
+        .filter(answered__lt=required)
+        .order_by("position")
+        .first()
+    )
+    if unanswered is not None:
+        return Step("trial", unanswered.position)
+    checks = participant.study.questions.filter(
+        scope=Question.Scope.ATTENTION_CHECK, required=True
+    )
+    answered_checks = participant.responses.filter(trial__isnull=True, question__in=checks)
+    if answered_checks.count() < checks.count():
+        return Step("check")
+    return Step("finish")
+
+
+def participant_trials(*, participant: Participant) -> list[Trial]:
+    return list(participant.trials.select_related("article").order_by("position"))
+
+
+def participant_passed_checks(*, participant: Participant) -> bool:
+    """True when every attention check was answered with its expected answer."""
+    for response in participant.responses.filter(
+        trial__isnull=True, question__scope=Question.Scope.ATTENTION_CHECK
+    ).select_related("question"):
+        if response.value.strip().lower() != response.question.expected_answer.strip().lower():
+            return False
+    return True

@@ -1,0 +1,401 @@
+"""Writes: enrolment and assignment, answers, completion, the study lifecycle.
+
+Every function here that touches several rows runs in one transaction. Concurrency is
+handled by locking the row that serialises the decision (the study for assignment, the
+participant for answers) and, underneath, by the database constraints in models.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
+
+
+class StudyClosedError(Exception):
+    """The study does not accept participants (draft or closed)."""
+
+
+class StudyFullError(Exception):
+    """No condition has enough articles to assign a new participant."""
+
+
+@dataclass(frozen=True)
+class PanelIds:
+    """Identifiers a recruitment panel passes in the study link."""
+
+    panel: str = ""
+    pid: str = ""
+    study_id: str = ""
+    session_id: str = ""
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> PanelIds:
+        """Read Prolific (PROLIFIC_PID, STUDY_ID, SESSION_ID) or MTurk
+        (workerId, hitId, assignmentId) parameters; empty when there are none."""
+        if query.get("PROLIFIC_PID"):
+            return cls(
+                panel=Participant.Panel.PROLIFIC,
+                pid=query["PROLIFIC_PID"][:100],
+                study_id=query.get("STUDY_ID", "")[:100],
+                session_id=query.get("SESSION_ID", "")[:100],
+            )
+        if query.get("workerId"):
+            return cls(
+                panel=Participant.Panel.MTURK,
+                pid=query["workerId"][:100],
+                study_id=query.get("hitId", "")[:100],
+                session_id=query.get("assignmentId", "")[:100],
+            )
+        return cls()
+
+
+# ---------------------------------------------------------------------------------------
+# Study lifecycle
+
+
+def study_design_document(*, study: Study) -> dict[str, object]:
+    """Everything that defines what participants see and are asked, as plain data."""
+    return {
+        "articles_per_participant": study.articles_per_participant,
+        "seed": study.seed,
+        "texts": [study.consent_text, study.instructions_text, study.debrief_text],
+        "conditions": [
+            {
+                "name": c.name,
+                "reference": c.is_reference,
+                "articles": sorted(c.articles.values_list("content_hash", flat=True)),
+            }
+            for c in study.conditions.order_by("name")
+        ],
+        "questions": [
+            {
+                "key": q.key,
+                "text": q.text,
+                "kind": q.kind,
+                "scope": q.scope,
+                "scale": [q.scale_min, q.scale_max],
+                "labels": [q.min_label, q.max_label],
+                "choices": q.choices,
+                "required": q.required,
+                "expected": q.expected_answer,
+                "position": q.position,
+            }
+            for q in study.questions.order_by("scope", "position", "key")
+        ],
+    }
+
+
+def study_design_hash(*, study: Study) -> str:
+    document = json.dumps(study_design_document(study=study), sort_keys=True)
+    return hashlib.sha256(document.encode("utf-8")).hexdigest()
+
+
+def study_validate_design(*, study: Study) -> None:
+    """Raise ValidationError listing every reason the study cannot take participants."""
+    problems: list[str] = []
+    conditions = list(study.conditions.annotate(n=Count("articles")))
+    if not conditions:
+        problems.append("The study has no conditions.")
+    for condition in conditions:
+        if condition.n < study.articles_per_participant:
+            problems.append(
+                f'Condition "{condition.name}" has {condition.n} article(s); each participant '
+                f"sees {study.articles_per_participant}."
+            )
+    if len([c for c in conditions if c.is_reference]) != 1 and len(conditions) > 1:
+        problems.append("Mark exactly one condition as the reference (e.g. the real articles).")
+    if not study.questions.filter(scope=Question.Scope.PER_ARTICLE).exists():
+        problems.append("The study has no questions about the articles.")
+    for check in study.questions.filter(scope=Question.Scope.ATTENTION_CHECK):
+        if not check.expected_answer:
+            problems.append(f'Attention check "{check.key}" has no expected answer.')
+    if problems:
+        raise ValidationError(problems)
+
+
+@transaction.atomic
+def study_set_status(*, study: Study, status: str) -> Study:
+    """Move a study through draft -> pilot -> live -> closed.
+
+    Going live freezes the design: its hash is stored, and every participation records
+    the hash it ran under. A live or closed study cannot return to draft or pilot.
+    """
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    allowed = {
+        Study.Status.DRAFT: {Study.Status.PILOT, Study.Status.LIVE},
+        Study.Status.PILOT: {Study.Status.DRAFT, Study.Status.LIVE, Study.Status.CLOSED},
+        Study.Status.LIVE: {Study.Status.CLOSED},
+        Study.Status.CLOSED: set(),
+    }
+    if status == study.status:
+        return study
+    if status not in allowed[Study.Status(study.status)]:
+        raise ValidationError(f"A {study.status} study cannot be set to {status}.")
+    if status in (Study.Status.PILOT, Study.Status.LIVE):
+        study_validate_design(study=study)
+    study.design_hash = study_design_hash(study=study)
+    study.status = status
+    now = timezone.now()
+    if status == Study.Status.LIVE:
+        study.launched_at = now
+    if status == Study.Status.CLOSED:
+        study.closed_at = now
+    study.save(update_fields=["status", "design_hash", "launched_at", "closed_at"])
+    return study
+
+
+# ---------------------------------------------------------------------------------------
+# Enrolment and assignment
+
+
+def _participant_seed(study: Study, sequence: int) -> int:
+    digest = hashlib.sha256(f"{study.seed}:{sequence}".encode()).digest()
+    return int.from_bytes(digest[:6], "big")
+
+
+def condition_pick(*, study: Study, rng: random.Random) -> Condition:
+    """The least-filled condition, counting completed participants and those still
+    holding a place (in progress within the reservation window); ties broken at random.
+    Test sessions never count."""
+    holding = Participant.objects.real().holding_a_place(study).values("pk")
+    conditions = list(
+        study.conditions.annotate(
+            filled=Count("participants", filter=Q(participants__in=holding))
+        ).order_by("id")
+    )
+    lowest = min(c.filled for c in conditions)
+    return rng.choice([c for c in conditions if c.filled == lowest])
+
+
+def articles_pick(*, condition: Condition, k: int, rng: random.Random) -> list[Article]:
+    """k articles of the condition, least-exposed first (ties at random), so that every
+    article is rated about equally often; returned in a random order."""
+    study = condition.study
+    holding = Participant.objects.real().holding_a_place(study).filter(condition=condition)
+    articles = list(
+        condition.articles.annotate(
+            exposure=Count("trials", filter=Q(trials__participant__in=holding.values("pk")))
+        ).order_by("id")
+    )
+    rng.shuffle(articles)
+    articles.sort(key=lambda a: a.exposure)  # stable: shuffled order breaks ties
+    chosen = articles[:k]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def participant_find(*, study: Study, panel: PanelIds) -> Participant | None:
+    if not panel.pid:
+        return None
+    return Participant.objects.filter(study=study, panel_pid=panel.pid).first()
+
+
+def participant_enroll(
+    *,
+    study: Study,
+    panel: PanelIds,
+    is_test: bool = False,
+    user_agent: str = "",
+) -> Participant:
+    """Create a participation after consent, or return the existing one for this panel id.
+
+    Assignment runs with the study row locked, so concurrent arrivals are counted one
+    after another and cannot overshoot a condition. The unique constraint on
+    (study, panel id) catches a second tab or double click racing past the lookup.
+    """
+    if not study.accepts_participants and not is_test:
+        raise StudyClosedError(f'The study "{study.slug}" is not accepting participants.')
+    existing = participant_find(study=study, panel=panel)
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            locked = Study.objects.select_for_update().get(pk=study.pk)
+            sequence = Participant.objects.filter(study=locked).count()
+            seed = _participant_seed(locked, sequence)
+            rng = random.Random(seed)
+            condition = condition_pick(study=locked, rng=rng)
+            articles = articles_pick(
+                condition=condition, k=locked.articles_per_participant, rng=rng
+            )
+            if len(articles) < locked.articles_per_participant:
+                raise StudyFullError(f'Condition "{condition.name}" has too few articles.')
+            now = timezone.now()
+            participant = Participant.objects.create(
+                study=locked,
+                condition=condition,
+                panel=panel.panel,
+                panel_pid=panel.pid,
+                panel_study_id=panel.study_id,
+                panel_session_id=panel.session_id,
+                is_test=is_test,
+                seed=seed,
+                design_hash=locked.design_hash,
+                consented_at=now,
+                last_seen_at=now,
+                completion_code=locked.completion_code or Participant._meta.get_field(
+                    "completion_code"
+                ).get_default(),
+                user_agent=user_agent[:300],
+            )
+            Trial.objects.bulk_create(
+                Trial(participant=participant, article=article, position=i)
+                for i, article in enumerate(articles, start=1)
+            )
+            return participant
+    except IntegrityError:
+        existing = participant_find(study=study, panel=panel)
+        if existing is None:
+            raise
+        return existing
+
+
+# ---------------------------------------------------------------------------------------
+# Answers
+
+
+def answer_parse(*, question: Question, raw: str | None) -> tuple[str, float | None] | None:
+    """Validate one submitted answer. Returns (value, numeric value), or None when a
+    non-required question was left empty. Raises ValidationError with a message for the
+    participant."""
+    raw = (raw or "").strip()
+    if not raw:
+        if question.required:
+            raise ValidationError("Please answer this question.")
+        return None
+    if question.kind == Question.Kind.BINARY:
+        if raw not in ("yes", "no"):
+            raise ValidationError("Choose yes or no.")
+        return raw, 1.0 if raw == "yes" else 0.0
+    if question.kind == Question.Kind.LIKERT:
+        try:
+            number = int(raw)
+        except ValueError:
+            raise ValidationError("Choose one of the points on the scale.") from None
+        assert question.scale_min is not None and question.scale_max is not None
+        if not question.scale_min <= number <= question.scale_max:
+            raise ValidationError(
+                f"Choose a value from {question.scale_min} to {question.scale_max}."
+            )
+        return str(number), float(number)
+    if question.kind == Question.Kind.CHOICE:
+        if raw not in question.choices:
+            raise ValidationError("Choose one of the options.")
+        return raw, None
+    if len(raw) > 5000:
+        raise ValidationError("Please keep your answer under 5,000 characters.")
+    return raw, None
+
+
+def answers_validate(
+    *, questions: list[Question], data: Mapping[str, str]
+) -> tuple[dict[Question, tuple[str, float | None]], dict[str, str]]:
+    """Parse answers to several questions; returns (parsed, errors by question key)."""
+    parsed: dict[Question, tuple[str, float | None]] = {}
+    errors: dict[str, str] = {}
+    for question in questions:
+        try:
+            answer = answer_parse(question=question, raw=data.get(question.key))
+        except ValidationError as error:
+            errors[question.key] = error.messages[0]
+            continue
+        if answer is not None:
+            parsed[question] = answer
+    return parsed, errors
+
+
+def _responses_upsert(
+    *,
+    participant: Participant,
+    trial: Trial | None,
+    answers: Mapping[Question, tuple[str, float | None]],
+) -> None:
+    for question, (value, numeric) in answers.items():
+        Response.objects.update_or_create(
+            participant=participant,
+            trial=trial,
+            question=question,
+            defaults={"value": value, "value_numeric": numeric},
+        )
+
+
+class ParticipationClosedError(Exception):
+    """The participation is completed or withdrawn; answers can no longer change."""
+
+
+def _lock_open_participant(participant: Participant) -> Participant:
+    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    if locked.status != Participant.Status.IN_PROGRESS:
+        raise ParticipationClosedError("This participation has already ended.")
+    return locked
+
+
+@transaction.atomic
+def trial_answer(
+    *, participant: Participant, trial: Trial, answers: Mapping[Question, tuple[str, float | None]]
+) -> None:
+    """Record the answers about one trial's article. Idempotent: a refresh, a double
+    click or a resubmission after going back updates the same rows, never adds rows."""
+    locked = _lock_open_participant(participant)
+    if trial.participant_id != locked.pk:
+        raise ValidationError("This article belongs to another participant.")
+    _responses_upsert(participant=locked, trial=trial, answers=answers)
+    now = timezone.now()
+    Trial.objects.filter(pk=trial.pk, answered_at__isnull=True).update(answered_at=now)
+    Participant.objects.filter(pk=locked.pk).update(last_seen_at=now)
+
+
+@transaction.atomic
+def attention_answer(
+    *, participant: Participant, answers: Mapping[Question, tuple[str, float | None]]
+) -> None:
+    """Record answers to the once-asked questions (attention checks). Idempotent."""
+    locked = _lock_open_participant(participant)
+    _responses_upsert(participant=locked, trial=None, answers=answers)
+    Participant.objects.filter(pk=locked.pk).update(last_seen_at=timezone.now())
+
+
+def trial_mark_shown(*, trial: Trial) -> None:
+    """First time the article was shown (server side); later views do not move it."""
+    now = timezone.now()
+    Trial.objects.filter(pk=trial.pk, first_shown_at__isnull=True).update(first_shown_at=now)
+    Participant.objects.filter(pk=trial.participant_id).update(last_seen_at=now)
+
+
+def instructions_mark_seen(*, participant: Participant) -> None:
+    now = timezone.now()
+    Participant.objects.filter(pk=participant.pk, instructions_seen_at__isnull=True).update(
+        instructions_seen_at=now
+    )
+    Participant.objects.filter(pk=participant.pk).update(last_seen_at=now)
+
+
+@transaction.atomic
+def participant_complete(*, participant: Participant) -> Participant:
+    """Mark the participation completed once every required answer is in. Idempotent."""
+    from surveys.selectors import participant_next_step
+
+    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    if locked.status == Participant.Status.COMPLETED:
+        return locked
+    if locked.status != Participant.Status.IN_PROGRESS:
+        raise ParticipationClosedError("This participation has already ended.")
+    step = participant_next_step(participant=locked)
+    if step.name != "finish":
+        raise ValidationError("Some questions are still unanswered.")
+    now = timezone.now()
+    locked.status = Participant.Status.COMPLETED
+    locked.completed_at = now
+    locked.last_seen_at = now
+    locked.save(update_fields=["status", "completed_at", "last_seen_at"])
+    return locked

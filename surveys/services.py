@@ -123,6 +123,20 @@ def study_validate_design(*, study: Study) -> None:
         raise ValidationError(problems)
 
 
+def study_assert_editable(*, study: Study) -> None:
+    """Raise ValidationError when the study's design is locked (live or closed).
+
+    Reads the status from the database, not from the instance passed in: an admin form
+    opened while the study was a draft must not write after someone launched it.
+    """
+    status = Study.objects.filter(pk=study.pk).values_list("status", flat=True).first()
+    if status in (Study.Status.LIVE, Study.Status.CLOSED):
+        raise ValidationError(
+            f'The study "{study.slug}" is {status}: its design (texts, conditions, questions, '
+            "articles per participant, seed) is locked. Copy it into a new study to change it."
+        )
+
+
 @transaction.atomic
 def study_set_status(*, study: Study, status: str) -> Study:
     """Move a study through draft -> pilot -> live -> closed.

@@ -1,0 +1,804 @@
+"""The researchers' side: the stimulus pool, study design, lifecycle and monitoring.
+
+A study's design is locked once it is live: its design fields are read-only here, its
+condition and question inlines can no longer add, change or delete, and every write path
+below the forms checks ``study_assert_editable``. Status changes only through the
+lifecycle buttons and actions, which call ``study_set_status``. Participants, trials and
+responses are read-only: nothing in the admin can edit an answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.db.models import Count, Q, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
+
+from surveys.importers import FORMATS, articles_import, decode_upload, format_from_filename
+from surveys.instruments import INSTRUMENTS, instrument_apply
+from surveys.models import (
+    Article,
+    Condition,
+    Participant,
+    Question,
+    Response,
+    Study,
+    Trial,
+    content_hash,
+)
+from surveys.services import study_assert_editable, study_set_status
+
+LOCKED_STATUSES = (Study.Status.LIVE, Study.Status.CLOSED)
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+# ---------------------------------------------------------------------------------------
+# Articles
+
+
+class ArticleImportForm(forms.Form):
+    file = forms.FileField(help_text="JSON Lines (.jsonl) or CSV (.csv), UTF-8.")
+    format = forms.ChoiceField(
+        choices=[("", "From the file name")] + [(f, f.upper()) for f in FORMATS],
+        required=False,
+    )
+    default_license = forms.CharField(
+        max_length=64, required=False, help_text="For lines without a license, e.g. CC-BY-4.0."
+    )
+    default_outlet = forms.CharField(
+        max_length=200, required=False, help_text="For lines without a source/outlet."
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_IMPORT_BYTES:
+            raise ValidationError(
+                f"The file is {upload.size // (1024 * 1024)} MB; import at most "
+                f"{MAX_IMPORT_BYTES // (1024 * 1024)} MB at a time."
+            )
+        return upload
+
+
+def _formfield(db_field: models.Field[Any, Any], **kwargs: Any) -> forms.Field | None:
+    # Django 6 assumes https for scheme-less URLs; opt in now (and silence the warning).
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)
+
+
+class ArticleForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Article
+        fields = (
+            "origin",
+            "title",
+            "body",
+            "lede",
+            "in_demo_pool",
+            "external_id",
+            "outlet",
+            "url",
+            "published",
+            "license",
+            "attribution",
+            "source_article",
+            "model_name",
+        )
+        formfield_callback = _formfield
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        origin = cleaned.get("origin", self.instance.origin)
+        source = cleaned.get("source_article", self.instance.source_article_id)
+        if origin == Article.Origin.GENERATED and not source:
+            self.add_error("source_article", "A generated article needs its source article.")
+        title = cleaned.get("title", self.instance.title)
+        body = cleaned.get("body", self.instance.body)
+        if title and body:
+            duplicate = (
+                Article.objects.filter(content_hash=content_hash(title, body))
+                .exclude(pk=self.instance.pk)
+                .first()
+            )
+            if duplicate is not None:
+                raise ValidationError(f"The pool already has this text as article #{duplicate.pk}.")
+        return cleaned
+
+
+class ArticleActionForm(helpers.ActionForm):
+    condition = forms.ModelChoiceField(
+        queryset=Condition.objects.exclude(study__status__in=LOCKED_STATUSES).select_related(
+            "study"
+        ),
+        required=False,
+        label="Condition",
+        help_text="For “Add selected articles to the condition”.",
+    )
+
+
+def _locked_article_ids() -> QuerySet[Article]:
+    return Article.objects.filter(conditions__study__status__in=LOCKED_STATUSES)
+
+
+@admin.register(Article)
+class ArticleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = ArticleForm
+    action_form = ArticleActionForm
+    actions = ["add_to_condition"]
+    list_display = ("title", "origin", "outlet", "published", "word_count", "in_demo_pool")
+    list_filter = ("origin", "in_demo_pool", "outlet", "license", "model_name")
+    search_fields = ("title", "external_id", "url")
+    date_hierarchy = "published"
+    list_per_page = 100
+    raw_id_fields = ("source_article",)
+    readonly_fields = ("word_count", "content_hash", "created_at", "source_link", "used_in")
+    fieldsets = (
+        (None, {"fields": ("origin", "title", "body", "lede", "in_demo_pool")}),
+        (
+            "Source",
+            {"fields": ("external_id", "outlet", "url", "published", "license", "attribution")},
+        ),
+        ("Generation", {"fields": ("source_article", "source_link", "model_name")}),
+        ("Record", {"fields": ("word_count", "content_hash", "created_at", "used_in")}),
+    )
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if isinstance(db_field, models.URLField):
+            kwargs.setdefault("assume_scheme", "https")
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="surveys_article_import",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Article | None = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # Where a text came from does not change after the fact.
+            fields += ["origin", "source_article", "model_name"]
+            if _locked_article_ids().filter(pk=obj.pk).exists():
+                # Participants of a live or closed study read this exact text.
+                fields += ["title", "body", "lede"]
+        return fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Article | None = None) -> bool:
+        if obj is not None and _locked_article_ids().filter(pk=obj.pk).exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
+        # The bulk delete action bypasses has_delete_permission(obj).
+        if queryset.filter(pk__in=_locked_article_ids()).exists():
+            raise PermissionDenied("Some selected articles are used by a live or closed study.")
+        super().delete_queryset(request, queryset)
+
+    @admin.display(description="Source article")
+    def source_link(self, obj: Article) -> str:
+        if obj.source_article_id is None:
+            return "—"
+        url = reverse("admin:surveys_article_change", args=[obj.source_article_id])
+        return format_html('<a href="{}">{}</a>', url, obj.source_article)
+
+    @admin.display(description="Used in conditions")
+    def used_in(self, obj: Article) -> str:
+        conditions = obj.conditions.select_related("study")
+        if not conditions:
+            return "—"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a> ({})',
+            (
+                (reverse("admin:surveys_condition_change", args=[c.pk]), str(c), c.study.status)
+                for c in conditions
+            ),
+        )
+
+    @admin.action(description="Add selected articles to the condition chosen below")
+    def add_to_condition(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
+        if not request.user.has_perm("surveys.change_condition"):
+            raise PermissionDenied
+        condition_id = request.POST.get("condition")
+        condition = Condition.objects.filter(pk=condition_id).select_related("study").first()
+        if not condition_id or condition is None:
+            self.message_user(request, "Choose a condition next to the action.", messages.ERROR)
+            return
+        try:
+            study_assert_editable(study=condition.study)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return
+        before = condition.articles.count()
+        condition.articles.add(*queryset)
+        added = condition.articles.count() - before
+        self.message_user(request, f"Added {added} article(s) to {condition}.", messages.SUCCESS)
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        """Upload a JSONL/CSV file; per-line errors are shown on this page, nothing written."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        result = None
+        if request.method == "POST":
+            form = ArticleImportForm(request.POST, request.FILES)
+            if form.is_valid():
+                upload = form.cleaned_data["file"]
+                try:
+                    fmt = form.cleaned_data["format"] or format_from_filename(upload.name)
+                    text = decode_upload(upload.read())
+                except ValueError as error:
+                    form.add_error("file", str(error))
+                else:
+                    result = articles_import(
+                        text=text,
+                        fmt=fmt,
+                        default_license=form.cleaned_data["default_license"],
+                        default_outlet=form.cleaned_data["default_outlet"],
+                    )
+                    if result.ok:
+                        self.message_user(
+                            request,
+                            f"Imported {upload.name}: {result.created} article(s) created, "
+                            f"{result.skipped} skipped (already in the pool or repeated).",
+                            messages.SUCCESS,
+                        )
+                        return redirect("admin:surveys_article_changelist")
+        else:
+            form = ArticleImportForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import articles",
+            "opts": self.model._meta,
+            "form": form,
+            "result": result,
+        }
+        return TemplateResponse(request, "admin/surveys/article/import.html", context)
+
+
+# ---------------------------------------------------------------------------------------
+# Studies: conditions and questions
+
+
+class DesignLockedFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    """Refuses changes to a study's conditions or questions once its design is locked."""
+
+    def clean(self) -> None:
+        super().clean()
+        changed = any(form.has_changed() for form in self.forms) or bool(self.deleted_forms)
+        if changed and self.instance.pk is not None:
+            study_assert_editable(study=self.instance)
+
+
+class _DesignInline:
+    """Inline of a study's design: read-only once the study is live or closed."""
+
+    formset = DesignLockedFormSet
+    extra = 0
+
+    @staticmethod
+    def _locked(obj: Study | None) -> bool:
+        return obj is not None and obj.is_design_locked
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self._locked(obj) and super().has_add_permission(request, obj)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self._locked(obj) and super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self._locked(obj) and super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+
+class ConditionInline(_DesignInline, admin.TabularInline):  # type: ignore[type-arg]
+    model = Condition
+    fields = ("name", "label", "is_reference", "article_count")
+    readonly_fields = ("article_count",)
+    show_change_link = True
+
+    @admin.display(description="Articles")
+    def article_count(self, obj: Condition) -> str:
+        if obj.pk is None:
+            return "save first, then choose articles via the condition's change link"
+        return str(obj.articles.count())
+
+
+class QuestionForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Question
+        fields = (
+            "study",
+            "position",
+            "key",
+            "text",
+            "kind",
+            "scope",
+            "scale_min",
+            "scale_max",
+            "min_label",
+            "max_label",
+            "choices",
+            "expected_answer",
+            "required",
+        )
+        widgets = {
+            "text": forms.Textarea(attrs={"rows": 2, "cols": 80}),
+            "choices": forms.Textarea(attrs={"rows": 1, "cols": 50}),
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        kind = cleaned.get("kind")
+        if kind == Question.Kind.LIKERT:
+            low, high = cleaned.get("scale_min"), cleaned.get("scale_max")
+            if low is None or high is None or low >= high:
+                self.add_error("scale_max", "A rating scale needs a minimum below its maximum.")
+        if kind == Question.Kind.CHOICE:
+            options = cleaned.get("choices")
+            if (
+                not isinstance(options, list)
+                or len(options) < 2
+                or not all(isinstance(o, str) and o for o in options)
+            ):
+                self.add_error("choices", 'List at least two options, e.g. ["Red", "Blue"].')
+            elif cleaned.get("expected_answer") and cleaned["expected_answer"] not in options:
+                self.add_error("expected_answer", "The expected answer must be one of the options.")
+        if cleaned.get("scope") == Question.Scope.ATTENTION_CHECK and not cleaned.get(
+            "expected_answer"
+        ):
+            self.add_error("expected_answer", "An attention check needs the answer that passes.")
+        return cleaned
+
+
+class QuestionInline(_DesignInline, admin.StackedInline):  # type: ignore[type-arg]
+    model = Question
+    form = QuestionForm
+    # Grouped rows keep a dozen fields per question readable without scrolling sideways.
+    fields = (
+        ("position", "key", "kind", "scope", "required"),
+        "text",
+        ("scale_min", "scale_max", "min_label", "max_label"),
+        ("choices", "expected_answer"),
+    )
+
+
+class ConditionForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Condition
+        fields = ("study", "name", "label", "is_reference", "articles")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        study = cleaned.get("study")
+        if study is not None:
+            study_assert_editable(study=study)
+        if self.instance.pk is not None and self.instance.study_id != getattr(study, "pk", None):
+            study_assert_editable(study=self.instance.study)
+        return cleaned
+
+
+@admin.register(Condition)
+class ConditionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = ConditionForm
+    list_display = ("__str__", "study", "label", "is_reference", "n_articles")
+    list_filter = ("study__status", "study")
+    search_fields = ("name", "label", "study__slug", "study__title")
+    filter_horizontal = ("articles",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Condition]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("study")
+            .annotate(article_total=Count("articles"))
+        )
+
+    @admin.display(description="Articles", ordering="article_total")
+    def n_articles(self, obj: Condition) -> int:
+        return obj.article_total  # type: ignore[attr-defined,no-any-return]
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "study":
+            kwargs["queryset"] = Study.objects.exclude(status__in=LOCKED_STATUSES)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Condition | None = None) -> bool:
+        if obj is not None and obj.study.is_design_locked:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Condition | None = None) -> bool:
+        if obj is not None and obj.study.is_design_locked:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Condition]) -> None:
+        if queryset.filter(study__status__in=LOCKED_STATUSES).exists():
+            raise PermissionDenied("Conditions of a live or closed study cannot be deleted.")
+        super().delete_queryset(request, queryset)
+
+
+# ---------------------------------------------------------------------------------------
+# Studies: lifecycle and monitoring
+
+# Which buttons to offer; study_set_status is the authority and refuses anything else.
+_NEXT_STATUSES: dict[str, tuple[str, ...]] = {
+    Study.Status.DRAFT: (Study.Status.PILOT, Study.Status.LIVE),
+    Study.Status.PILOT: (Study.Status.DRAFT, Study.Status.LIVE, Study.Status.CLOSED),
+    Study.Status.LIVE: (Study.Status.CLOSED,),
+    Study.Status.CLOSED: (),
+}
+_STATUS_BUTTONS: dict[str, tuple[str, str]] = {
+    # status: (button label, confirmation question or "")
+    Study.Status.PILOT: ("Pilot", ""),
+    Study.Status.DRAFT: ("Back to draft", ""),
+    Study.Status.LIVE: (
+        "Launch (go live)",
+        "Launch this study? Its design is locked from now on and cannot be unlocked.",
+    ),
+    Study.Status.CLOSED: ("Close", "Close this study? It stops taking participants for good."),
+}
+_DESIGN_FIELDS = (
+    "slug",
+    "articles_per_participant",
+    "seed",
+    "consent_text",
+    "instructions_text",
+    "debrief_text",
+)
+
+
+def _url_or(name: str, slug: str, fallback: str) -> str:
+    try:
+        return reverse(name, kwargs={"slug": slug})
+    except NoReverseMatch:
+        return fallback
+
+
+def study_links(*, request: HttpRequest, study: Study) -> dict[str, str]:
+    """The participant link (plain and for Prolific / MTurk) and the preview link."""
+    start = request.build_absolute_uri(_url_or("surveys:start", study.slug, f"/s/{study.slug}/"))
+    return {
+        "participant": start,
+        "prolific": start
+        + "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}",
+        "mturk": start + "?workerId=…&hitId=…&assignmentId=…",
+        "preview": _url_or("surveys:preview", study.slug, f"/s/{study.slug}/preview/"),
+    }
+
+
+def _participant_counts() -> dict[str, Count]:
+    real = Q(participants__is_test=False)
+    return {
+        "n_completed": Count(
+            "participants",
+            filter=real & Q(participants__status=Participant.Status.COMPLETED),
+            distinct=True,
+        ),
+        "n_in_progress": Count(
+            "participants",
+            filter=real & Q(participants__status=Participant.Status.IN_PROGRESS),
+            distinct=True,
+        ),
+        "n_test": Count("participants", filter=Q(participants__is_test=True), distinct=True),
+    }
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    inlines = [ConditionInline, QuestionInline]
+    list_display = (
+        "title",
+        "slug",
+        "status",
+        "completed",
+        "in_progress",
+        "test_sessions",
+        "launched_at",
+        "closed_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("title", "slug")
+    actions = ["add_kreps", "add_attention", "set_pilot", "set_live", "set_closed"]
+    change_form_template = "admin/surveys/study/change_form.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
+        return super().get_queryset(request).annotate(**_participant_counts())
+
+    def get_fieldsets(self, request: HttpRequest, obj: Study | None = None) -> Any:
+        fieldsets: list[tuple[str | None, dict[str, Any]]] = [
+            (None, {"fields": ("title", "slug", "status")}),
+            (
+                "Design (locked once live)",
+                {
+                    "fields": (
+                        "articles_per_participant",
+                        "seed",
+                        "consent_text",
+                        "instructions_text",
+                        "debrief_text",
+                    )
+                },
+            ),
+            (
+                "Participants",
+                {"fields": ("reservation_minutes", "completion_code", "completion_url")},
+            ),
+        ]
+        if obj is not None:
+            fieldsets.append(
+                ("Lifecycle", {"fields": ("monitor", "design_hash", "launched_at", "closed_at")})
+            )
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> Any:
+        fields = ["status", "design_hash", "launched_at", "closed_at", "monitor"]
+        if obj is not None and obj.is_design_locked:
+            fields += list(_DESIGN_FIELDS)
+        return fields
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Study | None = None) -> Any:
+        if obj is not None and obj.is_design_locked:
+            return {}
+        return {"slug": ("title",)}
+
+    def save_model(self, request: HttpRequest, obj: Study, form: Any, change: bool) -> None:
+        if change and any(name in form.changed_data for name in _DESIGN_FIELDS):
+            # Below the read-only widgets: a form opened before launch cannot write after.
+            study_assert_editable(study=obj)
+        super().save_model(request, obj, form, change)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as error:
+            # A launch raced this form's submission; nothing was written.
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return HttpResponseRedirect(request.path)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        study = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if study is not None:
+            extra["study_links"] = study_links(request=request, study=study)
+            extra["status_buttons"] = [
+                (status, *_STATUS_BUTTONS[status]) for status in _NEXT_STATUSES[study.status]
+            ]
+            extra["instrument_buttons"] = (
+                [] if study.is_design_locked else [(k, v.label) for k, v in INSTRUMENTS.items()]
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "<path:object_id>/status/<str:status>/",
+                self.admin_site.admin_view(require_POST(self.status_view)),
+                name="surveys_study_status",
+            ),
+            path(
+                "<path:object_id>/instrument/<str:name>/",
+                self.admin_site.admin_view(require_POST(self.instrument_view)),
+                name="surveys_study_instrument",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def _editable_study(self, request: HttpRequest, object_id: str) -> Study:
+        study = get_object_or_404(Study, pk=object_id)
+        if not self.has_change_permission(request, study):
+            raise PermissionDenied
+        return study
+
+    def status_view(self, request: HttpRequest, object_id: str, status: str) -> HttpResponse:
+        study = self._editable_study(request, object_id)
+        if status not in Study.Status.values:
+            self.message_user(request, f"Unknown status {status!r}.", messages.ERROR)
+        else:
+            self._set_status(request, study, status)
+        return redirect("admin:surveys_study_change", study.pk)
+
+    def instrument_view(self, request: HttpRequest, object_id: str, name: str) -> HttpResponse:
+        study = self._editable_study(request, object_id)
+        if name not in INSTRUMENTS:
+            self.message_user(request, f"Unknown question set {name!r}.", messages.ERROR)
+        else:
+            self._apply_instrument(request, study, name)
+        return redirect("admin:surveys_study_change", study.pk)
+
+    def _set_status(self, request: HttpRequest, study: Study, status: str) -> bool:
+        try:
+            study_set_status(study=study, status=status)
+        except ValidationError as error:
+            for message in error.messages:
+                self.message_user(request, f"{study}: {message}", messages.ERROR)
+            return False
+        self.log_change(request, study, f"Status set to {status}.")
+        self.message_user(request, f"{study}: status is now {status}.", messages.SUCCESS)
+        return True
+
+    def _apply_instrument(self, request: HttpRequest, study: Study, name: str) -> None:
+        try:
+            created = instrument_apply(study=study, name=name)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return
+        if created:
+            keys = ", ".join(q.key for q in created)
+            self.log_change(request, study, f"Added {INSTRUMENTS[name].label}: {keys}.")
+            self.message_user(request, f"{study}: added {keys}.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request, f"{study}: already has every question of that set.", messages.INFO
+            )
+
+    @admin.action(description="Add Kreps question set", permissions=["change"])
+    def add_kreps(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            self._apply_instrument(request, study, "kreps")
+
+    @admin.action(description="Add attention check", permissions=["change"])
+    def add_attention(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            self._apply_instrument(request, study, "attention")
+
+    @admin.action(description="Pilot selected studies", permissions=["change"])
+    def set_pilot(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            self._set_status(request, study, Study.Status.PILOT)
+
+    @admin.action(description="Launch (go live) selected studies", permissions=["change"])
+    def set_live(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            self._set_status(request, study, Study.Status.LIVE)
+
+    @admin.action(description="Close selected studies", permissions=["change"])
+    def set_closed(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            self._set_status(request, study, Study.Status.CLOSED)
+
+    @admin.display(description="Completed", ordering="n_completed")
+    def completed(self, obj: Study) -> int:
+        return obj.n_completed  # type: ignore[attr-defined,no-any-return]
+
+    @admin.display(description="In progress", ordering="n_in_progress")
+    def in_progress(self, obj: Study) -> int:
+        return obj.n_in_progress  # type: ignore[attr-defined,no-any-return]
+
+    @admin.display(description="Test sessions", ordering="n_test")
+    def test_sessions(self, obj: Study) -> int:
+        return obj.n_test  # type: ignore[attr-defined,no-any-return]
+
+    @admin.display(description="Monitor")
+    def monitor(self, obj: Study) -> str:
+        """Per condition: articles, participants started / in progress / completed, tests."""
+        if obj.pk is None:
+            return "—"
+        rows = obj.conditions.annotate(
+            n_articles=Count("articles", distinct=True),
+            n_started=Count("participants", filter=Q(participants__is_test=False), distinct=True),
+            **_participant_counts(),
+        ).order_by("id")
+        if not rows:
+            return "No conditions yet."
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (c.name, c.n_articles, c.n_started, c.n_in_progress, c.n_completed, c.n_test)
+                for c in rows
+            ),
+        )
+        return format_html(
+            '<table class="credence-monitor"><thead><tr><th>Condition</th><th>Articles</th>'
+            "<th>Started</th><th>In progress</th><th>Completed</th><th>Test sessions</th>"
+            "</tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Participants and their answers: read-only
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Shows data participants produced; nothing here can create, edit or delete it."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TrialInline(_ReadOnlyInline):
+    model = Trial
+    fields = readonly_fields = ("position", "article", "first_shown_at", "answered_at")
+
+
+class ResponseInline(_ReadOnlyInline):
+    model = Response
+    fields = readonly_fields = (
+        "trial",
+        "question",
+        "value",
+        "value_numeric",
+        "created_at",
+        "updated_at",
+    )
+
+
+@admin.register(Participant)
+class ParticipantAdmin(_ReadOnlyAdmin):
+    inlines = [TrialInline, ResponseInline]
+    list_display = (
+        "token",
+        "study",
+        "condition",
+        "status",
+        "panel",
+        "panel_pid",
+        "is_test",
+        "consented_at",
+        "completed_at",
+    )
+    list_filter = ("study", "status", "is_test", "panel", "condition")
+    list_select_related = ("study", "condition")
+    search_fields = ("panel_pid", "token")
+    date_hierarchy = "consented_at"
+
+
+@admin.register(Trial)
+class TrialAdmin(_ReadOnlyAdmin):
+    list_display = ("participant", "position", "article", "first_shown_at", "answered_at")
+    list_filter = ("participant__study", "participant__condition")
+    list_select_related = ("participant__study", "article")
+
+
+@admin.register(Response)
+class ResponseAdmin(_ReadOnlyAdmin):
+    list_display = ("participant", "trial", "question", "value", "updated_at")
+    list_filter = ("question__study", "question__key")
+    list_select_related = ("participant__study", "trial", "question")

@@ -1,0 +1,128 @@
+"""Ready-made question sets (instruments) that a researcher adds to a study in one click.
+
+``kreps`` follows the credibility measures of Kreps, McCain & Brundage (2020), "All the
+News That's Fit to Fabricate: AI-Generated Text as a Tool of Media Misinformation"
+(Journal of Experimental Political Science), the study behind the GPT-2 release's
+credibility figures: a yes/no credibility judgement plus believability, accuracy and
+clarity on four-point scales. The item texts here are neutral wordings of those measures;
+check them against the paper's appendix before claiming an exact replication.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import Max
+
+from surveys.models import Question, Study
+from surveys.services import study_assert_editable
+
+
+@dataclass(frozen=True)
+class QuestionSpec:
+    key: str
+    text: str
+    kind: str
+    scope: str = Question.Scope.PER_ARTICLE
+    scale_min: int | None = None
+    scale_max: int | None = None
+    min_label: str = ""
+    max_label: str = ""
+    choices: tuple[str, ...] = ()
+    expected_answer: str = ""
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Instrument:
+    label: str
+    questions: tuple[QuestionSpec, ...] = field(default_factory=tuple)
+
+
+def _four_point(key: str, adjective: str) -> QuestionSpec:
+    return QuestionSpec(
+        key=key,
+        text=f"How {adjective} is this article?",
+        kind=Question.Kind.LIKERT,
+        scale_min=1,
+        scale_max=4,
+        min_label=f"Not at all {adjective}",
+        max_label=f"Very {adjective}",
+    )
+
+
+_AGREEMENT = (
+    "Strongly disagree",
+    "Somewhat disagree",
+    "Neither agree nor disagree",
+    "Somewhat agree",
+    "Strongly agree",
+)
+
+INSTRUMENTS: dict[str, Instrument] = {
+    "kreps": Instrument(
+        label="Kreps et al. (2020) credibility questions",
+        questions=(
+            QuestionSpec(
+                key="credible", text="Is this article credible?", kind=Question.Kind.BINARY
+            ),
+            _four_point("believable", "believable"),
+            _four_point("accurate", "accurate"),
+            _four_point("clear", "clear"),
+        ),
+    ),
+    "attention": Instrument(
+        label="Attention check (instructed response)",
+        questions=(
+            QuestionSpec(
+                key="attention",
+                text="People read the news for many reasons. To show that you are reading "
+                "carefully, please select 'Somewhat disagree' below.",
+                kind=Question.Kind.CHOICE,
+                scope=Question.Scope.ATTENTION_CHECK,
+                choices=_AGREEMENT,
+                expected_answer="Somewhat disagree",
+            ),
+        ),
+    ),
+}
+
+
+@transaction.atomic
+def instrument_apply(*, study: Study, name: str) -> list[Question]:
+    """Add a ready-made question set to a study whose design is not locked.
+
+    Idempotent: questions whose key the study already has are left as they are, so
+    applying an instrument twice adds nothing. New questions go after the existing ones of
+    their scope. Returns the questions created. Raises ValueError for an unknown
+    instrument and ValidationError when the study is live or closed.
+    """
+    if name not in INSTRUMENTS:
+        raise ValueError(f"Unknown instrument {name!r}: use one of {', '.join(INSTRUMENTS)}.")
+    locked = Study.objects.select_for_update().get(pk=study.pk)
+    study_assert_editable(study=locked)
+    existing = set(locked.questions.values_list("key", flat=True))
+    created: list[Question] = []
+    for spec in INSTRUMENTS[name].questions:
+        if spec.key in existing:
+            continue
+        last = locked.questions.filter(scope=spec.scope).aggregate(m=Max("position"))["m"]
+        created.append(
+            Question.objects.create(
+                study=locked,
+                key=spec.key,
+                text=spec.text,
+                kind=spec.kind,
+                scope=spec.scope,
+                scale_min=spec.scale_min,
+                scale_max=spec.scale_max,
+                min_label=spec.min_label,
+                max_label=spec.max_label,
+                choices=list(spec.choices),
+                expected_answer=spec.expected_answer,
+                required=spec.required,
+                position=0 if last is None else last + 1,
+            )
+        )
+    return created

@@ -1,4 +1,13 @@
-from django.urls import path
+"""Staff-only analysis pages under /analysis/."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, path
+
+from analysis import views
 
 app_name = "analysis"
-urlpatterns: list = []
+urlpatterns: list[URLPattern] = [
+    path("<slug:slug>/", views.results, name="results"),
+    path("<slug:slug>/export.csv", views.export_csv, name="export"),
+]

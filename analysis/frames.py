@@ -1,0 +1,245 @@
+"""The one place where querysets become DataFrames (or flat rows for exports).
+
+Everything is read with ``values_list`` and a server-side ``iterator`` so that a study with
+a million ratings is read in chunks of plain tuples, never as a million model instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+import pandas as pd
+from django.db.models import CharField, QuerySet
+from django.db.models.functions import Cast
+
+from surveys.models import Participant, Question, Response, Study
+
+CHUNK_SIZE = 5000
+
+# Output column -> ORM lookup from Response. Order is the column order of the long frame
+# and of the CSV export.
+RESPONSE_FIELDS: dict[str, str] = {
+    "response_id": "pk",
+    "participant_id": "participant_id",
+    "participant_token": "participant__token",
+    "panel_pid": "participant__panel_pid",
+    "condition": "participant__condition__name",
+    "is_test": "participant__is_test",
+    "participant_status": "participant__status",
+    "article_id": "trial__article_id",
+    "article_origin": "trial__article__origin",
+    "source_article_id": "trial__article__source_article_id",
+    "model_name": "trial__article__model_name",
+    "outlet": "trial__article__outlet",
+    "url": "trial__article__url",
+    "license": "trial__article__license",
+    "trial_position": "trial__position",
+    "question_key": "question__key",
+    "question_kind": "question__kind",
+    "value": "value",
+    "value_numeric": "value_numeric",
+    "first_shown_at": "trial__first_shown_at",
+    "answered_at": "trial__answered_at",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+}
+RESPONSE_COLUMNS: list[str] = list(RESPONSE_FIELDS)
+DATETIME_COLUMNS = ["first_shown_at", "answered_at", "created_at", "updated_at"]
+# Read as text and converted a whole column at a time: Django's per-value converters
+# (datetimes and UUIDs on SQLite) cost more than the query itself at 10^5+ rows.
+_AS_TEXT = {"participant_token", "is_test", *DATETIME_COLUMNS, "consented_at", "completed_at"}
+
+
+def _raw_fields(fields: dict[str, str]) -> list[str | Cast]:
+    """Lookups for ``values_list``, with the columns that have per-value converters cast
+    to text so the database hands over plain strings, converted later a column at a
+    time. (Any converter at all makes Django walk every row in Python.)"""
+    return [
+        Cast(lookup, output_field=CharField()) if column in _AS_TEXT else lookup
+        for column, lookup in fields.items()
+    ]
+
+
+def _bool_from_text(column: pd.Series) -> pd.Series:
+    """Booleans cast to text: "1"/"0" on SQLite, "true"/"false" on PostgreSQL."""
+    return column.astype(str).str.lower().isin(["1", "true", "t"])
+
+
+def _responses_queryset(*, study: Study, include_test: bool) -> QuerySet[Response]:
+    queryset = Response.objects.filter(participant__study=study, trial__isnull=False)
+    if not include_test:
+        queryset = queryset.filter(participant__is_test=False)
+    return queryset.order_by(
+        "participant_id", "trial__position", "question__position", "question_id"
+    )
+
+
+def _uuid_text(column: pd.Series) -> pd.Series:
+    """Canonical dashed UUIDs whether the database stored them as 32 hex digits (SQLite)
+    or as a uuid type (PostgreSQL, already dashed)."""
+    text = column.astype(str).str.replace("-", "", regex=False).str.lower()
+    return (
+        text.str.slice(0, 8) + "-" + text.str.slice(8, 12) + "-" + text.str.slice(12, 16)
+        + "-" + text.str.slice(16, 20) + "-" + text.str.slice(20, 32)
+    )
+
+
+def _typed_responses(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["participant_token"] = _uuid_text(frame["participant_token"])
+    for column in DATETIME_COLUMNS:
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    # Nullable integer: real articles have no source article.
+    frame["source_article_id"] = frame["source_article_id"].astype("Int64")
+    frame["value_numeric"] = frame["value_numeric"].astype(float)
+    frame["is_test"] = _bool_from_text(frame["is_test"])
+    return frame
+
+
+def responses_chunks(
+    *, study: Study, include_test: bool = False, chunk_size: int = CHUNK_SIZE
+) -> Iterator[pd.DataFrame]:
+    """:func:`responses_frame` in pieces of at most ``chunk_size`` rows, read from the
+    database as they are needed (exports stream these; nothing holds the whole study)."""
+    rows = (
+        _responses_queryset(study=study, include_test=include_test)
+        .values_list(*_raw_fields(RESPONSE_FIELDS))
+        .iterator(chunk_size=chunk_size)
+    )
+    while batch := list(islice(rows, chunk_size)):
+        yield _typed_responses(pd.DataFrame.from_records(batch, columns=RESPONSE_COLUMNS))
+
+
+def responses_frame(*, study: Study, include_test: bool = False) -> pd.DataFrame:
+    """Long frame: one row per response about an article (attention checks, which belong
+    to no article, are in :func:`participants_frame`). Columns: ``RESPONSE_COLUMNS``;
+    timestamps are UTC, ``participant_token`` a dashed UUID string.
+    Test sessions are left out unless ``include_test``; no other exclusion is applied."""
+    chunks = list(responses_chunks(study=study, include_test=include_test, chunk_size=50_000))
+    if not chunks:
+        return _typed_responses(pd.DataFrame(columns=RESPONSE_COLUMNS))
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+
+
+PARTICIPANT_COLUMNS = [
+    "participant_id",
+    "participant_token",
+    "panel_pid",
+    "condition",
+    "status",
+    "is_test",
+    "consented_at",
+    "completed_at",
+    "checks_answered",
+    "checks_failed",
+    "passed_checks",
+]
+
+
+def participants_frame(*, study: Study) -> pd.DataFrame:
+    """One row per participation (test sessions included, flagged by ``is_test``).
+
+    ``passed_checks`` follows ``surveys.selectors.participant_passed_checks``: every
+    attention check the participant answered matches the question's expected answer,
+    compared stripped and case-insensitively; an unanswered check does not fail (a
+    completed participation has answered every required one)."""
+    fields = {
+        "participant_id": "pk",
+        "participant_token": "token",
+        "panel_pid": "panel_pid",
+        "condition": "condition__name",
+        "status": "status",
+        "is_test": "is_test",
+        "consented_at": "consented_at",
+        "completed_at": "completed_at",
+    }
+    people = pd.DataFrame.from_records(
+        Participant.objects.filter(study=study)
+        .order_by("pk")
+        .values_list(*_raw_fields(fields))
+        .iterator(chunk_size=CHUNK_SIZE),
+        columns=list(fields),
+    )
+    people["participant_token"] = _uuid_text(people["participant_token"])
+    people["is_test"] = _bool_from_text(people["is_test"])
+    for column in ("consented_at", "completed_at"):
+        people[column] = pd.to_datetime(people[column], utc=True, format="ISO8601")
+
+    checks = pd.DataFrame.from_records(
+        Response.objects.filter(
+            participant__study=study,
+            trial__isnull=True,
+            question__scope=Question.Scope.ATTENTION_CHECK,
+        )
+        .values_list("participant_id", "value", "question__expected_answer")
+        .iterator(chunk_size=CHUNK_SIZE),
+        columns=["participant_id", "value", "expected"],
+    )
+    failed = (
+        checks["value"].astype(str).str.strip().str.lower()
+        != checks["expected"].astype(str).str.strip().str.lower()
+    )
+    tally = (
+        checks.assign(failed=failed)
+        .groupby("participant_id")["failed"]
+        .agg(checks_answered="size", checks_failed="sum")
+    )
+    people = people.merge(tally, how="left", left_on="participant_id", right_index=True)
+    people["checks_answered"] = people["checks_answered"].fillna(0).astype(int)
+    people["checks_failed"] = people["checks_failed"].fillna(0).astype(int)
+    people["passed_checks"] = people["checks_failed"] == 0
+    return people[PARTICIPANT_COLUMNS]
+
+
+@dataclass(frozen=True)
+class LedgerStep:
+    """One line of the exclusion ledger: how many were removed at this step and how many
+    remain after it."""
+
+    key: str
+    label: str
+    excluded: int
+    remaining: int
+
+
+def analysed_mask(participants: pd.DataFrame) -> pd.Series:
+    """Participants who count in the analysis: not a test session, completed, and passed
+    every attention check. Input: a :func:`participants_frame`."""
+    return (
+        ~participants["is_test"]
+        & (participants["status"] == Participant.Status.COMPLETED)
+        & participants["passed_checks"]
+    )
+
+
+def exclusion_ledger(participants: pd.DataFrame) -> list[LedgerStep]:
+    """The exclusions in the order they are applied, from everyone recruited to the
+    participants analysed. Input: a :func:`participants_frame`. The final count equals
+    ``analysed_mask(participants).sum()``."""
+    total = len(participants)
+    not_test = ~participants["is_test"]
+    completed = not_test & (participants["status"] == Participant.Status.COMPLETED)
+    passed = completed & participants["passed_checks"]
+    after_test, after_incomplete, after_checks = (
+        int(not_test.sum()),
+        int(completed.sum()),
+        int(passed.sum()),
+    )
+    return [
+        LedgerStep("recruited", "Recruited (all participations)", 0, total),
+        LedgerStep("test", "Test / preview sessions excluded", total - after_test, after_test),
+        LedgerStep(
+            "incomplete",
+            "Incomplete (in progress or withdrawn) excluded",
+            after_test - after_incomplete,
+            after_incomplete,
+        ),
+        LedgerStep(
+            "attention",
+            "Failed an attention check, excluded",
+            after_incomplete - after_checks,
+            after_checks,
+        ),
+        LedgerStep("analysed", "Analysed", 0, after_checks),
+    ]

@@ -1,0 +1,392 @@
+"""Statistics for credibility studies: pure functions over numbers and DataFrames.
+
+Nothing here imports Django or touches I/O, so every function can be checked against
+published reference values (see tests/analysis/test_stats.py) and reused from a notebook.
+
+Conventions:
+- Proportions are "successes out of n" with integer counts; a binary answer is 1 (yes,
+  e.g. "credible") or 0 (no).
+- Differences are always ``p1 - p2``; in :func:`compare_to_reference` that is
+  ``condition - reference``, so a negative difference means "rated credible less often than
+  the reference (real) articles".
+- Intervals are two-sided at ``confidence`` (default 95%).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+
+def _z_critical(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
+    return float(sps.norm.ppf(1.0 - (1.0 - confidence) / 2.0))
+
+
+def _check_counts(successes: int, n: int) -> None:
+    if n <= 0:
+        # An interval for a proportion of nothing is meaningless; say so instead of
+        # returning a silent (0, 1) or NaN that would end up in a report.
+        raise ValueError(f"n must be positive to estimate a proportion, got n={n}")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be between 0 and n={n}, got {successes}")
+
+
+# ---------------------------------------------------------------------------------------
+# One proportion
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion ``successes / n``.
+
+    Test/method: inverts the score test (Wilson 1927; Newcombe 1998a, method 3), without
+    continuity correction; equals R ``prop.test(x, n, correct=FALSE)$conf.int`` and
+    ``binom::binom.confint(x, n, methods="wilson")``.
+    Assumptions: ``n`` independent Bernoulli trials with a common success probability.
+    Unlike the Wald interval it stays inside [0, 1] and keeps near-nominal coverage for
+    small ``n`` and proportions near 0 or 1.
+
+    Raises ValueError when ``n <= 0`` or ``successes`` is not in ``[0, n]``.
+    """
+    _check_counts(successes, n)
+    z = _z_critical(confidence)
+    p = successes / n
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half_width = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    # Clamp only rounding noise: at p = 0 or 1 the exact limit is 0 or 1.
+    return max(0.0, centre - half_width), min(1.0, centre + half_width)
+
+
+def wilson_interval_arrays(
+    successes: np.ndarray, n: np.ndarray | int, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`wilson_interval` for many counts at once (same method, same
+    assumptions), used by simulations. ``n`` must be positive everywhere."""
+    x = np.asarray(successes, dtype=float)
+    size = np.broadcast_to(np.asarray(n, dtype=float), x.shape)
+    if np.any(size <= 0) or np.any(x < 0) or np.any(x > size):
+        raise ValueError("counts must satisfy 0 <= successes <= n and n > 0")
+    z = _z_critical(confidence)
+    p = x / size
+    denominator = 1.0 + z * z / size
+    centre = (p + z * z / (2 * size)) / denominator
+    half_width = z * np.sqrt(p * (1 - p) / size + z * z / (4 * size * size)) / denominator
+    return np.maximum(0.0, centre - half_width), np.minimum(1.0, centre + half_width)
+
+
+# ---------------------------------------------------------------------------------------
+# Two proportions
+
+
+@dataclass(frozen=True)
+class TwoProportionTest:
+    """Result of :func:`two_proportion_ztest`."""
+
+    p1: float
+    p2: float
+    difference: float  # p1 - p2
+    ci_low: float
+    ci_high: float
+    confidence: float
+    z: float
+    p_value: float
+    ci_method: str = "Newcombe hybrid score (method 10)"
+
+
+@dataclass(frozen=True)
+class ChiSquareTest:
+    """Result of :func:`chi_square_test` on a 2x2 table (1 degree of freedom)."""
+
+    statistic: float
+    p_value: float
+    df: int
+    correction: bool
+
+
+def newcombe_interval(
+    x1: int, n1: int, x2: int, n2: int, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Confidence interval for ``p1 - p2`` from two independent samples.
+
+    Method: Newcombe's hybrid score interval (Newcombe 1998b, method 10), which combines
+    the two Wilson intervals: ``d - sqrt((p1-l1)^2 + (u2-p2)^2)`` to
+    ``d + sqrt((u1-p1)^2 + (p2-l2)^2)``. Assumptions: independent binomial samples.
+    Good coverage without iteration, and it never leaves [-1, 1].
+    """
+    l1, u1 = wilson_interval(x1, n1, confidence)
+    l2, u2 = wilson_interval(x2, n2, confidence)
+    p1, p2 = x1 / n1, x2 / n2
+    d = p1 - p2
+    return (
+        d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+        d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
+    )
+
+
+def two_proportion_ztest(
+    x1: int, n1: int, x2: int, n2: int, confidence: float = 0.95
+) -> TwoProportionTest:
+    """Pooled two-proportion z test of H0: p1 = p2, two-sided, plus a CI for p1 - p2.
+
+    Test: ``z = (p1 - p2) / sqrt(p (1-p) (1/n1 + 1/n2))`` with the pooled
+    ``p = (x1 + x2) / (n1 + n2)``; p-value from the standard normal. ``z**2`` equals the
+    uncorrected Pearson chi-square (R ``prop.test(..., correct=FALSE)``).
+    Interval: Newcombe's hybrid score interval (method 10), not Wald.
+    Assumptions: independent binomial samples, large enough that the normal approximation
+    holds (expected counts of roughly 5 or more per cell; otherwise see Fisher's exact test).
+    When every answer in both groups is the same (pooled p of 0 or 1) the test is undefined
+    and ``z`` and ``p_value`` are NaN.
+    """
+    _check_counts(x1, n1)
+    _check_counts(x2, n2)
+    p1, p2 = x1 / n1, x2 / n2
+    pooled = (x1 + x2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0.0:
+        z = p_value = math.nan
+    else:
+        z = (p1 - p2) / se
+        p_value = float(2.0 * sps.norm.sf(abs(z)))
+    low, high = newcombe_interval(x1, n1, x2, n2, confidence)
+    return TwoProportionTest(
+        p1=p1,
+        p2=p2,
+        difference=p1 - p2,
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+        z=z,
+        p_value=p_value,
+    )
+
+
+def chi_square_test(x1: int, n1: int, x2: int, n2: int, correction: bool = True) -> ChiSquareTest:
+    """Pearson chi-square test of independence on the 2x2 table
+    ``[[x1, n1-x1], [x2, n2-x2]]`` (1 df).
+
+    With ``correction=True`` Yates' continuity correction is applied as R's ``prop.test``
+    and ``chisq.test`` apply it: each |observed - expected| is reduced by
+    ``min(0.5, |observed - expected|)``, so the correction never flips the sign.
+    Assumptions: independent observations, expected counts of roughly 5 or more per cell.
+    A table with an empty row or column has no defined statistic: NaN is returned.
+    """
+    _check_counts(x1, n1)
+    _check_counts(x2, n2)
+    observed = np.array([[x1, n1 - x1], [x2, n2 - x2]], dtype=float)
+    total = observed.sum()
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / total
+    if np.any(expected == 0):
+        return ChiSquareTest(statistic=math.nan, p_value=math.nan, df=1, correction=correction)
+    deviation = np.abs(observed - expected)
+    if correction:
+        deviation = deviation - np.minimum(0.5, deviation)
+    statistic = float(np.sum(deviation**2 / expected))
+    return ChiSquareTest(
+        statistic=statistic,
+        p_value=float(sps.chi2.sf(statistic, df=1)),
+        df=1,
+        correction=correction,
+    )
+
+
+def fisher_exact_p(x1: int, n1: int, x2: int, n2: int) -> float:
+    """Two-sided p-value of Fisher's exact test on ``[[x1, n1-x1], [x2, n2-x2]]``.
+
+    Test: conditional on both margins (hypergeometric), two-sided by summing tables no
+    more probable than the observed one, as R's ``fisher.test``. No large-sample
+    assumption; use it when expected counts are small.
+    """
+    _check_counts(x1, n1)
+    _check_counts(x2, n2)
+    result = sps.fisher_exact([[x1, n1 - x1], [x2, n2 - x2]], alternative="two-sided")
+    return float(result.pvalue)
+
+
+def cohens_h(p1: float, p2: float) -> float:
+    """Cohen's h effect size for two proportions, ``2 asin(sqrt(p1)) - 2 asin(sqrt(p2))``
+    (Cohen 1988, ch. 6): about 0.2 small, 0.5 medium, 0.8 large."""
+    return 2.0 * math.asin(math.sqrt(p1)) - 2.0 * math.asin(math.sqrt(p2))
+
+
+# ---------------------------------------------------------------------------------------
+# DataFrames
+
+
+def _binary_values(df: pd.DataFrame) -> pd.DataFrame:
+    missing = {"condition", "value_numeric"} - set(df.columns)
+    if missing:
+        raise ValueError(f"missing column(s): {', '.join(sorted(missing))}")
+    data = df.loc[df["value_numeric"].notna(), ["condition", "value_numeric"]]
+    bad = ~data["value_numeric"].isin([0.0, 1.0])
+    if bad.any():
+        examples = sorted(set(data.loc[bad, "value_numeric"].tolist()))[:5]
+        raise ValueError(f"value_numeric must be 0 or 1 for a binary question; got {examples}")
+    return data
+
+
+PROPORTION_COLUMNS = ["condition", "n", "successes", "share", "ci_low", "ci_high"]
+
+
+def proportions_by_condition(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Share of "yes" answers per condition, with Wilson intervals.
+
+    Input columns: ``condition`` (label), ``value_numeric`` (1 = yes, 0 = no; rows with a
+    missing value are ignored; any other value is a ValueError).
+    Output: one row per condition, sorted by name, with ``n``, ``successes``, ``share``,
+    ``ci_low``, ``ci_high`` (Wilson score interval, see :func:`wilson_interval`).
+    Assumption: the rows are independent trials. With several ratings per participant they
+    are not quite (ratings cluster within people), so the intervals are then somewhat too
+    narrow; a participant-clustered model is the stricter analysis.
+    """
+    data = _binary_values(df)
+    if data.empty:
+        return pd.DataFrame(columns=PROPORTION_COLUMNS)
+    grouped = data.groupby("condition", sort=True)["value_numeric"].agg(["size", "sum"])
+    rows = []
+    for condition, n, successes in zip(
+        grouped.index, grouped["size"], grouped["sum"], strict=True
+    ):
+        low, high = wilson_interval(int(successes), int(n), confidence)
+        rows.append(
+            {
+                "condition": condition,
+                "n": int(n),
+                "successes": int(successes),
+                "share": successes / n,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+    return pd.DataFrame(rows, columns=PROPORTION_COLUMNS)
+
+
+COMPARISON_COLUMNS = [
+    "condition",
+    "reference",
+    "n",
+    "share",
+    "reference_n",
+    "reference_share",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "z",
+    "p_value",
+    "p_holm",
+    "chi2",
+    "chi2_p",
+    "chi2_yates",
+    "chi2_yates_p",
+    "fisher_p",
+    "cohens_h",
+]
+
+
+def compare_to_reference(
+    df: pd.DataFrame, reference: str, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Each condition's "yes" share against the reference condition's.
+
+    Input columns: as :func:`proportions_by_condition` (``condition``, ``value_numeric``
+    in {0, 1}). ``reference`` names the control condition (usually the real articles).
+    Output: one row per non-reference condition with ``difference = share - reference
+    share`` and its Newcombe (method 10) interval, the pooled two-proportion ``z`` and its
+    two-sided ``p_value``, ``p_holm`` (Holm-adjusted over the comparisons in this table),
+    Pearson chi-square without (``chi2``) and with Yates' correction (``chi2_yates``),
+    Fisher's exact ``fisher_p``, and Cohen's ``h``.
+    Assumptions: independent binary ratings (see :func:`proportions_by_condition` on
+    clustering); z and chi-square are large-sample tests, Fisher's is exact.
+    Raises ValueError when the reference has no data.
+    """
+    table = proportions_by_condition(df, confidence)
+    if reference not in set(table["condition"]):
+        raise ValueError(f'The reference condition "{reference}" has no answers to compare with.')
+    ref = table.loc[table["condition"] == reference].iloc[0]
+    x2, n2 = int(ref["successes"]), int(ref["n"])
+    rows = []
+    for row in table.loc[table["condition"] != reference].itertuples(index=False):
+        x1, n1 = int(row.successes), int(row.n)
+        test = two_proportion_ztest(x1, n1, x2, n2, confidence)
+        plain = chi_square_test(x1, n1, x2, n2, correction=False)
+        yates = chi_square_test(x1, n1, x2, n2, correction=True)
+        rows.append(
+            {
+                "condition": row.condition,
+                "reference": reference,
+                "n": n1,
+                "share": test.p1,
+                "reference_n": n2,
+                "reference_share": test.p2,
+                "difference": test.difference,
+                "ci_low": test.ci_low,
+                "ci_high": test.ci_high,
+                "z": test.z,
+                "p_value": test.p_value,
+                "p_holm": math.nan,
+                "chi2": plain.statistic,
+                "chi2_p": plain.p_value,
+                "chi2_yates": yates.statistic,
+                "chi2_yates_p": yates.p_value,
+                "fisher_p": fisher_exact_p(x1, n1, x2, n2),
+                "cohens_h": cohens_h(test.p1, test.p2),
+            }
+        )
+    result = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    result["p_holm"] = holm_adjust(result["p_value"].to_numpy(dtype=float))
+    return result
+
+
+def holm_adjust(p_values: np.ndarray) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values, as R ``p.adjust(p, "holm")``; controls the
+    family-wise error rate under any dependence. NaN p-values stay NaN and do not count
+    towards the number of tests."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    finite = ~np.isnan(p)
+    if finite.any():
+        adjusted[finite] = multipletests(p[finite], method="holm")[1]
+    return adjusted
+
+
+LIKERT_COLUMNS = ["condition", "question_key", "n", "mean", "sd", "ci_low", "ci_high"]
+
+
+def likert_means(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Mean rating per condition and question with a t-based confidence interval.
+
+    Input columns: ``condition``, ``question_key``, ``value_numeric`` (the scale point;
+    missing values are ignored).
+    Output: one row per condition x question, sorted, with ``n``, ``mean``, ``sd`` (n-1
+    denominator) and ``mean +- t(n-1) * sd / sqrt(n)`` as ``ci_low``/``ci_high``, the
+    one-sample interval of R's ``t.test``. With one rating the sd and interval are NaN.
+    Assumptions: independent ratings; the mean is close to normal (fine for a bounded
+    scale with a few dozen ratings); Likert points are treated as interval data.
+    """
+    missing = {"condition", "question_key", "value_numeric"} - set(df.columns)
+    if missing:
+        raise ValueError(f"missing column(s): {', '.join(sorted(missing))}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
+    data = df.loc[df["value_numeric"].notna(), ["condition", "question_key", "value_numeric"]]
+    if data.empty:
+        return pd.DataFrame(columns=LIKERT_COLUMNS)
+    grouped = (
+        data.groupby(["condition", "question_key"], sort=True)["value_numeric"]
+        .agg(n="size", mean="mean", sd="std")
+        .reset_index()
+    )
+    n = grouped["n"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, np.maximum(n - 1, 1))
+        half = np.where(n > 1, t * grouped["sd"].to_numpy(dtype=float) / np.sqrt(n), np.nan)
+    grouped["ci_low"] = grouped["mean"] - half
+    grouped["ci_high"] = grouped["mean"] + half
+    grouped["n"] = grouped["n"].astype(int)
+    return grouped[LIKERT_COLUMNS]

@@ -43,9 +43,7 @@ def participant_next_step(*, participant: Participant) -> Step:
     )
     if unanswered is not None:
         return Step("trial", unanswered.position)
-    checks = participant.study.questions.filter(
-        scope=Question.Scope.ATTENTION_CHECK, required=True
-    )
+    checks = participant.study.questions.filter(scope=Question.Scope.ATTENTION_CHECK, required=True)
     answered_checks = participant.responses.filter(trial__isnull=True, question__in=checks)
     if answered_checks.count() < checks.count():
         return Step("check")
@@ -64,3 +62,32 @@ def participant_passed_checks(*, participant: Participant) -> bool:
         if response.value.strip().lower() != response.question.expected_answer.strip().lower():
             return False
     return True
+
+
+_STEP_ORDER = {"instructions": 0, "trial": 1, "check": 2, "finish": 3, "done": 4, "withdrawn": 4}
+
+
+def step_is_reachable(*, requested: Step, current: Step) -> bool:
+    """Whether a participant whose next step is ``current`` may open ``requested``:
+    any step up to the current one (going back is allowed), nothing beyond it."""
+    if current.name in ("done", "withdrawn"):
+        return requested.name == current.name
+    want = (_STEP_ORDER[requested.name], requested.position or 0)
+    have = (_STEP_ORDER[current.name], current.position or 0)
+    return want <= have
+
+
+def participant_by_token(*, token: object) -> Participant | None:
+    return Participant.objects.select_related("study", "condition").filter(token=token).first()
+
+
+def trial_answers(*, trial: Trial) -> dict[str, str]:
+    """Stored answers about one trial, by question key (to prefill the form)."""
+    return dict(trial.responses.values_list("question__key", "value"))
+
+
+def attention_answers(*, participant: Participant) -> dict[str, str]:
+    """Stored answers to the once-asked questions, by question key."""
+    return dict(
+        participant.responses.filter(trial__isnull=True).values_list("question__key", "value")
+    )

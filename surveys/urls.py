@@ -1,4 +1,20 @@
-from django.urls import path
+"""Participant pages. Tokens are UUIDs: anything else does not match and is a 404."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, path
+
+from surveys import views
 
 app_name = "surveys"
-urlpatterns: list = []
+urlpatterns: list[URLPattern] = [
+    path("about/", views.about, name="about"),
+    path("s/<slug:slug>/", views.start, name="start"),
+    path("s/<slug:slug>/preview/", views.preview, name="preview"),
+    path("p/<uuid:token>/", views.resume, name="resume"),
+    path("p/<uuid:token>/instructions/", views.instructions, name="instructions"),
+    path("p/<uuid:token>/article/<int:position>/", views.article, name="article"),
+    path("p/<uuid:token>/check/", views.check, name="check"),
+    path("p/<uuid:token>/finish/", views.finish, name="finish"),
+    path("p/<uuid:token>/debrief/", views.debrief, name="debrief"),
+]

@@ -1,0 +1,397 @@
+"""Participant pages: consent, instructions, one article per page, attention check,
+finish, debrief. Server-rendered, no JavaScript needed.
+
+Where a participant may go is derived from stored answers only
+(``participant_next_step``): pages ahead of them redirect back to their step, earlier
+trials can be revisited and re-answered, and after completion everything leads to the
+debrief. Every write is a POST followed by a redirect (POST/redirect/GET), so a refresh
+never re-submits, and the services make a re-submission idempotent anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from surveys.models import WIKINEWS_ATTRIBUTION, Participant, Question, Study, Trial
+from surveys.selectors import (
+    Step,
+    attention_answers,
+    participant_by_token,
+    participant_next_step,
+    participant_trials,
+    questions_for,
+    step_is_reachable,
+    trial_answers,
+)
+from surveys.services import (
+    PanelIds,
+    ParticipationClosedError,
+    StudyClosedError,
+    StudyFullError,
+    answers_validate,
+    attention_answer,
+    instructions_mark_seen,
+    participant_complete,
+    participant_enroll,
+    participant_find,
+    study_validate_design,
+    trial_answer,
+    trial_mark_shown,
+)
+
+# Session key holding {study slug: participant token}, so that someone who came without
+# a panel id and reopens the study link resumes instead of starting again.
+SESSION_KEY = "credence_participations"
+
+PANEL_FIELDS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "workerId", "hitId", "assignmentId")
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+
+
+def step_url(participant: Participant, step: Step) -> str:
+    token = participant.token
+    if step.name == "instructions":
+        return reverse("surveys:instructions", args=[token])
+    if step.name == "trial":
+        return reverse("surveys:article", args=[token, step.position])
+    if step.name == "check":
+        return reverse("surveys:check", args=[token])
+    if step.name == "finish":
+        return reverse("surveys:finish", args=[token])
+    return reverse("surveys:debrief", args=[token])
+
+
+def _to_next_step(participant: Participant) -> HttpResponseRedirect:
+    return redirect(step_url(participant, participant_next_step(participant=participant)))
+
+
+def _participant_or_404(token: UUID) -> Participant:
+    participant = participant_by_token(token=token)
+    if participant is None:
+        raise Http404("No such participation.")
+    return participant
+
+
+def _guard(participant: Participant, requested: Step) -> HttpResponseRedirect | None:
+    """A redirect to the participant's own step when ``requested`` is ahead of it (or
+    anything but the debrief after completion); None when the page may be shown."""
+    current = participant_next_step(participant=participant)
+    if step_is_reachable(requested=requested, current=current):
+        return None
+    return redirect(step_url(participant, current))
+
+
+def _remember(request: HttpRequest, participant: Participant) -> None:
+    remembered = dict(request.session.get(SESSION_KEY, {}))
+    remembered[participant.study.slug] = str(participant.token)
+    request.session[SESSION_KEY] = remembered
+
+
+def _remembered(request: HttpRequest, study: Study) -> Participant | None:
+    token = request.session.get(SESSION_KEY, {}).get(study.slug)
+    if not token:
+        return None
+    participant = participant_by_token(token=token)
+    if participant is None or participant.study_id != study.pk:
+        return None
+    return participant
+
+
+@dataclass
+class QuestionField:
+    """One question as the template draws it."""
+
+    question: Question
+    value: str = ""
+    error: str = ""
+    options: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.question.key
+
+    @property
+    def widget(self) -> str:
+        return {
+            Question.Kind.BINARY: "radios",
+            Question.Kind.LIKERT: "scale",
+            Question.Kind.CHOICE: "radios",
+        }.get(Question.Kind(self.question.kind), "textarea")
+
+
+def _question_fields(
+    questions: list[Question], values: Mapping[str, str], errors: Mapping[str, str]
+) -> list[QuestionField]:
+    fields = []
+    for question in questions:
+        if question.kind == Question.Kind.BINARY:
+            options = [("yes", "Yes"), ("no", "No")]
+        elif question.kind == Question.Kind.LIKERT:
+            assert question.scale_min is not None
+            assert question.scale_max is not None
+            options = [(str(n), str(n)) for n in range(question.scale_min, question.scale_max + 1)]
+        elif question.kind == Question.Kind.CHOICE:
+            options = [(str(c), str(c)) for c in question.choices]
+        else:
+            options = []
+        fields.append(
+            QuestionField(
+                question=question,
+                value=str(values.get(question.key, "")).strip(),
+                error=errors.get(question.key, ""),
+                options=options,
+            )
+        )
+    return fields
+
+
+def _render(
+    request: HttpRequest,
+    template: str,
+    context: dict[str, object],
+    status: int = 200,
+) -> HttpResponse:
+    return render(request, f"surveys/{template}", context, status=status)
+
+
+# ---------------------------------------------------------------------------------------
+# Public pages
+
+
+@require_GET
+def about(request: HttpRequest) -> HttpResponse:
+    return _render(request, "about.html", {"attribution": WIKINEWS_ATTRIBUTION})
+
+
+@require_http_methods(["GET", "POST"])
+def start(request: HttpRequest, slug: str) -> HttpResponse:
+    """Consent page. A GET never writes (link scanners open study links); consent is a
+    POST. Someone who already has a participation is sent back to where they are."""
+    study = Study.objects.filter(slug=slug).first()
+    if study is None:
+        return _render(request, "study_not_found.html", {"slug": slug}, status=404)
+    source = request.POST if request.method == "POST" else request.GET
+    panel = PanelIds.from_query(source)
+    existing = participant_find(study=study, panel=panel) if panel.pid else None
+    if existing is None and not panel.pid:
+        existing = _remembered(request, study)
+    if existing is not None:
+        # Resuming is allowed after the study closes, so nobody loses a started session.
+        return redirect("surveys:resume", token=existing.token)
+    if not study.accepts_participants:
+        return _render(request, "study_closed.html", {"study": study}, status=410)
+    hidden = {name: source[name] for name in PANEL_FIELDS if source.get(name)}
+    context: dict[str, object] = {"study": study, "hidden": hidden, "error": ""}
+    if request.method == "GET":
+        return _render(request, "start.html", context)
+    if request.POST.get("consent") != "yes":
+        context["error"] = "Please tick the box to agree to take part, or close this page."
+        return _render(request, "start.html", context)
+    try:
+        participant = participant_enroll(
+            study=study, panel=panel, user_agent=request.headers.get("user-agent", "")
+        )
+    except StudyClosedError:
+        return _render(request, "study_closed.html", {"study": study}, status=410)
+    except StudyFullError:
+        return _render(request, "study_closed.html", {"study": study, "full": True}, status=503)
+    _remember(request, participant)
+    return redirect("surveys:resume", token=participant.token)
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def preview(request: HttpRequest, slug: str) -> HttpResponse:
+    """Enrol a flagged test participant (any status but closed) and enter the flow.
+    Panel parameters are honoured, so the panel round trip can be tried out too."""
+    study = Study.objects.filter(slug=slug).first()
+    if study is None:
+        return _render(request, "study_not_found.html", {"slug": slug}, status=404)
+    if study.status == Study.Status.CLOSED:
+        return _render(request, "study_closed.html", {"study": study}, status=410)
+    try:
+        study_validate_design(study=study)
+    except ValidationError as error:
+        return _render(
+            request,
+            "preview_problems.html",
+            {"study": study, "problems": error.messages},
+            status=409,
+        )
+    panel = PanelIds.from_query(request.GET)
+    existing = participant_find(study=study, panel=panel)
+    if existing is not None and not existing.is_test:
+        # Never let a preview take over a real participation.
+        return _render(
+            request,
+            "preview_problems.html",
+            {"study": study, "problems": ["That panel id belongs to a real participant."]},
+            status=409,
+        )
+    try:
+        participant = participant_enroll(
+            study=study,
+            panel=panel,
+            is_test=True,
+            user_agent=request.headers.get("user-agent", ""),
+        )
+    except StudyFullError as error:
+        return _render(
+            request, "preview_problems.html", {"study": study, "problems": [str(error)]}, status=409
+        )
+    return redirect("surveys:resume", token=participant.token)
+
+
+# ---------------------------------------------------------------------------------------
+# The flow
+
+
+@require_GET
+def resume(request: HttpRequest, token: UUID) -> HttpResponse:
+    participant = _participant_or_404(token)
+    return _to_next_step(participant)
+
+
+@require_http_methods(["GET", "POST"])
+def instructions(request: HttpRequest, token: UUID) -> HttpResponse:
+    participant = _participant_or_404(token)
+    if (response := _guard(participant, Step("instructions"))) is not None:
+        return response
+    if request.method == "POST":
+        instructions_mark_seen(participant=participant)
+        participant.refresh_from_db()
+        return _to_next_step(participant)
+    return _render(
+        request,
+        "instructions.html",
+        {
+            "participant": participant,
+            "study": participant.study,
+            "total": participant.study.articles_per_participant,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
+    participant = _participant_or_404(token)
+    trial = (
+        Trial.objects.select_related("article")
+        .filter(participant=participant, position=position)
+        .first()
+    )
+    if trial is None:
+        raise Http404("No such article in this participation.")
+    if (response := _guard(participant, Step("trial", position))) is not None:
+        return response
+    questions = questions_for(study=participant.study, scope=Question.Scope.PER_ARTICLE)
+    if request.method == "POST":
+        parsed, errors = answers_validate(questions=questions, data=request.POST)
+        if not errors:
+            # Completed in another tab meanwhile: nothing is written, the redirect goes
+            # to the debrief.
+            with contextlib.suppress(ParticipationClosedError):
+                trial_answer(participant=participant, trial=trial, answers=parsed)
+            participant.refresh_from_db()
+            return _to_next_step(participant)
+        values: Mapping[str, str] = request.POST
+    else:
+        trial_mark_shown(trial=trial)
+        errors, values = {}, trial_answers(trial=trial)
+    return _render(
+        request,
+        "article.html",
+        {
+            "participant": participant,
+            "study": participant.study,
+            "trial": trial,
+            "article": trial.article,
+            "total": participant.trials.count(),
+            "fields": _question_fields(questions, values, errors),
+            "errors": errors,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def check(request: HttpRequest, token: UUID) -> HttpResponse:
+    participant = _participant_or_404(token)
+    if (response := _guard(participant, Step("check"))) is not None:
+        return response
+    questions = questions_for(study=participant.study, scope=Question.Scope.ATTENTION_CHECK)
+    if not questions:
+        return _to_next_step(participant)
+    if request.method == "POST":
+        parsed, errors = answers_validate(questions=questions, data=request.POST)
+        if not errors:
+            with contextlib.suppress(ParticipationClosedError):
+                attention_answer(participant=participant, answers=parsed)
+            participant.refresh_from_db()
+            return _to_next_step(participant)
+        values: Mapping[str, str] = request.POST
+    else:
+        errors, values = {}, attention_answers(participant=participant)
+    return _render(
+        request,
+        "check.html",
+        {
+            "participant": participant,
+            "study": participant.study,
+            "fields": _question_fields(questions, values, errors),
+            "errors": errors,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def finish(request: HttpRequest, token: UUID) -> HttpResponse:
+    """GET shows a last page with the submit button; POST completes. Before every answer
+    is in, both lead back to the participant's step."""
+    participant = _participant_or_404(token)
+    if (response := _guard(participant, Step("finish"))) is not None:
+        return response
+    if request.method == "POST":
+        # On failure the redirect shows what is still missing, or the debrief.
+        with contextlib.suppress(ValidationError, ParticipationClosedError):
+            participant_complete(participant=participant)
+        participant.refresh_from_db()
+        return _to_next_step(participant)
+    return _render(request, "finish.html", {"participant": participant, "study": participant.study})
+
+
+@require_GET
+def debrief(request: HttpRequest, token: UUID) -> HttpResponse:
+    participant = _participant_or_404(token)
+    if participant.status == Participant.Status.WITHDRAWN:
+        return _render(request, "withdrawn.html", {"participant": participant})
+    if participant.status != Participant.Status.COMPLETED:
+        return _to_next_step(participant)
+    study = participant.study
+    completion_url = (
+        study.completion_url.replace("{code}", participant.completion_code)
+        if study.completion_url
+        else ""
+    )
+    return _render(
+        request,
+        "debrief.html",
+        {
+            "participant": participant,
+            "study": study,
+            "trials": participant_trials(participant=participant),
+            "completion_url": completion_url,
+            "attribution": WIKINEWS_ATTRIBUTION,
+        },
+    )

@@ -1,0 +1,116 @@
+"""Concurrent participants through the real pages, on PostgreSQL (row locks matter).
+
+Threads start together on a barrier; each closes its own database connection.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from surveys.models import Participant, Response, Study
+from tests.factories import StudyFactory
+
+T = TypeVar("T")
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+GOOD = {"credible": "yes", "believable": "3", "accurate": "2", "clear": "4"}
+
+
+def run_together(count: int, work: Callable[[int], T]) -> list[T]:
+    """Run work(i) in ``count`` threads released at the same moment; re-raise errors."""
+    barrier = threading.Barrier(count)
+    results: list[T | None] = [None] * count
+    errors: list[BaseException] = []
+
+    def target(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except BaseException as error:  # surfaced in the main thread below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results  # type: ignore[return-value]
+
+
+def consent(study: Study, **panel: str) -> int:
+    return Client().post(f"/s/{study.slug}/", {"consent": "yes", **panel}).status_code
+
+
+def test_simultaneous_arrivals_are_balanced_across_conditions():
+    study = StudyFactory.create_live(articles_per_condition=3)
+    statuses = run_together(20, lambda i: consent(study, PROLIFIC_PID=f"P{i}"))
+    assert statuses == [302] * 20
+    counts = [
+        Participant.objects.filter(study=study, condition__name=name).count()
+        for name in ("real", "generated")
+    ]
+    assert sum(counts) == 20
+    assert abs(counts[0] - counts[1]) <= 1
+
+
+def test_the_same_panel_id_arriving_eight_times_at_once_gets_one_participation():
+    study = StudyFactory.create_live()
+    statuses = run_together(8, lambda i: consent(study, PROLIFIC_PID="SAME"))
+    assert statuses == [302] * 8
+    participant = Participant.objects.get(study=study)
+    assert participant.panel_pid == "SAME"
+    assert participant.trials.count() == 1
+
+
+def test_concurrent_double_submission_of_a_trial_writes_one_row_per_question():
+    study = StudyFactory.create_live()
+    client = Client()
+    response = client.post(f"/s/{study.slug}/", {"consent": "yes", "PROLIFIC_PID": "P1"})
+    participant = Participant.objects.get()
+    client.post(f"/p/{participant.token}/instructions/")
+    page = f"/p/{participant.token}/article/1/"
+
+    def submit(i: int) -> int:
+        # Each thread has its own client, like several tabs sharing nothing but the token.
+        return Client().post(page, {**GOOD, "clear": str(1 + i % 4)}).status_code
+
+    statuses = run_together(8, submit)
+    assert response.status_code == 302
+    assert statuses == [302] * 8
+    rows = Response.objects.filter(participant=participant)
+    assert rows.count() == 4
+    assert sorted(rows.values_list("question__key", flat=True)) == [
+        "accurate",
+        "believable",
+        "clear",
+        "credible",
+    ]
+    assert rows.get(question__key="clear").value in {"1", "2", "3", "4"}
+
+
+def test_concurrent_finish_completes_once():
+    study = StudyFactory.create_live()
+    client = Client()
+    client.post(f"/s/{study.slug}/", {"consent": "yes", "PROLIFIC_PID": "P1"})
+    participant = Participant.objects.get()
+    base = f"/p/{participant.token}/"
+    client.post(base + "instructions/")
+    client.post(base + "article/1/", GOOD)
+    client.post(base + "check/", {"attention": "Blue"})
+
+    statuses = run_together(6, lambda i: Client().post(base + "finish/").status_code)
+    assert statuses == [302] * 6
+    participant.refresh_from_db()
+    assert participant.status == "completed"
+    assert Response.objects.filter(participant=participant).count() == 5

@@ -35,6 +35,7 @@ from surveys.models import (
     Response,
     Study,
     Trial,
+    WithdrawalLog,
     content_hash,
 )
 from surveys.services import study_assert_editable, study_set_status
@@ -305,7 +306,7 @@ class _DesignInline:
 
 class ConditionInline(_DesignInline, admin.TabularInline):  # type: ignore[type-arg]
     model = Condition
-    fields = ("name", "label", "is_reference", "article_count")
+    fields = ("name", "label", "is_reference", "quota", "article_count")
     readonly_fields = ("article_count",)
     show_change_link = True
 
@@ -378,7 +379,7 @@ class QuestionInline(_DesignInline, admin.StackedInline):  # type: ignore[type-a
 class ConditionForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Condition
-        fields = ("study", "name", "label", "is_reference", "articles")
+        fields = ("study", "name", "label", "is_reference", "quota", "articles")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -393,7 +394,7 @@ class ConditionForm(forms.ModelForm):  # type: ignore[type-arg]
 @admin.register(Condition)
 class ConditionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     form = ConditionForm
-    list_display = ("__str__", "study", "label", "is_reference", "n_articles")
+    list_display = ("__str__", "study", "label", "is_reference", "quota", "n_articles")
     list_filter = ("study__status", "study")
     search_fields = ("name", "label", "study__slug", "study__title")
     filter_horizontal = ("articles",)
@@ -535,7 +536,15 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             ),
             (
                 "Participants",
-                {"fields": ("reservation_minutes", "completion_code", "completion_url")},
+                {
+                    "fields": (
+                        "reservation_minutes",
+                        "completion_code",
+                        "failed_check_code",
+                        "withdrawn_code",
+                        "completion_url",
+                    )
+                },
             ),
         ]
         if obj is not None:
@@ -702,22 +711,38 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         rows = obj.conditions.annotate(
             n_articles=Count("articles", distinct=True),
             n_started=Count("participants", filter=Q(participants__is_test=False), distinct=True),
+            n_withdrawn=Count(
+                "participants",
+                filter=Q(participants__is_test=False)
+                & Q(participants__status=Participant.Status.WITHDRAWN),
+                distinct=True,
+            ),
             **_participant_counts(),
         ).order_by("id")
         if not rows:
             return "No conditions yet."
         body = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td></tr>",
             (
-                (c.name, c.n_articles, c.n_started, c.n_in_progress, c.n_completed, c.n_test)
+                (
+                    c.name,
+                    c.n_articles,
+                    c.n_started,
+                    c.n_in_progress,
+                    c.n_completed,
+                    "—" if c.quota is None else c.quota,
+                    c.n_withdrawn,
+                    c.n_test,
+                )
                 for c in rows
             ),
         )
         return format_html(
             '<table class="credence-monitor"><thead><tr><th>Condition</th><th>Articles</th>'
-            "<th>Started</th><th>In progress</th><th>Completed</th><th>Test sessions</th>"
-            "</tr></thead><tbody>{}</tbody></table>",
+            "<th>Started</th><th>In progress</th><th>Completed</th><th>Quota</th>"
+            "<th>Withdrawn</th><th>Test sessions</th></tr></thead><tbody>{}</tbody></table>",
             body,
         )
 
@@ -755,7 +780,14 @@ class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
 
 class TrialInline(_ReadOnlyInline):
     model = Trial
-    fields = readonly_fields = ("position", "article", "first_shown_at", "answered_at")
+    fields = readonly_fields = (
+        "position",
+        "article",
+        "first_shown_at",
+        "answered_at",
+        "visible_ms",
+        "tab_aways",
+    )
 
 
 class ResponseInline(_ReadOnlyInline):
@@ -792,7 +824,15 @@ class ParticipantAdmin(_ReadOnlyAdmin):
 
 @admin.register(Trial)
 class TrialAdmin(_ReadOnlyAdmin):
-    list_display = ("participant", "position", "article", "first_shown_at", "answered_at")
+    list_display = (
+        "participant",
+        "position",
+        "article",
+        "first_shown_at",
+        "answered_at",
+        "visible_ms",
+        "tab_aways",
+    )
     list_filter = ("participant__study", "participant__condition")
     list_select_related = ("participant__study", "article")
 
@@ -802,3 +842,20 @@ class ResponseAdmin(_ReadOnlyAdmin):
     list_display = ("participant", "trial", "question", "value", "updated_at")
     list_filter = ("question__study", "question__key")
     list_select_related = ("participant__study", "trial", "question")
+
+
+@admin.register(WithdrawalLog)
+class WithdrawalLogAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "withdrawn_at",
+        "study",
+        "panel_pid",
+        "token",
+        "condition_name",
+        "previous_status",
+        "is_test",
+    )
+    list_filter = ("study", "previous_status", "is_test")
+    list_select_related = ("study",)
+    search_fields = ("panel_pid", "token")
+    date_hierarchy = "withdrawn_at"

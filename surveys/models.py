@@ -143,6 +143,19 @@ class Study(models.Model):
         "https://app.prolific.com/submissions/complete?cc={code}. "
         "{code} is replaced by the completion code.",
     )
+    failed_check_code = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Code given instead of the completion code to participants who completed "
+        "but failed an attention check (Prolific asks for a separate code so that they can "
+        "be screened or asked to return). Leave empty to give them the completion code.",
+    )
+    withdrawn_code = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Code shown to participants who withdraw (and sent to the completion URL "
+        "as {code}). Leave empty to show no code and no link.",
+    )
     seed = models.BigIntegerField(
         default=0, help_text="Seeds assignment and article order; the design is reproducible."
     )
@@ -184,6 +197,12 @@ class Condition(models.Model):
         default=False, help_text="The control (usually the real articles) others are tested against."
     )
     articles = models.ManyToManyField(Article, related_name="conditions", blank=True)
+    quota = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Most participants to complete this condition; empty for no limit. Once "
+        "every condition has reached its quota the study closes itself.",
+    )
 
     class Meta:
         ordering = ["study", "id"]
@@ -305,6 +324,14 @@ class Trial(models.Model):
     position = models.PositiveSmallIntegerField(help_text="1-based order of presentation.")
     first_shown_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
+    # Measured in the browser (Page Visibility API) until the first accepted answer; null
+    # when the browser ran no JavaScript or sent nothing usable.
+    visible_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Time the article page was visible before answering."
+    )
+    tab_aways = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Times the participant left the tab before answering."
+    )
 
     class Meta:
         ordering = ["participant", "position"]
@@ -347,3 +374,32 @@ class Response(models.Model):
 
     def __str__(self) -> str:
         return f"{self.question.key}={self.value}"
+
+
+class WithdrawalLog(models.Model):
+    """That a participant withdrew: their answers are deleted, this record stays.
+
+    Keeps what the debrief needs (the articles they read) and what the researcher must be
+    able to report (who withdrew, when, under which design), nothing they answered.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="withdrawals")
+    participant = models.OneToOneField(
+        Participant, on_delete=models.PROTECT, related_name="withdrawal"
+    )
+    panel_pid = models.CharField(max_length=100, blank=True)
+    token = models.UUIDField()
+    condition_name = models.CharField(max_length=80)
+    previous_status = models.CharField(max_length=12)
+    is_test = models.BooleanField(default=False)
+    design_hash = models.CharField(max_length=64, blank=True)
+    article_ids = models.JSONField(
+        default=list, help_text="The articles the participant was shown, in order."
+    )
+    withdrawn_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-withdrawn_at"]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}/{self.panel_pid or self.token} withdrew"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q
 
-from surveys.models import Participant, Question, Study, Trial
+from surveys.models import Article, Participant, Question, Study, Trial, WithdrawalLog
 
 
 @dataclass(frozen=True)
@@ -91,3 +91,20 @@ def attention_answers(*, participant: Participant) -> dict[str, str]:
     return dict(
         participant.responses.filter(trial__isnull=True).values_list("question__key", "value")
     )
+
+
+def withdrawal_articles(*, participant: Participant) -> list[Article]:
+    """The articles a withdrawn participant read, in the order shown (from their
+    WithdrawalLog; their trials are gone). Empty when there is no log."""
+    log = WithdrawalLog.objects.filter(participant=participant).first()
+    if log is None:
+        return []
+    by_id = Article.objects.in_bulk(log.article_ids)
+    return [by_id[pk] for pk in log.article_ids if pk in by_id]
+
+
+def completion_link(*, study: Study, code: str) -> str:
+    """The study's completion URL with ``{code}`` filled in; empty without a URL or code."""
+    if not study.completion_url or not code:
+        return ""
+    return study.completion_url.replace("{code}", code)

@@ -18,7 +18,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
+from surveys.models import (
+    Article,
+    Condition,
+    Participant,
+    Question,
+    Response,
+    Study,
+    Trial,
+    WithdrawalLog,
+)
 
 
 class StudyClosedError(Exception):
@@ -26,7 +35,8 @@ class StudyClosedError(Exception):
 
 
 class StudyFullError(Exception):
-    """No condition has enough articles to assign a new participant."""
+    """No condition can take a new participant: every quota is reached, or a condition
+    has too few articles."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,9 @@ def study_design_document(*, study: Study) -> dict[str, object]:
                 "name": c.name,
                 "reference": c.is_reference,
                 "articles": sorted(c.articles.values_list("content_hash", flat=True)),
+                # Only when set, so that designs without quotas keep the hash they had
+                # before quotas existed.
+                **({"quota": c.quota} if c.quota is not None else {}),
             }
             for c in study.conditions.order_by("name")
         ],
@@ -177,18 +190,40 @@ def _participant_seed(study: Study, sequence: int) -> int:
     return int.from_bytes(digest[:6], "big")
 
 
-def condition_pick(*, study: Study, rng: random.Random) -> Condition:
-    """The least-filled condition, counting completed participants and those still
-    holding a place (in progress within the reservation window); ties broken at random.
-    Test sessions never count."""
+def conditions_with_fill(*, study: Study) -> list[Condition]:
+    """The study's conditions annotated with ``filled``: completed participants and those
+    still holding a place (in progress within the reservation window). Test sessions
+    never count."""
     holding = Participant.objects.real().holding_a_place(study).values("pk")
-    conditions = list(
+    return list(
         study.conditions.annotate(
             filled=Count("participants", filter=Q(participants__in=holding))
         ).order_by("id")
     )
-    lowest = min(c.filled for c in conditions)
-    return rng.choice([c for c in conditions if c.filled == lowest])
+
+
+def condition_pick(*, study: Study, rng: random.Random, respect_quotas: bool = True) -> Condition:
+    """The least-filled condition with room left under its quota, counting completed
+    participants and those still holding a place; ties broken at random. Raises
+    StudyFullError when every condition has reached its quota. Previews pass
+    ``respect_quotas=False``: a researcher may try out a full study."""
+    open_conditions = [
+        c
+        for c in conditions_with_fill(study=study)
+        if not respect_quotas or c.quota is None or c.filled < c.quota  # type: ignore[attr-defined]
+    ]
+    if not open_conditions:
+        raise StudyFullError(f'The study "{study.slug}" is full.')
+    lowest = min(c.filled for c in open_conditions)  # type: ignore[attr-defined]
+    return rng.choice([c for c in open_conditions if c.filled == lowest])  # type: ignore[attr-defined]
+
+
+def study_is_full(*, study: Study) -> bool:
+    """True when no condition has room for a newcomer (every quota reached)."""
+    return all(
+        c.quota is not None and c.filled >= c.quota  # type: ignore[attr-defined]
+        for c in conditions_with_fill(study=study)
+    )
 
 
 def articles_pick(*, condition: Condition, k: int, rng: random.Random) -> list[Article]:
@@ -235,10 +270,13 @@ def participant_enroll(
     try:
         with transaction.atomic():
             locked = Study.objects.select_for_update().get(pk=study.pk)
+            if not locked.accepts_participants and not is_test:
+                # Closed (by quota, or by a researcher) while this request waited.
+                raise StudyClosedError(f'The study "{study.slug}" is not accepting participants.')
             sequence = Participant.objects.filter(study=locked).count()
             seed = _participant_seed(locked, sequence)
             rng = random.Random(seed)
-            condition = condition_pick(study=locked, rng=rng)
+            condition = condition_pick(study=locked, rng=rng, respect_quotas=not is_test)
             articles = articles_pick(
                 condition=condition, k=locked.articles_per_participant, rng=rng
             )
@@ -257,9 +295,8 @@ def participant_enroll(
                 design_hash=locked.design_hash,
                 consented_at=now,
                 last_seen_at=now,
-                completion_code=locked.completion_code or Participant._meta.get_field(
-                    "completion_code"
-                ).get_default(),
+                completion_code=locked.completion_code
+                or Participant._meta.get_field("completion_code").get_default(),
                 user_agent=user_agent[:300],
             )
             Trial.objects.bulk_create(
@@ -354,18 +391,45 @@ def _lock_open_participant(participant: Participant) -> Participant:
     return locked
 
 
+# A day: anything longer is not a reading time but a clock or a forged value.
+MAX_VISIBLE_MS = 24 * 60 * 60 * 1000
+MAX_TAB_AWAYS = 10_000
+
+
+def timing_parse(*, raw: str | None, maximum: int) -> int | None:
+    """A browser-measured count as a non-negative integer, or None for anything else.
+    Never raises: a missing or garbled measurement must not cost the participant their
+    answers."""
+    raw = (raw or "").strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+        return None
+    value = int(raw)
+    return value if value <= maximum else None
+
+
 @transaction.atomic
 def trial_answer(
-    *, participant: Participant, trial: Trial, answers: Mapping[Question, tuple[str, float | None]]
+    *,
+    participant: Participant,
+    trial: Trial,
+    answers: Mapping[Question, tuple[str, float | None]],
+    visible_ms: int | None = None,
+    tab_aways: int | None = None,
 ) -> None:
     """Record the answers about one trial's article. Idempotent: a refresh, a double
-    click or a resubmission after going back updates the same rows, never adds rows."""
+    click or a resubmission after going back updates the same rows, never adds rows.
+
+    ``visible_ms``/``tab_aways`` (measured in the browser) are kept from the first
+    accepted answer only, like ``answered_at``: revisits do not add to the reading.
+    """
     locked = _lock_open_participant(participant)
     if trial.participant_id != locked.pk:
         raise ValidationError("This article belongs to another participant.")
     _responses_upsert(participant=locked, trial=trial, answers=answers)
     now = timezone.now()
-    Trial.objects.filter(pk=trial.pk, answered_at__isnull=True).update(answered_at=now)
+    Trial.objects.filter(pk=trial.pk, answered_at__isnull=True).update(
+        answered_at=now, visible_ms=visible_ms, tab_aways=tab_aways
+    )
     Participant.objects.filter(pk=locked.pk).update(last_seen_at=now)
 
 
@@ -396,8 +460,13 @@ def instructions_mark_seen(*, participant: Participant) -> None:
 
 @transaction.atomic
 def participant_complete(*, participant: Participant) -> Participant:
-    """Mark the participation completed once every required answer is in. Idempotent."""
-    from surveys.selectors import participant_next_step
+    """Mark the participation completed once every required answer is in. Idempotent.
+
+    A participant who failed an attention check still completes, but is given the
+    study's failed-check code when one is set (so the panel can screen them). A study
+    whose every condition has reached its quota closes in the same transaction.
+    """
+    from surveys.selectors import participant_next_step, participant_passed_checks
 
     locked = Participant.objects.select_for_update().get(pk=participant.pk)
     if locked.status == Participant.Status.COMPLETED:
@@ -411,5 +480,91 @@ def participant_complete(*, participant: Participant) -> Participant:
     locked.status = Participant.Status.COMPLETED
     locked.completed_at = now
     locked.last_seen_at = now
-    locked.save(update_fields=["status", "completed_at", "last_seen_at"])
+    fields = ["status", "completed_at", "last_seen_at"]
+    study = locked.study
+    if study.failed_check_code and not participant_passed_checks(participant=locked):
+        # Stored, not derived at display time: the code the participant was given must
+        # not change if the researcher edits the study's codes later.
+        locked.completion_code = study.failed_check_code
+        fields.append("completion_code")
+    locked.save(update_fields=fields)
+    if not locked.is_test:
+        study_close_if_full(study=study)
     return locked
+
+
+@transaction.atomic
+def study_close_if_full(*, study: Study) -> bool:
+    """Close a live study once every condition has a quota and each has that many
+    completed (non-test) participants. Returns True when this call closed it.
+
+    The study row is locked before counting, so of two participants completing the
+    last places at once, the second to get the lock sees both completions.
+    """
+    locked = Study.objects.select_for_update().get(pk=study.pk)
+    if locked.status != Study.Status.LIVE:
+        return False
+    completed = Participant.objects.real().completed().filter(study=locked)
+    conditions = list(
+        locked.conditions.annotate(
+            n_completed=Count("participants", filter=Q(participants__in=completed.values("pk")))
+        )
+    )
+    if not conditions or any(
+        c.quota is None or c.n_completed < c.quota  # type: ignore[attr-defined]
+        for c in conditions
+    ):
+        return False
+    study_set_status(study=locked, status=Study.Status.CLOSED)
+    return True
+
+
+# ---------------------------------------------------------------------------------------
+# Withdrawal
+
+
+@transaction.atomic
+def participant_withdraw(*, participant: Participant) -> WithdrawalLog:
+    """Withdraw a participant from the study, in progress or completed.
+
+    Their responses and trials are deleted; the participant row stays, with status
+    ``withdrawn``, so the panel id cannot enter again and enrolment counts stay honest
+    (a withdrawn participant holds no place). A WithdrawalLog keeps who withdrew, when,
+    under which design, and which articles they read (for their debrief). The code
+    shown from now on is the study's withdrawn code (possibly none). Idempotent: a
+    second call returns the first call's log and changes nothing.
+    """
+    locked = (
+        Participant.objects.select_for_update()
+        .select_related("study", "condition")
+        .get(pk=participant.pk)
+    )
+    if locked.status == Participant.Status.WITHDRAWN:
+        existing = WithdrawalLog.objects.filter(participant=locked).first()
+        if existing is not None:
+            return existing
+    article_ids = list(
+        Trial.objects.filter(participant=locked)
+        .order_by("position")
+        .values_list("article_id", flat=True)
+    )
+    log = WithdrawalLog.objects.create(
+        study=locked.study,
+        participant=locked,
+        panel_pid=locked.panel_pid,
+        token=locked.token,
+        condition_name=locked.condition.name,
+        previous_status=locked.status,
+        is_test=locked.is_test,
+        design_hash=locked.design_hash,
+        article_ids=article_ids,
+        withdrawn_at=timezone.now(),
+    )
+    Response.objects.filter(participant=locked).delete()
+    Trial.objects.filter(participant=locked).delete()
+    locked.status = Participant.Status.WITHDRAWN
+    locked.completion_code = locked.study.withdrawn_code
+    locked.user_agent = ""  # nothing kept beyond what blocks re-entry and the counts
+    locked.last_seen_at = log.withdrawn_at
+    locked.save(update_fields=["status", "completion_code", "user_agent", "last_seen_at"])
+    return log

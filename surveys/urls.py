@@ -17,4 +17,5 @@ urlpatterns: list[URLPattern] = [
     path("p/<uuid:token>/check/", views.check, name="check"),
     path("p/<uuid:token>/finish/", views.finish, name="finish"),
     path("p/<uuid:token>/debrief/", views.debrief, name="debrief"),
+    path("p/<uuid:token>/withdraw/", views.withdraw, name="withdraw"),
 ]

@@ -26,14 +26,18 @@ from surveys.models import WIKINEWS_ATTRIBUTION, Participant, Question, Study, T
 from surveys.selectors import (
     Step,
     attention_answers,
+    completion_link,
     participant_by_token,
     participant_next_step,
     participant_trials,
     questions_for,
     step_is_reachable,
     trial_answers,
+    withdrawal_articles,
 )
 from surveys.services import (
+    MAX_TAB_AWAYS,
+    MAX_VISIBLE_MS,
     PanelIds,
     ParticipationClosedError,
     StudyClosedError,
@@ -44,7 +48,10 @@ from surveys.services import (
     participant_complete,
     participant_enroll,
     participant_find,
+    participant_withdraw,
+    study_is_full,
     study_validate_design,
+    timing_parse,
     trial_answer,
     trial_mark_shown,
 )
@@ -192,6 +199,9 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("surveys:resume", token=existing.token)
     if not study.accepts_participants:
         return _render(request, "study_closed.html", {"study": study}, status=410)
+    if study_is_full(study=study):
+        # Before consent, so nobody agrees to a study that cannot take them.
+        return _render(request, "study_closed.html", {"study": study, "full": True}, status=503)
     hidden = {name: source[name] for name in PANEL_FIELDS if source.get(name)}
     context: dict[str, object] = {"study": study, "hidden": hidden, "error": ""}
     if request.method == "GET":
@@ -303,7 +313,17 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
             # Completed in another tab meanwhile: nothing is written, the redirect goes
             # to the debrief.
             with contextlib.suppress(ParticipationClosedError):
-                trial_answer(participant=participant, trial=trial, answers=parsed)
+                trial_answer(
+                    participant=participant,
+                    trial=trial,
+                    answers=parsed,
+                    visible_ms=timing_parse(
+                        raw=request.POST.get("visible_ms"), maximum=MAX_VISIBLE_MS
+                    ),
+                    tab_aways=timing_parse(
+                        raw=request.POST.get("tab_aways"), maximum=MAX_TAB_AWAYS
+                    ),
+                )
             participant.refresh_from_db()
             return _to_next_step(participant)
         values: Mapping[str, str] = request.POST
@@ -321,6 +341,12 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
             "total": participant.trials.count(),
             "fields": _question_fields(questions, values, errors),
             "errors": errors,
+            # Re-rendered after an error: the script adds to what was measured so far.
+            "timing": {
+                "visible_ms": timing_parse(raw=values.get("visible_ms"), maximum=MAX_VISIBLE_MS)
+                or 0,
+                "tab_aways": timing_parse(raw=values.get("tab_aways"), maximum=MAX_TAB_AWAYS) or 0,
+            },
         },
     )
 
@@ -374,24 +400,51 @@ def finish(request: HttpRequest, token: UUID) -> HttpResponse:
 @require_GET
 def debrief(request: HttpRequest, token: UUID) -> HttpResponse:
     participant = _participant_or_404(token)
+    study = participant.study
     if participant.status == Participant.Status.WITHDRAWN:
-        return _render(request, "withdrawn.html", {"participant": participant})
+        return _render(
+            request,
+            "withdrawn.html",
+            {
+                "participant": participant,
+                "study": study,
+                "articles": withdrawal_articles(participant=participant),
+                "completion_url": completion_link(study=study, code=participant.completion_code),
+                "attribution": WIKINEWS_ATTRIBUTION,
+            },
+        )
     if participant.status != Participant.Status.COMPLETED:
         return _to_next_step(participant)
-    study = participant.study
-    completion_url = (
-        study.completion_url.replace("{code}", participant.completion_code)
-        if study.completion_url
-        else ""
-    )
     return _render(
         request,
         "debrief.html",
         {
             "participant": participant,
             "study": study,
-            "trials": participant_trials(participant=participant),
-            "completion_url": completion_url,
+            "articles": [t.article for t in participant_trials(participant=participant)],
+            "completion_url": completion_link(study=study, code=participant.completion_code),
             "attribution": WIKINEWS_ATTRIBUTION,
+            "can_withdraw": True,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def withdraw(request: HttpRequest, token: UUID) -> HttpResponse:
+    """GET asks for confirmation (writes nothing); POST withdraws and shows the debrief.
+    After withdrawal both lead to the debrief of the withdrawn participation."""
+    participant = _participant_or_404(token)
+    if participant.status == Participant.Status.WITHDRAWN:
+        return redirect("surveys:debrief", token=participant.token)
+    if request.method == "POST":
+        participant_withdraw(participant=participant)
+        return redirect("surveys:debrief", token=participant.token)
+    return _render(
+        request,
+        "withdraw.html",
+        {
+            "participant": participant,
+            "study": participant.study,
+            "back_url": step_url(participant, participant_next_step(participant=participant)),
         },
     )

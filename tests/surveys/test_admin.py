@@ -12,8 +12,16 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from surveys.models import Article, Condition, Participant, Question, Response, Study
-from surveys.services import PanelIds, participant_enroll
+from surveys.models import (
+    Article,
+    Condition,
+    Participant,
+    Question,
+    Response,
+    Study,
+    WithdrawalLog,
+)
+from surveys.services import PanelIds, participant_enroll, participant_withdraw
 from tests.factories import ConditionFactory, RealArticleFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db
@@ -277,10 +285,13 @@ def test_change_page_shows_buttons_links_and_monitor(admin_client, live_study):
     assert _status_url(live_study, "draft") not in content
     assert "Add Kreps question set" not in content  # design locked
     rows = re.findall(
-        r"<tr><td>([\w-]+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td></tr>",
+        r"<tr><td>([\w-]+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>"
+        r"<td>—</td><td>(\d+)</td><td>(\d+)</td></tr>",
         content,
     )
     by_condition = {name: tuple(map(int, counts)) for name, *counts in rows}
+    assert all(n[4] == 0 for n in by_condition.values())  # nobody withdrew
+    by_condition = {name: n[:4] + n[5:] for name, n in by_condition.items()}
     first = enrolled[0].condition.name
     other = "generated" if first == "real" else "real"
     # Balanced assignment puts P1 and P2 in different conditions; P3 in either.
@@ -317,6 +328,8 @@ def _study_form_data(study: Study, **changes: object) -> dict[str, object]:
         "debrief_text": study.debrief_text,
         "reservation_minutes": study.reservation_minutes,
         "completion_code": study.completion_code,
+        "failed_check_code": study.failed_check_code,
+        "withdrawn_code": study.withdrawn_code,
         "completion_url": study.completion_url,
         "_save": "Save",
     }
@@ -470,3 +483,50 @@ def test_participants_trials_and_responses_are_view_only(admin_client, live_stud
     participant.refresh_from_db()
     assert response_row.value == "yes"
     assert participant.status == Participant.Status.IN_PROGRESS
+
+
+def test_withdrawal_log_is_view_only_and_monitor_counts_withdrawals(admin_client, live_study):
+    participant = participant_enroll(study=live_study, panel=PanelIds(panel="prolific", pid="W"))
+    log = participant_withdraw(participant=participant)
+    assert admin_client.get(reverse("admin:surveys_withdrawallog_changelist")).status_code == 200
+    change = reverse("admin:surveys_withdrawallog_change", args=[log.pk])
+    response = admin_client.get(change)
+    assert response.status_code == 200
+    assert "W" in response.content.decode()
+    assert admin_client.post(change, {"panel_pid": "X"}).status_code == 403
+    delete = reverse("admin:surveys_withdrawallog_delete", args=[log.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert WithdrawalLog.objects.get().panel_pid == "W"
+    content = admin_client.get(
+        reverse("admin:surveys_study_change", args=[live_study.pk])
+    ).content.decode()
+    withdrawn = re.findall(
+        r"<tr><td>([\w-]+)</td>(?:<td>\d+</td>){4}<td>—</td><td>(\d+)</td>", content
+    )
+    assert dict(withdrawn) == {
+        participant.condition.name: "1",
+        ({"real", "generated"} - {participant.condition.name}).pop(): "0",
+    }
+
+
+def test_study_form_saves_outcome_codes_on_a_live_study(admin_client, live_study):
+    data = _study_form_data(live_study, failed_check_code="FAILED1", withdrawn_code="WD1")
+    response = admin_client.post(reverse("admin:surveys_study_change", args=[live_study.pk]), data)
+    assert response.status_code == 302
+    live_study.refresh_from_db()
+    assert (live_study.failed_check_code, live_study.withdrawn_code) == ("FAILED1", "WD1")
+
+
+def test_condition_quota_is_editable_on_a_draft(admin_client):
+    study = StudyFactory.create()
+    condition = ConditionFactory.create(study=study, name="real", label="Real")
+    url = reverse("admin:surveys_condition_change", args=[condition.pk])
+    data = {"study": study.pk, "name": "real", "label": "Real", "quota": "50", "articles": []}
+    response = admin_client.post(url, data)
+    assert response.status_code == 302
+    condition.refresh_from_db()
+    assert condition.quota == 50
+    response = admin_client.post(url, {**data, "quota": "-1"})
+    assert response.status_code == 200
+    condition.refresh_from_db()
+    assert condition.quota == 50

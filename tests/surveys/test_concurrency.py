@@ -114,3 +114,58 @@ def test_concurrent_finish_completes_once():
     participant.refresh_from_db()
     assert participant.status == "completed"
     assert Response.objects.filter(participant=participant).count() == 5
+
+
+def test_simultaneous_arrivals_never_overshoot_the_quotas():
+    study = StudyFactory.create_live(articles_per_condition=3)
+    study.conditions.filter(name="real").update(quota=3)
+    study.conditions.filter(name="generated").update(quota=2)
+    statuses = run_together(12, lambda i: consent(study, PROLIFIC_PID=f"P{i}"))
+    assert sorted(statuses) == [302] * 5 + [503] * 7
+    counts = {
+        name: Participant.objects.filter(study=study, condition__name=name).count()
+        for name in ("real", "generated")
+    }
+    assert counts == {"real": 3, "generated": 2}
+
+
+def test_the_last_two_completions_at_once_close_the_study():
+    study = StudyFactory.create_live()
+    study.conditions.update(quota=1)
+    bases = []
+    for pid in ("P1", "P2"):
+        client = Client()
+        client.post(f"/s/{study.slug}/", {"consent": "yes", "PROLIFIC_PID": pid})
+        participant = Participant.objects.get(panel_pid=pid)
+        base = f"/p/{participant.token}/"
+        client.post(base + "instructions/")
+        client.post(base + "article/1/", GOOD)
+        client.post(base + "check/", {"attention": "Blue"})
+        bases.append(base)
+
+    statuses = run_together(2, lambda i: Client().post(bases[i] + "finish/").status_code)
+    assert statuses == [302, 302]
+    assert Participant.objects.filter(study=study, status="completed").count() == 2
+    study.refresh_from_db()
+    assert study.status == "closed"
+
+
+def test_withdrawal_racing_an_answer_leaves_no_answers():
+    study = StudyFactory.create_live()
+    client = Client()
+    client.post(f"/s/{study.slug}/", {"consent": "yes", "PROLIFIC_PID": "P1"})
+    participant = Participant.objects.get()
+    base = f"/p/{participant.token}/"
+    client.post(base + "instructions/")
+
+    def act(i: int) -> int:
+        if i % 2:
+            return Client().post(base + "withdraw/").status_code
+        return Client().post(base + "article/1/", GOOD).status_code
+
+    statuses = run_together(6, act)
+    assert all(status in (302, 404) for status in statuses)
+    participant.refresh_from_db()
+    assert participant.status == "withdrawn"
+    assert Response.objects.filter(participant=participant).count() == 0
+    assert participant.trials.count() == 0

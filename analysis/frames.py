@@ -6,15 +6,16 @@ a million ratings is read in chunks of plain tuples, never as a million model in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 
 import pandas as pd
-from django.db.models import CharField, QuerySet
+from django.db.models import CharField, Count, QuerySet
 from django.db.models.functions import Cast
 
-from surveys.models import Participant, Question, Response, Study
+from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
 
 CHUNK_SIZE = 5000
 
@@ -81,8 +82,15 @@ def _uuid_text(column: pd.Series) -> pd.Series:
     or as a uuid type (PostgreSQL, already dashed)."""
     text = column.astype(str).str.replace("-", "", regex=False).str.lower()
     return (
-        text.str.slice(0, 8) + "-" + text.str.slice(8, 12) + "-" + text.str.slice(12, 16)
-        + "-" + text.str.slice(16, 20) + "-" + text.str.slice(20, 32)
+        text.str.slice(0, 8)
+        + "-"
+        + text.str.slice(8, 12)
+        + "-"
+        + text.str.slice(12, 16)
+        + "-"
+        + text.str.slice(16, 20)
+        + "-"
+        + text.str.slice(20, 32)
     )
 
 
@@ -243,3 +251,141 @@ def exclusion_ledger(participants: pd.DataFrame) -> list[LedgerStep]:
         ),
         LedgerStep("analysed", "Analysed", 0, after_checks),
     ]
+
+
+MANIFEST_COLUMNS = [
+    "article_id",
+    "origin",
+    "title",
+    "outlet",
+    "url",
+    "published",
+    "license",
+    "attribution",
+    "source_article_id",
+    "source_article_title",
+    "source_article_url",
+    "model_name",
+    "conditions",
+    "times_shown",
+    "sample_id",
+    "sample_index",
+    "sample_seed",
+    "sample_new_tokens",
+    "sample_review",
+    "prompt",
+    "run_id",
+    "run_model_name",
+    "run_prompt_kind",
+    "run_max_new_tokens",
+    "run_top_k",
+    "run_top_p",
+    "run_temperature",
+    "run_seed",
+    "sample_settings",
+    "run_model_identity",
+]
+_MANIFEST_INTEGERS = [
+    "source_article_id",
+    "sample_id",
+    "sample_index",
+    "sample_seed",
+    "sample_new_tokens",
+    "run_id",
+    "run_max_new_tokens",
+    "run_top_k",
+    "run_seed",
+]
+# Filled from a generation sample when one is linked; analysis never imports generation,
+# so these are read by attribute name (see _sample_provenance).
+_SAMPLE_ATTRIBUTES = {
+    "sample_id": "pk",
+    "sample_index": "sample_index",
+    "sample_seed": "seed",
+    "sample_new_tokens": "new_tokens",
+    "sample_review": "review",
+    "prompt": "prompt",
+}
+_RUN_ATTRIBUTES = {
+    "run_id": "pk",
+    "run_model_name": "model_name",
+    "run_prompt_kind": "prompt_kind",
+    "run_max_new_tokens": "max_new_tokens",
+    "run_top_k": "top_k",
+    "run_top_p": "top_p",
+    "run_temperature": "temperature",
+    "run_seed": "seed",
+}
+
+
+def _sample_provenance(article: Article) -> dict[str, object]:
+    """The generation record behind a machine-written article, read defensively: the
+    reverse accessor ``article.sample`` exists only when the generation app is installed,
+    and raises (an AttributeError subclass) when no sample is linked."""
+    empty: dict[str, object] = dict.fromkeys(
+        [*_SAMPLE_ATTRIBUTES, *_RUN_ATTRIBUTES, "sample_settings", "run_model_identity"]
+    )
+    sample = getattr(article, "sample", None)
+    if sample is None:
+        return empty
+    row = {column: getattr(sample, name, None) for column, name in _SAMPLE_ATTRIBUTES.items()}
+    row["sample_settings"] = json.dumps(getattr(sample, "settings", None), sort_keys=True)
+    run = getattr(sample, "run", None)
+    if run is not None:
+        row.update({column: getattr(run, name, None) for column, name in _RUN_ATTRIBUTES.items()})
+        row["run_model_identity"] = json.dumps(getattr(run, "model_identity", None), sort_keys=True)
+    return {**empty, **row}
+
+
+def articles_manifest_frame(*, study: Study) -> pd.DataFrame:
+    """Every article the study uses (in a condition's pool, or shown in a trial, test
+    sessions included) with its full provenance: origin, outlet, URL, license and
+    attribution, the real article a generated one was prompted with, the model, and -
+    when a generation sample is linked - the sample and its run's decoding settings.
+    ``conditions`` lists the condition names separated by ";"; ``times_shown`` counts
+    trials. One row per article, by id."""
+    in_pool = Condition.articles.through.objects.filter(condition__study=study)
+    pool_names = pd.DataFrame.from_records(
+        in_pool.values_list("article_id", "condition__name").order_by("condition__name"),
+        columns=["article_id", "condition"],
+    )
+    shown = (
+        Trial.objects.filter(participant__study=study)
+        .values("article_id")
+        .annotate(times=Count("id"))
+        .values_list("article_id", "times")
+    )
+    times_shown = dict(shown)
+    ids = set(pool_names["article_id"]) | set(times_shown)
+    articles = Article.objects.filter(pk__in=ids).select_related("source_article").order_by("pk")
+    if any(rel.name == "sample" for rel in Article._meta.related_objects):
+        # One query instead of one per article when generation is installed.
+        articles = articles.select_related("sample__run")
+    conditions = pool_names.groupby("article_id")["condition"].agg(lambda c: ";".join(c))
+    rows = []
+    for article in articles.iterator(chunk_size=CHUNK_SIZE):
+        source = article.source_article
+        rows.append(
+            {
+                "article_id": article.pk,
+                "origin": article.origin,
+                "title": article.title,
+                "outlet": article.outlet,
+                "url": article.url,
+                "published": article.published.isoformat() if article.published else "",
+                "license": article.license,
+                "attribution": article.attribution,
+                "source_article_id": source.pk if source else None,
+                "source_article_title": source.title if source else "",
+                "source_article_url": source.url if source else "",
+                "model_name": article.model_name,
+                "conditions": conditions.get(article.pk, ""),
+                "times_shown": times_shown.get(article.pk, 0),
+                **_sample_provenance(article),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    # Nullable integers: real articles have no source, sample or run.
+    for column in _MANIFEST_INTEGERS:
+        frame[column] = frame[column].astype("Int64")
+    return frame

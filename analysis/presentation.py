@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from analysis import stats
 from analysis.services import StudyReport
 
 
@@ -42,6 +43,7 @@ class ProportionRow:
     successes: int
     share: str
     ci: str
+    exact_ci: str
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class ComparisonRow:
     chi2_yates_p: str
     fisher_p: str
     cohens_h: str
+    odds_ratio: str
+    or_ci: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,59 @@ class LikertRow:
     ci: str
 
 
+@dataclass(frozen=True)
+class RegressionRow:
+    term: str
+    log_odds: str
+    se: str
+    z: str
+    p: str
+    odds_ratio: str
+    ci: str
+
+
+@dataclass(frozen=True)
+class PowerRow:
+    condition: str
+    reference: str
+    rates: str
+    n: str
+    power: str
+    n_for_80: str
+
+
+def regression_rows(report: StudyReport) -> list[RegressionRow]:
+    """The clustered logistic regression, odds ratios with their interval."""
+    if report.regression is None:
+        return []
+    return [
+        RegressionRow(
+            term=str(row.term),
+            log_odds=number(row.log_odds, 3),
+            se=number(row.se, 3),
+            z=number(row.z),
+            p=p_value(row.p_value),
+            odds_ratio=number(row.odds_ratio),
+            ci=f"[{number(row.or_ci_low)}, {number(row.or_ci_high)}]",
+        )
+        for row in report.regression.table.itertuples(index=False)
+    ]
+
+
+def power_rows(report: StudyReport) -> list[PowerRow]:
+    return [
+        PowerRow(
+            condition=str(row.condition),
+            reference=str(row.reference),
+            rates=f"{pct(row.share)} vs {pct(row.reference_share)}",
+            n=f"{int(row.n)} vs {int(row.reference_n)}",
+            power=pct(row.power),
+            n_for_80="n/a" if _missing(row.n_for_80) else str(int(row.n_for_80)),
+        )
+        for row in report.power.itertuples(index=False)
+    ]
+
+
 def proportion_rows(report: StudyReport) -> list[ProportionRow]:
     return [
         ProportionRow(
@@ -80,6 +137,7 @@ def proportion_rows(report: StudyReport) -> list[ProportionRow]:
             successes=int(row.successes),
             share=pct(row.share),
             ci=f"[{pct(row.ci_low)}, {pct(row.ci_high)}]",
+            exact_ci=f"[{pct(row.exact_low)}, {pct(row.exact_high)}]",
         )
         for row in report.proportions.itertuples(index=False)
     ]
@@ -101,6 +159,8 @@ def comparison_rows(report: StudyReport) -> list[ComparisonRow]:
             chi2_yates_p=p_value(row.chi2_yates_p),
             fisher_p=p_value(row.fisher_p),
             cohens_h=number(row.cohens_h),
+            odds_ratio=number(row.odds_ratio),
+            or_ci=f"[{number(row.or_ci_low)}, {number(row.or_ci_high)}]",
         )
         for row in report.comparisons.itertuples(index=False)
     ]
@@ -137,7 +197,7 @@ def report_as_text(report: StudyReport) -> str:
         marker = "  (reference)" if r.is_reference else ""
         lines.append(
             f"  {r.condition:<{name_width}}  n={r.n:<5}  {report.binary_question} "
-            f"{r.share} {r.ci}{marker}"
+            f"{r.share} {r.ci} (exact {r.exact_ci}){marker}"
         )
 
     comparisons = comparison_rows(report)
@@ -148,8 +208,44 @@ def report_as_text(report: StudyReport) -> str:
             f"  {c.condition} vs {c.reference}: diff {c.difference} {c.ci}, z={c.z}, "
             f"p={c.p} (Holm {c.p_holm}), chi2={c.chi2} (p={c.chi2_p}), "
             f"Yates chi2={c.chi2_yates} (p={c.chi2_yates_p}), Fisher p={c.fisher_p}, "
-            f"h={c.cohens_h}"
+            f"h={c.cohens_h}, OR={c.odds_ratio} {c.or_ci}"
         )
+
+    regression = regression_rows(report)
+    if regression and report.regression is not None:
+        fit = report.regression
+        lines += [
+            "",
+            f"Logistic regression of {report.binary_question} on condition "
+            f"(reference {fit.reference}; {fit.n_obs} ratings, {fit.n_clusters} participants; "
+            "participant-clustered standard errors)",
+        ]
+        term_width = max(len(r.term) for r in regression)
+        for r in regression:
+            lines.append(
+                f"  {r.term:<{term_width}}  log-odds {r.log_odds:>7}  se {r.se}  z={r.z}  "
+                f"p={r.p}  odds {'' if r.term == '(intercept)' else 'ratio '}{r.odds_ratio} "
+                f"{r.ci}"
+            )
+
+    power = power_rows(report)
+    if power:
+        lines += [
+            "",
+            "Power of each comparison (two-sided z test, alpha 0.05, at the observed rates)",
+        ]
+    for r in power:
+        lines.append(
+            f"  {r.condition} vs {r.reference}: {r.rates}, n {r.n}: power {r.power}; "
+            f"n per condition for 80% power at these observed rates: {r.n_for_80}"
+        )
+    # A fixed yardstick: the rates of the GPT-2 774M release study (72% vs 83% credible).
+    gpt2_n = math.ceil(stats.sample_size_two_proportions(0.72, 0.83, alpha=0.05, power=0.8))
+    lines += [
+        "",
+        f"Planning: detecting 72% vs 83% credible (GPT-2 774M vs real articles) with 80% "
+        f"power needs {gpt2_n} ratings per condition.",
+    ]
 
     likert = likert_rows(report)
     if likert:

@@ -22,6 +22,53 @@ from analysis.frames import (
 )
 from surveys.models import Question, Study
 
+POWER_COLUMNS = [
+    "condition",
+    "reference",
+    "share",
+    "reference_share",
+    "n",
+    "reference_n",
+    "power",
+    "n_for_80",
+]
+
+
+def power_table(comparisons: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """For each comparison: the power the two-proportion z test had to detect the
+    observed difference with the ratings collected, and the ratings per condition that
+    80% power would need at the observed rates (``stats.power_two_proportions`` and
+    ``stats.sample_size_two_proportions``, R ``power.prop.test``'s formula). Power at the
+    observed effect is a planning aid for the next study, not evidence about this one.
+    NaN where a rate is 0 or 1 or both are equal."""
+    rows = []
+    for row in comparisons.itertuples(index=False):
+        p1, p2 = float(row.share), float(row.reference_share)
+        defined = 0.0 < p1 < 1.0 and 0.0 < p2 < 1.0
+        power = (
+            stats.power_two_proportions(p1, p2, int(row.n), int(row.reference_n), alpha)
+            if defined
+            else np.nan
+        )
+        needed = (
+            stats.sample_size_two_proportions(p1, p2, alpha=alpha, power=0.8)
+            if defined and p1 != p2
+            else np.nan
+        )
+        rows.append(
+            {
+                "condition": row.condition,
+                "reference": row.reference,
+                "share": p1,
+                "reference_share": p2,
+                "n": int(row.n),
+                "reference_n": int(row.reference_n),
+                "power": power,
+                "n_for_80": float(np.ceil(needed)) if not np.isnan(needed) else np.nan,
+            }
+        )
+    return pd.DataFrame(rows, columns=POWER_COLUMNS)
+
 
 @dataclass(frozen=True)
 class StudyReport:
@@ -41,6 +88,11 @@ class StudyReport:
     comparisons: pd.DataFrame
     likert: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    # Logistic regression of the yes/no answer on condition, participant-clustered errors
+    # (None when it cannot be fitted; the reason is in ``notes``).
+    regression: stats.LogisticFit | None = None
+    # One row per comparison: ``POWER_COLUMNS``.
+    power: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=POWER_COLUMNS))
 
     @property
     def analysed(self) -> int:
@@ -57,9 +109,12 @@ def binary_question_for(*, study: Study) -> Question | None:
 
 
 def study_report(*, study: Study) -> StudyReport:
-    """Credibility rates with Wilson intervals per condition, each condition against the
-    reference (z, chi-square, Fisher, Newcombe interval of the difference, Holm-adjusted
-    p), and mean ratings per Likert question, over the analysed participants only."""
+    """Credibility rates with Wilson (and Clopper-Pearson) intervals per condition, each
+    condition against the reference (z, chi-square, Fisher, Newcombe interval of the
+    difference, Holm-adjusted p, odds ratio), a logistic regression on condition with
+    participant-clustered errors, the power each comparison had and the n 80% power
+    would need, and mean ratings per Likert question, over the analysed participants
+    only."""
     participants = participants_frame(study=study)
     ledger = exclusion_ledger(participants)
     analysed_ids = set(participants.loc[analysed_mask(participants), "participant_id"])
@@ -73,6 +128,7 @@ def study_report(*, study: Study) -> StudyReport:
 
     proportions = pd.DataFrame(columns=stats.PROPORTION_COLUMNS)
     comparisons = pd.DataFrame(columns=stats.COMPARISON_COLUMNS)
+    regression: stats.LogisticFit | None = None
     if question is None:
         notes.append("The study has no yes/no question about the articles.")
     else:
@@ -93,10 +149,12 @@ def study_report(*, study: Study) -> StudyReport:
             notes.append(f'The reference condition "{reference}" has no analysed answers yet.')
         elif len(proportions) > 1:
             comparisons = stats.compare_to_reference(binary, reference)
+            try:
+                regression = stats.logistic_regression(binary, reference)
+            except ValueError as error:
+                notes.append(f"No logistic regression: {error}")
 
-    likert = stats.likert_means(
-        responses.loc[responses["question_kind"] == Question.Kind.LIKERT]
-    )
+    likert = stats.likert_means(responses.loc[responses["question_kind"] == Question.Kind.LIKERT])
     if reference is not None and not likert.empty:
         likert = likert.sort_values(
             ["condition", "question_key"],
@@ -113,6 +171,8 @@ def study_report(*, study: Study) -> StudyReport:
         comparisons=comparisons,
         likert=likert,
         notes=notes,
+        regression=regression,
+        power=power_table(comparisons),
     )
 
 
@@ -128,9 +188,7 @@ def responses_csv_chunks(
     database, so an export never holds the whole study in memory. The article ``url`` and
     ``license`` columns carry the attribution each Wikinews text needs."""
     header = True
-    for chunk in responses_chunks(
-        study=study, include_test=include_test, chunk_size=chunk_size
-    ):
+    for chunk in responses_chunks(study=study, include_test=include_test, chunk_size=chunk_size):
         for column in DATETIME_COLUMNS:
             chunk[column] = _iso_utc(chunk[column])
         yield chunk.to_csv(index=False, header=header, lineterminator="\n")

@@ -231,7 +231,16 @@ def _binary_values(df: pd.DataFrame) -> pd.DataFrame:
     return data
 
 
-PROPORTION_COLUMNS = ["condition", "n", "successes", "share", "ci_low", "ci_high"]
+PROPORTION_COLUMNS = [
+    "condition",
+    "n",
+    "successes",
+    "share",
+    "ci_low",
+    "ci_high",
+    "exact_low",
+    "exact_high",
+]
 
 
 def proportions_by_condition(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -240,7 +249,8 @@ def proportions_by_condition(df: pd.DataFrame, confidence: float = 0.95) -> pd.D
     Input columns: ``condition`` (label), ``value_numeric`` (1 = yes, 0 = no; rows with a
     missing value are ignored; any other value is a ValueError).
     Output: one row per condition, sorted by name, with ``n``, ``successes``, ``share``,
-    ``ci_low``, ``ci_high`` (Wilson score interval, see :func:`wilson_interval`).
+    ``ci_low``, ``ci_high`` (Wilson score interval, see :func:`wilson_interval`) and
+    ``exact_low``, ``exact_high`` (Clopper-Pearson, see :func:`clopper_pearson_interval`).
     Assumption: the rows are independent trials. With several ratings per participant they
     are not quite (ratings cluster within people), so the intervals are then somewhat too
     narrow; a participant-clustered model is the stricter analysis.
@@ -250,10 +260,9 @@ def proportions_by_condition(df: pd.DataFrame, confidence: float = 0.95) -> pd.D
         return pd.DataFrame(columns=PROPORTION_COLUMNS)
     grouped = data.groupby("condition", sort=True)["value_numeric"].agg(["size", "sum"])
     rows = []
-    for condition, n, successes in zip(
-        grouped.index, grouped["size"], grouped["sum"], strict=True
-    ):
+    for condition, n, successes in zip(grouped.index, grouped["size"], grouped["sum"], strict=True):
         low, high = wilson_interval(int(successes), int(n), confidence)
+        exact_low, exact_high = clopper_pearson_interval(int(successes), int(n), confidence)
         rows.append(
             {
                 "condition": condition,
@@ -262,6 +271,8 @@ def proportions_by_condition(df: pd.DataFrame, confidence: float = 0.95) -> pd.D
                 "share": successes / n,
                 "ci_low": low,
                 "ci_high": high,
+                "exact_low": exact_low,
+                "exact_high": exact_high,
             }
         )
     return pd.DataFrame(rows, columns=PROPORTION_COLUMNS)
@@ -286,6 +297,9 @@ COMPARISON_COLUMNS = [
     "chi2_yates_p",
     "fisher_p",
     "cohens_h",
+    "odds_ratio",
+    "or_ci_low",
+    "or_ci_high",
 ]
 
 
@@ -300,7 +314,8 @@ def compare_to_reference(
     share`` and its Newcombe (method 10) interval, the pooled two-proportion ``z`` and its
     two-sided ``p_value``, ``p_holm`` (Holm-adjusted over the comparisons in this table),
     Pearson chi-square without (``chi2``) and with Yates' correction (``chi2_yates``),
-    Fisher's exact ``fisher_p``, and Cohen's ``h``.
+    Fisher's exact ``fisher_p``, Cohen's ``h``, and the odds ratio with Woolf's interval
+    (``odds_ratio``, ``or_ci_low``, ``or_ci_high``; NaN with an empty cell).
     Assumptions: independent binary ratings (see :func:`proportions_by_condition` on
     clustering); z and chi-square are large-sample tests, Fisher's is exact.
     Raises ValueError when the reference has no data.
@@ -316,6 +331,7 @@ def compare_to_reference(
         test = two_proportion_ztest(x1, n1, x2, n2, confidence)
         plain = chi_square_test(x1, n1, x2, n2, correction=False)
         yates = chi_square_test(x1, n1, x2, n2, correction=True)
+        ratio = odds_ratio(x1, n1, x2, n2, confidence)
         rows.append(
             {
                 "condition": row.condition,
@@ -336,6 +352,9 @@ def compare_to_reference(
                 "chi2_yates_p": yates.p_value,
                 "fisher_p": fisher_exact_p(x1, n1, x2, n2),
                 "cohens_h": cohens_h(test.p1, test.p2),
+                "odds_ratio": ratio.odds_ratio,
+                "or_ci_low": ratio.ci_low,
+                "or_ci_high": ratio.ci_high,
             }
         )
     result = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
@@ -390,3 +409,262 @@ def likert_means(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     grouped["ci_high"] = grouped["mean"] + half
     grouped["n"] = grouped["n"].astype(int)
     return grouped[LIKERT_COLUMNS]
+
+
+# ---------------------------------------------------------------------------------------
+# Exact interval, odds ratio
+
+
+def clopper_pearson_interval(
+    successes: int, n: int, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Clopper-Pearson "exact" interval for a binomial proportion ``successes / n``.
+
+    Method: inverts two one-sided binomial tests, which gives beta quantiles
+    ``Beta(a/2; x, n-x+1)`` and ``Beta(1-a/2; x+1, n-x)`` (the lower limit is 0 when
+    ``x = 0`` and the upper 1 when ``x = n``); equals R ``binom.test(x, n)$conf.int``.
+    Assumptions: ``n`` independent Bernoulli trials. Coverage is at least nominal, so the
+    interval is conservative (wider than Wilson's); report it where a guaranteed coverage
+    matters more than length.
+    """
+    _check_counts(successes, n)
+    alpha = 1.0 - confidence
+    _z_critical(confidence)  # validates confidence
+    low = 0.0 if successes == 0 else float(sps.beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = (
+        1.0 if successes == n else float(sps.beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    )
+    return low, high
+
+
+@dataclass(frozen=True)
+class OddsRatio:
+    """Result of :func:`odds_ratio`: the sample odds ratio of group 1 against group 2, its
+    log and the Woolf standard error of the log, and the interval on the ratio scale."""
+
+    odds_ratio: float
+    log_odds_ratio: float
+    se_log: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+
+
+def odds_ratio(x1: int, n1: int, x2: int, n2: int, confidence: float = 0.95) -> OddsRatio:
+    """Odds ratio ``(x1 / (n1-x1)) / (x2 / (n2-x2))`` with Woolf's logit interval.
+
+    Method: ``log OR +- z * sqrt(1/a + 1/b + 1/c + 1/d)`` over the four cells of
+    ``[[x1, n1-x1], [x2, n2-x2]]``, exponentiated (Woolf 1955; Agresti, *Categorical Data
+    Analysis*, 3rd ed., sec. 3.1.1). Assumptions: independent binomial samples, no empty
+    cell. With an empty cell the sample odds ratio is 0 or infinite and the Woolf interval
+    undefined: every field is then NaN (a Haldane 0.5 correction would invent data).
+    """
+    _check_counts(x1, n1)
+    _check_counts(x2, n2)
+    z = _z_critical(confidence)
+    cells = [x1, n1 - x1, x2, n2 - x2]
+    if min(cells) == 0:
+        nan = math.nan
+        return OddsRatio(nan, nan, nan, nan, nan, confidence)
+    a, b, c, d = (float(cell) for cell in cells)
+    log_or = math.log(a * d / (b * c))
+    se = math.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
+    return OddsRatio(
+        odds_ratio=math.exp(log_or),
+        log_odds_ratio=log_or,
+        se_log=se,
+        ci_low=math.exp(log_or - z * se),
+        ci_high=math.exp(log_or + z * se),
+        confidence=confidence,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Logistic regression with participant-clustered errors
+
+LOGISTIC_COLUMNS = [
+    "term",
+    "log_odds",
+    "se",
+    "z",
+    "p_value",
+    "ci_low",
+    "ci_high",
+    "odds_ratio",
+    "or_ci_low",
+    "or_ci_high",
+]
+INTERCEPT = "(intercept)"
+
+
+@dataclass(frozen=True)
+class LogisticFit:
+    """Result of :func:`logistic_regression`. ``table`` has one row per term
+    (``LOGISTIC_COLUMNS``): first the intercept (the reference condition's log odds), then
+    each other condition's log odds ratio against the reference. ``cov_type`` is
+    "cluster" (participant-clustered sandwich) or "nonrobust" (model-based)."""
+
+    table: pd.DataFrame
+    reference: str
+    n_obs: int
+    n_clusters: int
+    cov_type: str
+    confidence: float
+
+
+def logistic_regression(
+    df: pd.DataFrame,
+    reference: str,
+    confidence: float = 0.95,
+    cluster: bool = True,
+) -> LogisticFit:
+    """Logistic regression of a yes/no answer on condition, with participant-clustered
+    standard errors.
+
+    Input columns: ``condition``, ``value_numeric`` (0/1; missing values are dropped) and,
+    when ``cluster``, ``participant_id``. Model: ``logit P(yes) = b0 + sum_c b_c [condition
+    = c]`` with the ``reference`` condition as baseline, fitted by maximum likelihood
+    (statsmodels GLM, Binomial family, logit link). ``b_c`` is the log odds ratio of
+    condition ``c`` against the reference; with one binary factor the model is saturated,
+    so ``b_c`` equals the log of the 2x2 table's sample odds ratio.
+    Errors: with ``cluster`` the cluster-robust sandwich over participants (statsmodels
+    ``cov_type="cluster"``, with its default small-sample factor G/(G-1)), which allows a
+    participant's several ratings to be correlated; otherwise the model-based (Fisher
+    information) errors, which assume every rating independent. Wald z, two-sided p and
+    ``estimate +- z * se`` intervals, also on the odds-ratio scale.
+    Assumptions: ratings independent across participants; enough clusters (a few dozen or
+    more) for the sandwich to be reliable. Raises ValueError when the reference has no
+    data, when there is only one condition, or when a condition answered all yes or all
+    no (the maximum-likelihood estimate is then infinite: see :func:`fisher_exact_p`).
+    """
+    import statsmodels.api as sm  # heavy import, needed only here
+
+    needed = {"condition", "value_numeric"} | ({"participant_id"} if cluster else set())
+    missing = needed - set(df.columns)
+    if missing:
+        raise ValueError(f"missing column(s): {', '.join(sorted(missing))}")
+    z_crit = _z_critical(confidence)
+    data = _binary_values(df)
+    if cluster:
+        data = data.join(df["participant_id"])
+    conditions = sorted(set(data["condition"]))
+    if reference not in conditions:
+        raise ValueError(f'The reference condition "{reference}" has no answers to compare with.')
+    if len(conditions) < 2:
+        raise ValueError("A regression on condition needs at least two conditions with answers.")
+    shares = data.groupby("condition")["value_numeric"].mean()
+    degenerate = sorted(str(c) for c, share in shares.items() if share in (0.0, 1.0))
+    if degenerate:
+        raise ValueError(
+            "Every answer is the same in "
+            + ", ".join(degenerate)
+            + ": the odds ratio is infinite and the regression undefined."
+        )
+    others = [c for c in conditions if c != reference]
+    design = np.column_stack(
+        [np.ones(len(data))] + [(data["condition"] == c).to_numpy(dtype=float) for c in others]
+    )
+    model = sm.GLM(
+        data["value_numeric"].to_numpy(dtype=float), design, family=sm.families.Binomial()
+    )
+    if cluster:
+        groups = pd.factorize(data["participant_id"])[0]
+        result = model.fit(cov_type="cluster", cov_kwds={"groups": groups})
+        n_clusters = int(groups.max()) + 1
+    else:
+        result = model.fit()
+        n_clusters = len(data)
+    params = np.asarray(result.params, dtype=float)
+    se = np.asarray(result.bse, dtype=float)
+    z = params / se
+    table = pd.DataFrame(
+        {
+            "term": [INTERCEPT, *others],
+            "log_odds": params,
+            "se": se,
+            "z": z,
+            "p_value": 2.0 * sps.norm.sf(np.abs(z)),
+            "ci_low": params - z_crit * se,
+            "ci_high": params + z_crit * se,
+        }
+    )
+    table["odds_ratio"] = np.exp(table["log_odds"])
+    table["or_ci_low"] = np.exp(table["ci_low"])
+    table["or_ci_high"] = np.exp(table["ci_high"])
+    return LogisticFit(
+        table=table[LOGISTIC_COLUMNS],
+        reference=reference,
+        n_obs=len(data),
+        n_clusters=n_clusters,
+        cov_type="cluster" if cluster else "nonrobust",
+        confidence=confidence,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Power and sample size for two proportions
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}")
+
+
+def power_two_proportions(
+    p1: float, p2: float, n1: float, n2: float | None = None, alpha: float = 0.05
+) -> float:
+    """Power of the two-sided pooled two-proportion z test at level ``alpha`` when the
+    true rates are ``p1`` and ``p2`` and the groups have ``n1`` and ``n2`` ratings.
+
+    Formula (the normal approximation of R ``power.prop.test`` with its default
+    ``strict = FALSE``, generalised to unequal groups)::
+
+        pbar  = (n1 p1 + n2 p2) / (n1 + n2)
+        power = Phi( (|p1 - p2| - z_{1-alpha/2} sqrt(pbar (1-pbar) (1/n1 + 1/n2)))
+                     / sqrt(p1 (1-p1) / n1 + p2 (1-p2) / n2) )
+
+    With ``n1 = n2 = n`` this is exactly R's expression. Like R's default it ignores the
+    (tiny) chance of rejecting in the wrong direction. ``n2`` defaults to ``n1``.
+    Assumptions: independent ratings (with several ratings per participant the effective
+    n is smaller), large-sample normal approximation.
+    """
+    _check_probability("p1", p1)
+    _check_probability("p2", p2)
+    _check_probability("alpha", alpha)
+    n2 = n1 if n2 is None else n2
+    if n1 <= 0 or n2 <= 0:
+        raise ValueError(f"group sizes must be positive, got n1={n1}, n2={n2}")
+    pbar = (n1 * p1 + n2 * p2) / (n1 + n2)
+    z_alpha = float(sps.norm.ppf(1.0 - alpha / 2.0))
+    null_se = math.sqrt(pbar * (1 - pbar) * (1 / n1 + 1 / n2))
+    alt_se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    return float(sps.norm.cdf((abs(p1 - p2) - z_alpha * null_se) / alt_se))
+
+
+def sample_size_two_proportions(
+    p1: float, p2: float, alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """Ratings per group (equal groups) for the two-sided two-proportion z test at level
+    ``alpha`` to reach ``power`` when the true rates are ``p1`` and ``p2``.
+
+    Formula: the closed-form inverse of :func:`power_two_proportions` with equal groups,
+    ``n = (z_{1-alpha/2} sqrt(2 pbar (1-pbar)) + z_{power} sqrt(p1 q1 + p2 q2))^2
+    / (p1 - p2)^2`` with ``pbar = (p1 + p2) / 2``, the usual formula without continuity
+    correction (Fleiss, Levin & Paik, *Statistical Methods for Rates and Proportions*,
+    3rd ed., ch. 4) and the same root R ``power.prop.test`` finds numerically. Returned
+    unrounded: round up for a plan.
+    Raises ValueError when ``p1 == p2`` (no finite n detects no difference).
+    """
+    _check_probability("p1", p1)
+    _check_probability("p2", p2)
+    _check_probability("alpha", alpha)
+    _check_probability("power", power)
+    if p1 == p2:
+        raise ValueError("p1 and p2 are equal: no sample size detects a zero difference.")
+    pbar = (p1 + p2) / 2.0
+    z_alpha = float(sps.norm.ppf(1.0 - alpha / 2.0))
+    z_beta = float(sps.norm.ppf(power))
+    root = z_alpha * math.sqrt(2 * pbar * (1 - pbar)) + z_beta * math.sqrt(
+        p1 * (1 - p1) + p2 * (1 - p2)
+    )
+    return root**2 / (p1 - p2) ** 2

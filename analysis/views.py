@@ -24,6 +24,8 @@ def results(request: HttpRequest, slug: str) -> HttpResponse:
             "proportions": presentation.proportion_rows(report),
             "comparisons": presentation.comparison_rows(report),
             "likert": presentation.likert_rows(report),
+            "regression": presentation.regression_rows(report),
+            "power": presentation.power_rows(report),
             "attribution": WIKINEWS_ATTRIBUTION,
         },
     )

@@ -49,9 +49,11 @@ class ResponseFactory(factory.django.DjangoModelFactory):
     question = None  # always given
     value = "yes"
     value_numeric = factory.LazyAttribute(
-        lambda o: {"yes": 1.0, "no": 0.0}.get(o.value)
-        if o.question.kind == Question.Kind.BINARY
-        else (float(o.value) if o.question.kind == Question.Kind.LIKERT else None)
+        lambda o: (
+            {"yes": 1.0, "no": 0.0}.get(o.value)
+            if o.question.kind == Question.Kind.BINARY
+            else (float(o.value) if o.question.kind == Question.Kind.LIKERT else None)
+        )
     )
 
 
@@ -115,9 +117,7 @@ def rated_study(live_study: Study) -> Study:
     make_participant(
         live_study, "real", [rating("no")], status=Participant.Status.IN_PROGRESS, attention=None
     )
-    make_participant(
-        live_study, "generated", [rating("yes")], status=Participant.Status.WITHDRAWN
-    )
+    make_participant(live_study, "generated", [rating("yes")], status=Participant.Status.WITHDRAWN)
     make_participant(live_study, "real", [rating("no")], attention="Red")
     make_participant(live_study, "generated", [rating("yes")], attention="green")
     return live_study

@@ -31,7 +31,8 @@ def test_analyze_prints_ledger_rates_and_comparison(rated_study):
     assert "75.0% [30.1%, 95.4%]" in real  # Wilson 3/4: 0.3006-0.9544
     assert "(reference)" in real
     generated = next(line for line in lines if line.strip().startswith("generated "))
-    assert "n=5" in generated and "40.0%" in generated
+    assert "n=5" in generated
+    assert "40.0%" in generated
     comparison = next(line for line in lines if "generated vs real" in line)
     assert "diff -35.0 pp" in comparison
     assert "z=-1.05" in comparison
@@ -133,3 +134,22 @@ def test_export_quotes_free_text_and_writes_utc_timestamps(live_study):
     assert why["value_numeric"] == ""
     trial = Trial.objects.get(participant__study=live_study)
     assert why["first_shown_at"] == trial.first_shown_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_analyze_prints_regression_and_power(rated_study):
+    out, _ = run("analyze", rated_study.slug)
+    assert "participant-clustered standard errors" in out
+    regression = next(
+        line for line in out.splitlines() if line.split()[:2] == ["generated", "log-odds"]
+    )
+    assert "odds ratio 0.22" in regression  # 2/9 by hand
+    power = next(line for line in out.splitlines() if "80% power" in line and "generated" in line)
+    assert "n per condition for 80% power at these observed rates: 31" in power
+
+
+def test_analyze_prints_the_gpt2_planning_yardstick(rated_study):
+    out, _ = run("analyze", rated_study.slug)
+    # (1.959964 sqrt(2 * 0.775 * 0.225) + 0.841621 sqrt(0.72 * 0.28 + 0.83 * 0.17))^2
+    # / 0.11^2 = 225.04, rounded up.
+    assert "72% vs 83%" in out
+    assert "needs 226 ratings per condition" in out

@@ -94,3 +94,41 @@ def test_report_when_one_condition_has_no_variation(live_study):
     row = study_report(study=live_study).comparisons.iloc[0]
     assert row["difference"] == 0
     assert math.isnan(row["z"])
+
+
+def test_report_regression_slope_is_the_table_log_odds_ratio(rated_study):
+    fit = study_report(study=rated_study).regression
+    assert fit is not None
+    assert (fit.n_obs, fit.n_clusters, fit.reference) == (9, 9, "real")
+    row = fit.table.set_index("term").loc["generated"]
+    # By hand: generated odds 2/3, real odds 3/1, so OR = 2/9; Woolf variance
+    # 1/2 + 1/3 + 1/3 + 1/1; one rating each, so clustered = plain * sqrt(9/8 * 8/7).
+    assert row["log_odds"] == pytest.approx(math.log(2 / 9), abs=1e-7)
+    woolf = math.sqrt(1 / 2 + 1 / 3 + 1 / 3 + 1)
+    assert row["se"] == pytest.approx(woolf * math.sqrt(9 / 7), rel=1e-6)
+
+
+def test_report_power_at_observed_rates(rated_study):
+    power = study_report(study=rated_study).power
+    assert list(power["condition"]) == ["generated"]
+    row = power.iloc[0]
+    # R power.prop.test's formula by hand with pbar = (5*0.4 + 4*0.75)/9 = 5/9.
+    from scipy.stats import norm
+
+    null_se = math.sqrt(5 / 9 * 4 / 9 * (1 / 5 + 1 / 4))
+    alt_se = math.sqrt(0.4 * 0.6 / 5 + 0.75 * 0.25 / 4)
+    assert row["power"] == pytest.approx(norm.cdf((0.35 - 1.959964 * null_se) / alt_se), abs=1e-6)
+    # (1.959964 sqrt(2 * 0.575 * 0.425) + 0.841621 sqrt(0.24 + 0.1875))^2 / 0.35^2 = 30.11
+    assert row["n_for_80"] == 31
+
+
+def test_report_without_regression_explains_why(live_study):
+    make_participant(live_study, "real", [rating("yes")])
+    make_participant(live_study, "real", [rating("yes")])
+    make_participant(live_study, "generated", [rating("no")])
+    make_participant(live_study, "generated", [rating("yes")])
+    report = study_report(study=live_study)
+    assert report.regression is None
+    assert any("infinite" in note for note in report.notes)
+    assert len(report.comparisons) == 1
+    assert math.isnan(report.power.iloc[0]["power"])

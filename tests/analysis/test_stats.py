@@ -168,9 +168,7 @@ def test_proportions_ignore_missing_values_and_reject_non_binary():
     frame = pd.DataFrame({"condition": ["a", "a", "a"], "value_numeric": [1.0, None, 0.0]})
     assert stats.proportions_by_condition(frame)["n"].tolist() == [2]
     with pytest.raises(ValueError, match="0 or 1"):
-        stats.proportions_by_condition(
-            pd.DataFrame({"condition": ["a"], "value_numeric": [3.0]})
-        )
+        stats.proportions_by_condition(pd.DataFrame({"condition": ["a"], "value_numeric": [3.0]}))
     with pytest.raises(ValueError, match="condition"):
         stats.proportions_by_condition(pd.DataFrame({"value_numeric": [1.0]}))
 

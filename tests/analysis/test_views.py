@@ -33,9 +33,12 @@ def test_results_page_for_staff_shows_tables(staff_client, rated_study):
     response = staff_client.get(reverse("analysis:results", args=[rated_study.slug]))
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'id="ledger"' in html and 'id="proportions"' in html
-    assert 'id="comparisons"' in html and 'id="likert"' in html
-    assert "75.0%" in html and "[30.1%, 95.4%]" in html
+    assert 'id="ledger"' in html
+    assert 'id="proportions"' in html
+    assert 'id="comparisons"' in html
+    assert 'id="likert"' in html
+    assert "75.0%" in html
+    assert "[30.1%, 95.4%]" in html
     assert "-35.0 pp" in html
     assert reverse("analysis:export", args=[rated_study.slug]) in html
     assert response.context["report"].analysed == 9
@@ -70,12 +73,25 @@ def test_export_streams_the_csv(staff_client, rated_study):
     body = b"".join(response.streaming_content).decode()
     rows = list(csv.DictReader(io.StringIO(body)))
     assert list(rows[0].keys()) == RESPONSE_COLUMNS
-    assert len(rows) == Response.objects.filter(
-        participant__study=rated_study, participant__is_test=False, trial__isnull=False
-    ).count()
+    assert (
+        len(rows)
+        == Response.objects.filter(
+            participant__study=rated_study, participant__is_test=False, trial__isnull=False
+        ).count()
+    )
 
 
 def test_results_page_for_empty_study(staff_client, live_study):
     response = staff_client.get(reverse("analysis:results", args=[live_study.slug]))
     assert response.status_code == 200
     assert "No analysed answers yet." in response.content.decode()
+
+
+def test_results_page_shows_regression_and_power(staff_client, rated_study):
+    response = staff_client.get(reverse("analysis:results", args=[rated_study.slug]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="regression"' in html
+    assert 'id="power"' in html
+    assert "0.22 [" in html  # odds ratio 2/9 of generated against real
+    assert "[19.4%, 99.4%]" in html  # Clopper-Pearson 3/4: R binom.test(3, 4) 0.1941 0.9937

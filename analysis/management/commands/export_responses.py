@@ -1,4 +1,4 @@
-"""Write a study's ratings as a long CSV, one row per rating, streamed in chunks."""
+"""Export a study's data: long CSV (streamed), wide CSV, Parquet, codebook or manifest."""
 
 from __future__ import annotations
 
@@ -7,44 +7,84 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from analysis import exports
 from analysis.management.commands._common import study_by_slug
 from analysis.services import responses_csv_chunks
 from surveys.models import WIKINEWS_ATTRIBUTION
 
+FORMATS = ["long", "wide", "parquet", "codebook", "manifest"]
+
 
 class Command(BaseCommand):
     help = (
-        "Export every rating of a study as a long CSV (one row per rating, with the "
-        "article's URL and license) to standard output or to a file. Test sessions are "
-        "left out unless --include-test."
+        "Export a study. long (default): every rating as a CSV row with the article's URL "
+        "and license, streamed; wide: one CSV row per participant; parquet: the long table "
+        "as typed Parquet (needs -o); codebook: every column and question explained "
+        "(Markdown, or CSV when -o ends in .csv); manifest: every article used, with its "
+        "provenance. Test sessions are left out unless --include-test."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug", help="The study's slug.")
-        parser.add_argument(
-            "-o", "--output", help="File to write; the attribution goes beside it."
-        )
+        parser.add_argument("--format", choices=FORMATS, default="long", help="What to write.")
+        parser.add_argument("-o", "--output", help="File to write; the attribution goes beside it.")
         parser.add_argument(
             "--include-test", action="store_true", help="Also export test/preview sessions."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         study = study_by_slug(options["slug"])
-        chunks = responses_csv_chunks(study=study, include_test=options["include_test"])
+        fmt: str = options["format"]
+        include_test: bool = options["include_test"]
         output = options["output"]
-        if not output:
-            for chunk in chunks:
-                self.stdout.write(chunk, ending="")
-            # stdout is the data; the attribution must still reach whoever runs this.
-            self.stderr.write(WIKINEWS_ATTRIBUTION)
+        path = Path(output) if output else None
+        # Check everything before writing anything.
+        if path is not None and not path.parent.is_dir():
+            raise CommandError(f"The folder {path.parent} does not exist.")
+        if fmt == "parquet" and path is None:
+            raise CommandError("Parquet is binary: give a file with -o/--output.")
+
+        if fmt == "parquet":
+            assert path is not None
+            try:
+                rows = exports.responses_parquet_write(
+                    study=study, path=path, include_test=include_test
+                )
+            except ImportError as error:
+                raise CommandError(
+                    "Parquet needs pyarrow: pip install -r requirements.txt"
+                ) from error
+            self._attribution_beside(path)
+            self.stderr.write(f"Wrote {rows} rows to {path} and, beside it, the attribution.")
             return
 
-        path = Path(output)
-        if not path.parent.is_dir():
-            raise CommandError(f"The folder {path.parent} does not exist.")
+        if fmt == "long":
+            chunks = responses_csv_chunks(study=study, include_test=include_test)
+        elif fmt == "wide":
+            chunks = iter([exports.wide_csv(study=study, include_test=include_test)])
+        elif fmt == "codebook":
+            as_csv = path is not None and path.suffix.lower() == ".csv"
+            text = (exports.codebook_csv if as_csv else exports.codebook_markdown)(study=study)
+            chunks = iter([text])
+        else:
+            chunks = iter([exports.manifest_csv(study=study)])
+
+        if path is None:
+            for chunk in chunks:
+                self.stdout.write(chunk, ending="")
+            if fmt != "codebook":
+                # stdout is the data; the attribution must still reach whoever runs this.
+                self.stderr.write(WIKINEWS_ATTRIBUTION)
+            return
         with path.open("w", encoding="utf-8", newline="") as handle:
             for chunk in chunks:
                 handle.write(chunk)
+        if fmt == "codebook":
+            self.stderr.write(f"Wrote {path}.")
+            return
+        self._attribution_beside(path)
+        self.stderr.write(f"Wrote {path} and, beside it, {path.name}.ATTRIBUTION.txt.")
+
+    def _attribution_beside(self, path: Path) -> None:
         attribution = path.with_name(path.name + ".ATTRIBUTION.txt")
         attribution.write_text(WIKINEWS_ATTRIBUTION + "\n", encoding="utf-8")
-        self.stderr.write(f"Wrote {path} and, beside it, {attribution.name}.")

@@ -1,0 +1,394 @@
+"""File exports beyond the long CSV: the wide table (one row per participant), Parquet,
+the codebook and the article manifest. The shapes are built here from the frames in
+``analysis.frames``; nothing here queries the database itself."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.frames import (
+    CHUNK_SIZE,
+    DATETIME_COLUMNS,
+    RESPONSE_COLUMNS,
+    analysed_mask,
+    articles_manifest_frame,
+    participants_frame,
+    responses_chunks,
+    responses_frame,
+)
+from surveys.models import Participant, Question, Study
+
+# ---------------------------------------------------------------------------------------
+# Wide
+
+WIDE_PARTICIPANT_COLUMNS = [
+    "participant_id",
+    "participant_token",
+    "panel_pid",
+    "condition",
+    "status",
+    "is_test",
+    "analysed",
+    "exclusion_reason",
+    "consented_at",
+    "completed_at",
+    "checks_answered",
+    "checks_failed",
+]
+# Per shown article k (1-based position): these, then one q_<key>_<k> per question.
+WIDE_TRIAL_FIELDS = {
+    "article_id": "article_id",
+    "article_origin": "article_origin",
+    "shown_at": "first_shown_at",
+    "answered_at": "answered_at",
+}
+EXCLUSION_REASONS = {
+    "test": "test or preview session",
+    "incomplete": "did not complete (in progress or withdrawn)",
+    "attention": "failed an attention check",
+}
+
+
+def exclusion_reasons(participants: pd.DataFrame) -> pd.Series:
+    """The first exclusion that applies to each participant, in the ledger's order
+    ("test", "incomplete", "attention"), or "" for the analysed. Input: a
+    ``participants_frame``."""
+    reason = pd.Series("", index=participants.index, dtype=object)
+    failed = ~participants["passed_checks"]
+    incomplete = participants["status"] != Participant.Status.COMPLETED
+    reason[failed] = "attention"
+    reason[incomplete] = "incomplete"
+    reason[participants["is_test"]] = "test"
+    return reason
+
+
+def _article_questions(study: Study) -> list[Question]:
+    return list(study.questions.filter(scope=Question.Scope.PER_ARTICLE).order_by("position", "id"))
+
+
+def wide_columns(*, positions: int, question_keys: list[str]) -> list[str]:
+    """Column order of the wide export for ``positions`` articles per participant."""
+    columns = list(WIDE_PARTICIPANT_COLUMNS)
+    for k in range(1, positions + 1):
+        columns += [f"{name}_{k}" for name in WIDE_TRIAL_FIELDS]
+        columns += [f"q_{key}_{k}" for key in question_keys]
+    return columns
+
+
+def wide_frame(*, study: Study, include_test: bool = False) -> pd.DataFrame:
+    """One row per participant: who they are, their condition and status, whether and why
+    they are excluded, and for each article position ``k`` the article shown
+    (``article_id_k``, ``article_origin_k``, ``shown_at_k``, ``answered_at_k``) and each
+    per-article question's answer as given (``q_<key>_<k>``; empty if not answered).
+    Participants without any answer are included (their position columns are empty).
+    Test sessions are left out unless ``include_test``. Holds the study in memory: a
+    participant's answers must meet in one row."""
+    participants = participants_frame(study=study)
+    if not include_test:
+        participants = participants.loc[~participants["is_test"]]
+    participants = participants.assign(
+        analysed=analysed_mask(participants), exclusion_reason=exclusion_reasons(participants)
+    )
+    keys = [question.key for question in _article_questions(study)]
+    responses = responses_frame(study=study, include_test=include_test)
+    positions = int(responses["trial_position"].max()) if len(responses) else 0
+    positions = max(positions, study.articles_per_participant if len(participants) else 0)
+    wide = participants[WIDE_PARTICIPANT_COLUMNS].set_index("participant_id")
+    if len(responses):
+        trials = responses.drop_duplicates(["participant_id", "trial_position"]).set_index(
+            ["participant_id", "trial_position"]
+        )[list(WIDE_TRIAL_FIELDS.values())]
+        trials.columns = list(WIDE_TRIAL_FIELDS)
+        trial_wide = trials.unstack("trial_position")
+        trial_wide.columns = [f"{name}_{k}" for name, k in trial_wide.columns]
+        answers = responses.loc[responses["question_key"].isin(keys)].set_index(
+            ["participant_id", "question_key", "trial_position"]
+        )["value"]
+        answer_wide = answers.unstack(["question_key", "trial_position"])
+        answer_wide.columns = [f"q_{key}_{k}" for key, k in answer_wide.columns]
+        wide = wide.join(trial_wide).join(answer_wide)
+    wide = wide.reset_index()
+    columns = wide_columns(positions=positions, question_keys=keys)
+    wide = wide.reindex(columns=columns)
+    for k in range(1, positions + 1):
+        wide[f"article_id_{k}"] = wide[f"article_id_{k}"].astype("Int64")
+    return wide
+
+
+def wide_csv(*, study: Study, include_test: bool = False) -> str:
+    """:func:`wide_frame` as CSV text with ISO 8601 UTC timestamps."""
+    wide = wide_frame(study=study, include_test=include_test)
+    for column in wide.columns:
+        if isinstance(wide[column].dtype, pd.DatetimeTZDtype) or column.startswith(
+            ("shown_at_", "answered_at_")
+        ):
+            wide[column] = _iso_utc(pd.to_datetime(wide[column], utc=True))
+    return wide.to_csv(index=False, lineterminator="\n")
+
+
+def _iso_utc(column: pd.Series) -> pd.Series:
+    values = column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    text = np.datetime_as_string(values, unit="us", timezone="UTC")
+    return pd.Series(np.where(column.isna().to_numpy(), "", text), index=column.index)
+
+
+# ---------------------------------------------------------------------------------------
+# Parquet
+
+
+def _parquet_schema() -> Any:
+    import pyarrow as pa
+
+    types = {
+        "response_id": pa.int64(),
+        "participant_id": pa.int64(),
+        "is_test": pa.bool_(),
+        "article_id": pa.int64(),
+        "source_article_id": pa.int64(),
+        "trial_position": pa.int64(),
+        "value_numeric": pa.float64(),
+        **{column: pa.timestamp("us", tz="UTC") for column in DATETIME_COLUMNS},
+    }
+    return pa.schema([(column, types.get(column, pa.string())) for column in RESPONSE_COLUMNS])
+
+
+def responses_parquet_write(
+    *, study: Study, path: Path, include_test: bool = False, chunk_size: int = CHUNK_SIZE
+) -> int:
+    """Write the long table (``RESPONSE_COLUMNS``, typed: integers, booleans, UTC
+    timestamps, nullable ``source_article_id``) to a Parquet file, one row group per
+    chunk read from the database, so memory stays bounded by ``chunk_size``. Returns the
+    number of rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _parquet_schema()
+    rows = 0
+    with pq.ParquetWriter(str(path), schema) as writer:
+        for chunk in responses_chunks(
+            study=study, include_test=include_test, chunk_size=chunk_size
+        ):
+            for column in DATETIME_COLUMNS:
+                chunk[column] = chunk[column].astype("datetime64[us, UTC]")
+            writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+            rows += len(chunk)
+        if rows == 0:
+            writer.write_table(schema.empty_table())
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# Codebook
+
+
+@dataclass(frozen=True)
+class CodebookEntry:
+    export: str  # "long", "wide" or "question"
+    column: str
+    meaning: str
+    type: str
+    allowed: str
+
+
+LONG_COLUMN_DOCS: dict[str, tuple[str, str, str]] = {
+    "response_id": ("Database id of the answer; unique.", "integer", "positive"),
+    "participant_id": ("Database id of the participation.", "integer", "positive"),
+    "participant_token": ("Anonymous token of the participation.", "string", "UUID"),
+    "panel_pid": ("Panel's participant id (Prolific/MTurk); personal data.", "string", "any"),
+    "condition": (
+        "Condition (study arm) the participant was assigned to.",
+        "string",
+        "the study's condition names",
+    ),
+    "is_test": ("Preview/test session; excluded from analysis.", "boolean", "True, False"),
+    "participant_status": (
+        "Status of the participation.",
+        "string",
+        ", ".join(Participant.Status.values),
+    ),
+    "article_id": ("Database id of the article rated.", "integer", "see the manifest"),
+    "article_origin": ("Who wrote the article.", "string", "real, generated"),
+    "source_article_id": (
+        "For generated articles: the real article whose lede was the "
+        "prompt; empty for real articles.",
+        "integer",
+        "empty or an id",
+    ),
+    "model_name": ("For generated articles: the model that wrote it.", "string", "any"),
+    "outlet": ("Publisher of a real article.", "string", "any"),
+    "url": ("Source URL of a real article (attribution).", "string", "URL or empty"),
+    "license": ("License of the article text.", "string", "e.g. CC-BY-2.5"),
+    "trial_position": (
+        "Order in which the participant saw the article.",
+        "integer",
+        "1 to articles per participant",
+    ),
+    "question_key": (
+        "Question answered (see the question section).",
+        "string",
+        "the study's question keys",
+    ),
+    "question_kind": ("Kind of question.", "string", ", ".join(Question.Kind.values)),
+    "value": ("The answer as given (normalised).", "string", "see the question"),
+    "value_numeric": (
+        "Scored answer: yes=1/no=0, or the scale point; empty for choice and free text.",
+        "number",
+        "see the question",
+    ),
+    "first_shown_at": ("When the article was first shown.", "ISO 8601 UTC timestamp", "any"),
+    "answered_at": ("When the article's answers were submitted.", "ISO 8601 UTC timestamp", "any"),
+    "created_at": ("When the answer was first saved.", "ISO 8601 UTC timestamp", "any"),
+    "updated_at": ("When the answer was last changed.", "ISO 8601 UTC timestamp", "any"),
+}
+WIDE_COLUMN_DOCS: dict[str, tuple[str, str, str]] = {
+    "participant_id": LONG_COLUMN_DOCS["participant_id"],
+    "participant_token": LONG_COLUMN_DOCS["participant_token"],
+    "panel_pid": LONG_COLUMN_DOCS["panel_pid"],
+    "condition": LONG_COLUMN_DOCS["condition"],
+    "status": LONG_COLUMN_DOCS["participant_status"],
+    "is_test": LONG_COLUMN_DOCS["is_test"],
+    "analysed": (
+        "Counted in the analysis (not a test, completed, passed every check).",
+        "boolean",
+        "True, False",
+    ),
+    "exclusion_reason": (
+        "First exclusion that applies; empty when analysed.",
+        "string",
+        "empty, " + ", ".join(f"{k} ({v})" for k, v in EXCLUSION_REASONS.items()),
+    ),
+    "consented_at": ("When the participant consented.", "ISO 8601 UTC timestamp", "any"),
+    "completed_at": (
+        "When the participant finished; empty if not.",
+        "ISO 8601 UTC timestamp",
+        "any or empty",
+    ),
+    "checks_answered": ("Attention checks answered.", "integer", "0 or more"),
+    "checks_failed": ("Attention checks answered wrongly.", "integer", "0 or more"),
+    "article_id_<k>": ("Article shown at position k.", "integer", "see the manifest"),
+    "article_origin_<k>": ("Who wrote the article at position k.", "string", "real, generated"),
+    "shown_at_<k>": (
+        "When the article at position k was first shown.",
+        "ISO 8601 UTC timestamp",
+        "any",
+    ),
+    "answered_at_<k>": (
+        "When the answers about position k were submitted.",
+        "ISO 8601 UTC timestamp",
+        "any",
+    ),
+}
+
+
+def _question_entry(question: Question) -> CodebookEntry:
+    kind = question.get_kind_display()
+    if question.kind == Question.Kind.BINARY:
+        allowed, scoring = "yes, no", "value_numeric: yes = 1, no = 0"
+    elif question.kind == Question.Kind.LIKERT:
+        labels = ""
+        if question.min_label or question.max_label:
+            labels = f" ({question.scale_min} = {question.min_label}, "
+            labels += f"{question.scale_max} = {question.max_label})"
+        allowed = f"integers {question.scale_min} to {question.scale_max}{labels}"
+        scoring = "value_numeric: the scale point"
+    elif question.kind == Question.Kind.CHOICE:
+        allowed = ", ".join(str(choice) for choice in question.choices)
+        scoring = "not scored (value_numeric empty)"
+        if question.expected_answer:
+            scoring += f"; passes when equal to {question.expected_answer!r} (case-insensitive)"
+    else:
+        allowed, scoring = "free text up to 5,000 characters", "not scored"
+    scope = question.get_scope_display()
+    where = (
+        f"long: rows with question_key = {question.key}; wide: q_{question.key}_<k>"
+        if question.scope == Question.Scope.PER_ARTICLE
+        else "wide: counted in checks_answered / checks_failed"
+    )
+    required = "required" if question.required else "optional"
+    return CodebookEntry(
+        export="question",
+        column=question.key,
+        meaning=f"{question.text} [{scope}; {required}; {where}]",
+        type=kind,
+        allowed=f"{allowed}. Scoring: {scoring}",
+    )
+
+
+def codebook_entries(*, study: Study) -> list[CodebookEntry]:
+    """Every column of the long and the wide export, then every question of the study
+    (wording, kind, scale or options, scoring), from the study's own Question rows."""
+    entries = [
+        CodebookEntry("long", column, *LONG_COLUMN_DOCS[column]) for column in RESPONSE_COLUMNS
+    ]
+    entries += [CodebookEntry("wide", column, *doc) for column, doc in WIDE_COLUMN_DOCS.items()]
+    questions = study.questions.order_by("scope", "position", "id")
+    entries += [
+        CodebookEntry(
+            "wide",
+            f"q_{question.key}_<k>",
+            f"Answer to {question.key!r} about the article at position k (see below).",
+            "string",
+            "as the question",
+        )
+        for question in questions
+        if question.scope == Question.Scope.PER_ARTICLE
+    ]
+    entries += [_question_entry(question) for question in questions]
+    return entries
+
+
+CODEBOOK_COLUMNS = ["export", "column", "meaning", "type", "allowed"]
+
+
+def codebook_csv(*, study: Study) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CODEBOOK_COLUMNS)
+    for entry in codebook_entries(study=study):
+        writer.writerow([entry.export, entry.column, entry.meaning, entry.type, entry.allowed])
+    return buffer.getvalue()
+
+
+def codebook_markdown(*, study: Study) -> str:
+    """The codebook as Markdown: one table per export, then the questions."""
+    entries = codebook_entries(study=study)
+    titles = {
+        "long": "Long export (one row per answer about an article)",
+        "wide": "Wide export (one row per participant; <k> is the article position)",
+        "question": "Questions",
+    }
+    lines = [f"# Codebook: {study.title} ({study.slug})", ""]
+    for export, title in titles.items():
+        lines += [
+            f"## {title}",
+            "",
+            "| column | meaning | type | allowed values |",
+            "|---|---|---|---|",
+        ]
+        for entry in entries:
+            if entry.export == export:
+                cells = [entry.column, entry.meaning, entry.type, entry.allowed]
+                lines.append("| " + " | ".join(_md_cell(cell) for cell in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+# ---------------------------------------------------------------------------------------
+# Manifest
+
+
+def manifest_csv(*, study: Study) -> str:
+    """Every article the study uses with its provenance (see
+    ``analysis.frames.articles_manifest_frame``) as CSV."""
+    return articles_manifest_frame(study=study).to_csv(index=False, lineterminator="\n")

@@ -96,6 +96,110 @@ class PowerRow:
     n_for_80: str
 
 
+@dataclass(frozen=True)
+class IndexRow:
+    condition: str
+    is_reference: bool
+    n: int
+    mean: str
+    sd: str
+    ci: str
+
+
+@dataclass(frozen=True)
+class IndexTestRow:
+    condition: str
+    reference: str
+    difference: str
+    ci: str
+    welch: str
+    student: str
+
+
+@dataclass(frozen=True)
+class DetectionRow:
+    condition: str
+    participants: int
+    accuracy: str
+    unsure: str
+    hit_rate: str
+    false_alarm_rate: str
+    d_prime: str
+    criterion: str
+    krippendorff_alpha: str
+
+
+def index_rows(report: StudyReport) -> list[IndexRow]:
+    """The credibility index (1-10) per condition, mean with its 95% t interval."""
+    return [
+        IndexRow(
+            condition=str(row.condition),
+            is_reference=row.condition == report.reference,
+            n=int(row.n),
+            mean=number(row.mean),
+            sd=number(row.sd),
+            ci=f"[{number(row.ci_low)}, {number(row.ci_high)}]",
+        )
+        for row in report.index_means.itertuples(index=False)
+    ]
+
+
+def index_test_rows(report: StudyReport) -> list[IndexTestRow]:
+    return [
+        IndexTestRow(
+            condition=str(row.condition),
+            reference=str(row.reference),
+            difference=f"{float(row.difference):+.2f}",
+            ci=f"[{number(row.ci_low)}, {number(row.ci_high)}]",
+            welch=(
+                f"t={number(row.welch_t)}, df={number(row.welch_df, 1)}, p={p_value(row.welch_p)}"
+            ),
+            student=(
+                f"t={number(row.student_t)}, df={number(row.student_df, 0)}, "
+                f"p={p_value(row.student_p)}"
+            ),
+        )
+        for row in report.index_tests.itertuples(index=False)
+    ]
+
+
+def index_across_lines(report: StudyReport) -> list[str]:
+    """One line per test of the index across all conditions, and Cronbach's alpha."""
+    lines = []
+    for test in report.index_across:
+        dfs = ", ".join(number(d, 0) for d in test.df)
+        name = "F" if test.method == "one-way ANOVA" else "chi-squared"
+        lines.append(
+            f"{test.method}: {name}({dfs}) = {number(test.statistic)}, p = {p_value(test.p_value)}"
+            f" ({test.groups} conditions, {test.n} ratings)"
+        )
+    if report.index_alpha is not None:
+        lines.append(
+            "Cronbach's alpha of believable, accurate and clear: "
+            f"{number(report.index_alpha)} ({len(report.index)} ratings)"
+        )
+    return lines
+
+
+def detection_rows(report: StudyReport) -> list[DetectionRow]:
+    if report.detection_summary is None:
+        return []
+    return [
+        DetectionRow(
+            condition=str(row.condition),
+            participants=int(row.participants),
+            accuracy=pct(row.mean_accuracy),
+            unsure=pct(row.mean_unsure_rate),
+            hit_rate=pct(row.hit_rate),
+            false_alarm_rate=pct(row.false_alarm_rate),
+            d_prime=number(row.d_prime),
+            criterion=number(row.criterion),
+            krippendorff_alpha=number(row.krippendorff_alpha, 3),
+        )
+        for row in report.detection_summary.itertuples(index=False)
+    ]
+
+
 def regression_rows(report: StudyReport) -> list[RegressionRow]:
     """The clustered logistic regression, odds ratios with their interval."""
     if report.regression is None:
@@ -180,6 +284,45 @@ def likert_rows(report: StudyReport) -> list[LikertRow]:
     ]
 
 
+def table_context(report: StudyReport) -> dict[str, object]:
+    """Template context for ``analysis/_tables.html``: every table of the report as
+    display rows (shared by the results page and the self-contained HTML report)."""
+    return {
+        "report": report,
+        "proportions": proportion_rows(report),
+        "comparisons": comparison_rows(report),
+        "likert": likert_rows(report),
+        "regression": regression_rows(report),
+        "power": power_rows(report),
+        "index": index_rows(report),
+        "index_tests": index_test_rows(report),
+        "index_across": index_across_lines(report),
+        "detection": detection_rows(report),
+    }
+
+
+def report_as_html(report: StudyReport) -> str:
+    """One self-contained HTML file: every table, the exclusion ledger, the plots inlined
+    as SVG and the Wikinews attribution, with no external asset (it opens offline and can
+    be attached to an e-mail or a preregistration)."""
+    from django.template.loader import render_to_string
+    from django.utils import timezone
+
+    from analysis import plots  # matplotlib is heavy; only this page needs it
+    from surveys.models import WIKINEWS_ATTRIBUTION
+
+    figures = [(title, plots.inline_svg(report, name)) for name, title in plots.PLOT_TITLES.items()]
+    return render_to_string(
+        "analysis/report_standalone.html",
+        {
+            **table_context(report),
+            "figures": figures,
+            "attribution": WIKINEWS_ATTRIBUTION,
+            "generated_at": timezone.now().strftime("%Y-%m-%d %H:%M UTC"),
+        },
+    )
+
+
 def report_as_text(report: StudyReport) -> str:
     """The plain-text report printed by ``manage.py analyze``."""
     lines = [f"Study: {report.study_title} ({report.study_slug})", "", "Exclusions"]
@@ -254,6 +397,38 @@ def report_as_text(report: StudyReport) -> str:
         lines.append(
             f"  {r.condition:<{name_width}}  {r.question:<12}  n={r.n:<5}  mean {r.mean}  "
             f"sd {r.sd}  {r.ci}"
+        )
+    index = index_rows(report)
+    if index:
+        lines += [
+            "",
+            "Credibility index (believable + accurate + clear, 3-12, rescaled to 1-10: "
+            "sum - 2; mean, sd, 95% t interval)",
+        ]
+    for r in index:
+        marker = "  (reference)" if r.is_reference else ""
+        lines.append(
+            f"  {r.condition:<{name_width}}  n={r.n:<5}  mean {r.mean}  sd {r.sd}  {r.ci}{marker}"
+        )
+    for t in index_test_rows(report):
+        lines.append(
+            f"  {t.condition} vs {t.reference}: diff {t.difference} {t.ci}; "
+            f"Welch {t.welch}; Student {t.student}"
+        )
+    lines += [f"  {line}" for line in index_across_lines(report)]
+
+    detection = detection_rows(report)
+    if detection:
+        lines += [
+            "",
+            'Detection ("human or machine?"; accuracy = correct / non-neutral answers, '
+            "\"I don't know\" reported apart; d' with the log-linear correction)",
+        ]
+    for d in detection:
+        lines.append(
+            f"  {d.condition:<{name_width}}  participants={d.participants}  accuracy {d.accuracy}"
+            f"  don't know {d.unsure}  hits {d.hit_rate}  false alarms {d.false_alarm_rate}"
+            f"  d'={d.d_prime}  c={d.criterion}  Krippendorff alpha={d.krippendorff_alpha}"
         )
     for note in report.notes:
         lines += ["", f"Note: {note}"]

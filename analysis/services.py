@@ -70,6 +70,129 @@ def power_table(comparisons: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=POWER_COLUMNS)
 
 
+INDEX_TEST_COLUMNS = [
+    "condition",
+    "reference",
+    "difference",
+    "welch_t",
+    "welch_df",
+    "welch_p",
+    "ci_low",
+    "ci_high",
+    "student_t",
+    "student_df",
+    "student_p",
+]
+ALL_CONDITIONS = "(all conditions)"
+DETECTION_SUMMARY_COLUMNS = [
+    "condition",
+    "participants",
+    "mean_accuracy",
+    "mean_unsure_rate",
+    "hit_rate",
+    "false_alarm_rate",
+    "d_prime",
+    "criterion",
+    "krippendorff_alpha",
+]
+
+
+def index_tests(index: pd.DataFrame, reference: str | None) -> pd.DataFrame:
+    """Each condition's credibility index against the reference's: Welch's and Student's
+    two-sample t tests (``stats.t_test``). Rows are participant-articles, treated as
+    independent (see the clustering caveat of ``stats.proportions_by_condition``).
+    Conditions with fewer than two ratings are skipped."""
+    rows = []
+    if reference is None:
+        return pd.DataFrame(columns=INDEX_TEST_COLUMNS)
+    ref = index.loc[index["condition"] == reference, "index"]
+    if len(ref) < 2:
+        return pd.DataFrame(columns=INDEX_TEST_COLUMNS)
+    for condition in sorted(set(index["condition"]) - {reference}):
+        values = index.loc[index["condition"] == condition, "index"]
+        if len(values) < 2:
+            continue
+        welch = stats.t_test(values, ref)
+        student = stats.t_test(values, ref, equal_var=True)
+        rows.append(
+            {
+                "condition": condition,
+                "reference": reference,
+                "difference": welch.difference,
+                "welch_t": welch.t,
+                "welch_df": welch.df,
+                "welch_p": welch.p_value,
+                "ci_low": welch.ci_low,
+                "ci_high": welch.ci_high,
+                "student_t": student.t,
+                "student_df": student.df,
+                "student_p": student.p_value,
+            }
+        )
+    return pd.DataFrame(rows, columns=INDEX_TEST_COLUMNS)
+
+
+def detection_summary(responses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-participant detection accuracy (``stats.detection_accuracy``, "I don't know"
+    left out of the ratio and reported as a rate) and, per condition, the mean accuracy,
+    the pooled hit and false-alarm rates with d' and c (log-linear correction; a "signal"
+    is a machine-written article, "I don't know" answers dropped), and Krippendorff's
+    nominal alpha (human / machine) among participants over the articles they judged. A last row,
+    ``ALL_CONDITIONS``, pools every condition: in a between-subjects design a condition
+    holds only human or only machine articles, so d' is defined only there. Input: the
+    analysed responses to the ``detection`` question."""
+    people = stats.detection_accuracy(responses)
+    conditions = responses.groupby("participant_id")["condition"].first()
+    people.insert(1, "condition", people["participant_id"].map(conditions))
+    rows = []
+    parts = [*responses.groupby("condition", sort=True)]
+    if parts:
+        parts.append((ALL_CONDITIONS, responses))
+    for condition, group in parts:
+        judged = group["value"].map(stats.detection_judgement)
+        decided = group.loc[judged.isin([stats.HUMAN, stats.MACHINE])]
+        said_machine = judged.loc[decided.index] == stats.MACHINE
+        machine = decided["article_origin"] != "real"
+        signal, noise = int(machine.sum()), int((~machine).sum())
+        sdt = (
+            stats.signal_detection(
+                int((said_machine & machine).sum()),
+                signal,
+                int((said_machine & ~machine).sum()),
+                noise,
+            )
+            if signal and noise
+            else None
+        )
+        # Agreement about the decision: "I don't know" is no code, so it is left out.
+        coded = group.assign(judgement=judged).loc[judged.isin([stats.HUMAN, stats.MACHINE])]
+        matrix = coded.pivot_table(
+            index="participant_id", columns="article_id", values="judgement", aggfunc="first"
+        )
+        alpha = (
+            stats.krippendorff_alpha_nominal(matrix.astype(object).where(matrix.notna(), None))
+            if not matrix.empty
+            else float("nan")
+        )
+        mine = (
+            people if condition == ALL_CONDITIONS else people.loc[people["condition"] == condition]
+        )
+        rows.append(
+            {
+                "condition": condition,
+                "participants": len(mine),
+                "mean_accuracy": float(mine["accuracy"].mean()),
+                "mean_unsure_rate": float(mine["unsure_rate"].mean()),
+                "hit_rate": sdt.hit_rate if sdt else float("nan"),
+                "false_alarm_rate": sdt.false_alarm_rate if sdt else float("nan"),
+                "d_prime": sdt.d_prime if sdt else float("nan"),
+                "criterion": sdt.criterion if sdt else float("nan"),
+                "krippendorff_alpha": alpha,
+            }
+        )
+    return people, pd.DataFrame(rows, columns=DETECTION_SUMMARY_COLUMNS)
+
+
 @dataclass(frozen=True)
 class StudyReport:
     """Everything the results page and ``manage.py analyze`` show about one study.
@@ -93,6 +216,28 @@ class StudyReport:
     regression: stats.LogisticFit | None = None
     # One row per comparison: ``POWER_COLUMNS``.
     power: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=POWER_COLUMNS))
+    # The Kreps et al. credibility index (1-10), present when the study asks believable,
+    # accurate and clear: one row per participant-article (``stats.INDEX_COLUMNS``), the
+    # mean per condition (``stats.MEAN_COLUMNS``), each condition against the reference
+    # (``INDEX_TEST_COLUMNS``), tests across all conditions and Cronbach's alpha.
+    index: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=stats.INDEX_COLUMNS))
+    index_means: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=stats.MEAN_COLUMNS)
+    )
+    index_tests: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=INDEX_TEST_COLUMNS)
+    )
+    index_across: list[stats.GroupTest] = field(default_factory=list)
+    index_alpha: float | None = None
+    has_index_items: bool = False  # the study asks believable, accurate and clear
+    # Detection designs ("human or machine?"), present when a per-article question keyed
+    # "detection" exists: per-participant accuracy (``stats.DETECTION_COLUMNS`` plus
+    # ``condition``) and a per-condition summary (``DETECTION_SUMMARY_COLUMNS``).
+    detection: pd.DataFrame | None = None
+    detection_summary: pd.DataFrame | None = None
+    # Per-response seconds from first shown to answered, for plots (one row per
+    # participant-article: participant_id, article_id, condition, seconds).
+    responses: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def analysed(self) -> int:
@@ -161,6 +306,7 @@ def study_report(*, study: Study) -> StudyReport:
             key=lambda column: column != reference if column.name == "condition" else column,
             kind="stable",
         ).reset_index(drop=True)
+    extra = _scale_and_detection(study=study, responses=responses, reference=reference)
     return StudyReport(
         study_slug=study.slug,
         study_title=study.title,
@@ -173,7 +319,74 @@ def study_report(*, study: Study) -> StudyReport:
         notes=notes,
         regression=regression,
         power=power_table(comparisons),
+        **extra,
     )
+
+
+def _scale_and_detection(
+    *, study: Study, responses: pd.DataFrame, reference: str | None
+) -> dict[str, object]:
+    """The credibility index with its tests and reliability, the detection tables, and
+    per-trial seconds, as keyword arguments of ``StudyReport``."""
+    extra: dict[str, object] = {"responses": _trial_seconds(responses)}
+    keys = set(
+        study.questions.filter(scope=Question.Scope.PER_ARTICLE).values_list("key", flat=True)
+    )
+    if set(stats.CREDIBILITY_ITEMS) <= keys:
+        index = stats.credibility_index(responses)
+        extra["has_index_items"] = True
+        extra["index"] = index
+        extra["index_means"] = _reference_first(stats.means_by_condition(index), reference)
+        extra["index_tests"] = index_tests(index, reference)
+        groups = {c: g["index"].to_numpy(dtype=float) for c, g in index.groupby("condition")}
+        across: list[stats.GroupTest] = []
+        if len(groups) >= 2:
+            try:
+                across = [stats.one_way_anova(groups), stats.kruskal_wallis(groups)]
+            except ValueError:
+                across = []
+        extra["index_across"] = across
+        extra["index_alpha"] = (
+            stats.cronbach_alpha(index[list(stats.CREDIBILITY_ITEMS)]) if len(index) else None
+        )
+    if "detection" in keys:
+        answers = responses.loc[responses["question_key"] == "detection"]
+        people, summary = detection_summary(answers)
+        extra["detection"] = people
+        extra["detection_summary"] = _reference_first(summary, reference)
+    return extra
+
+
+def _reference_first(table: pd.DataFrame, reference: str | None) -> pd.DataFrame:
+    if reference is None or table.empty:
+        return table
+    return pd.concat(
+        [table.loc[table["condition"] == reference], table.loc[table["condition"] != reference]],
+        ignore_index=True,
+    )
+
+
+def _trial_seconds(responses: pd.DataFrame) -> pd.DataFrame:
+    """One row per participant-article with the seconds from first shown to answered
+    (NaN when either time is missing) and every numeric answer as a column."""
+    columns = ["participant_id", "article_id", "condition", "article_origin", "seconds"]
+    if responses.empty:
+        return pd.DataFrame(columns=columns)
+    trials = responses.groupby(["participant_id", "article_id"], sort=False).agg(
+        condition=("condition", "first"),
+        article_origin=("article_origin", "first"),
+        first_shown_at=("first_shown_at", "first"),
+        answered_at=("answered_at", "first"),
+    )
+    trials["seconds"] = (trials["answered_at"] - trials["first_shown_at"]).dt.total_seconds()
+    answers = responses.loc[responses["value_numeric"].notna()].pivot_table(
+        index=["participant_id", "article_id"],
+        columns="question_key",
+        values="value_numeric",
+        aggfunc="first",
+    )
+    answers.columns.name = None
+    return trials[columns[2:]].join(answers).reset_index()
 
 
 # ---------------------------------------------------------------------------------------

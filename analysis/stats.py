@@ -668,3 +668,407 @@ def sample_size_two_proportions(
         p1 * (1 - p1) + p2 * (1 - p2)
     )
     return root**2 / (p1 - p2) ** 2
+
+
+# ---------------------------------------------------------------------------------------
+# Scales: the Kreps et al. credibility index and its reliability
+
+CREDIBILITY_ITEMS = ("believable", "accurate", "clear")
+INDEX_COLUMNS = [
+    "participant_id",
+    "article_id",
+    "condition",
+    *CREDIBILITY_ITEMS,
+    "item_sum",
+    "index",
+]
+
+
+def credibility_index(df: pd.DataFrame, items: tuple[str, ...] = CREDIBILITY_ITEMS) -> pd.DataFrame:
+    """The credibility index of Kreps, McCain & Brundage (2020) per participant-article.
+
+    Input columns: ``participant_id``, ``article_id``, ``condition``, ``question_key``,
+    ``value_numeric`` (long, one row per answer). The three items (believable, accurate,
+    clear) are each rated 1-4, so their sum runs from 3 to 12. The sum is rescaled
+    linearly to 1-10::
+
+        index = (sum - 3) / 9 * 9 + 1        (= sum - 2; 3 -> 1, 12 -> 10)
+
+    Only participant-articles with all three items answered are kept (a partial sum would
+    not be on the same scale). Output: ``INDEX_COLUMNS``, one row per participant-article.
+    """
+    missing = {"participant_id", "article_id", "condition", "question_key", "value_numeric"} - set(
+        df.columns
+    )
+    if missing:
+        raise ValueError(f"missing column(s): {', '.join(sorted(missing))}")
+    data = df.loc[df["question_key"].isin(items) & df["value_numeric"].notna()]
+    columns = ["participant_id", "article_id", "condition", *items, "item_sum", "index"]
+    if data.empty:
+        return pd.DataFrame(columns=columns)
+    wide = data.pivot_table(
+        index=["participant_id", "article_id", "condition"],
+        columns="question_key",
+        values="value_numeric",
+        aggfunc="first",
+    )
+    for item in items:
+        if item not in wide.columns:
+            return pd.DataFrame(columns=columns)
+    wide = wide[list(items)].dropna().reset_index()
+    wide.columns.name = None
+    low, high = float(len(items)), 4.0 * len(items)
+    wide["item_sum"] = wide[list(items)].sum(axis=1)
+    wide["index"] = (wide["item_sum"] - low) / (high - low) * 9.0 + 1.0
+    return wide[columns].reset_index(drop=True)
+
+
+MEAN_COLUMNS = ["condition", "n", "mean", "sd", "ci_low", "ci_high"]
+
+
+def means_by_condition(
+    df: pd.DataFrame, value: str = "index", confidence: float = 0.95
+) -> pd.DataFrame:
+    """Mean of column ``value`` per condition with the one-sample t interval
+    ``mean +- t(n-1) sd / sqrt(n)`` (R ``t.test(x)$conf.int``). Input columns:
+    ``condition`` and ``value``. With one observation sd and interval are NaN.
+    Assumptions: independent observations, mean close to normal."""
+    _z_critical(confidence)
+    data = df.loc[df[value].notna(), ["condition", value]]
+    if data.empty:
+        return pd.DataFrame(columns=MEAN_COLUMNS)
+    grouped = (
+        data.groupby("condition", sort=True)[value]
+        .agg(n="size", mean="mean", sd="std")
+        .reset_index()
+    )
+    n = grouped["n"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, np.maximum(n - 1, 1))
+        half = np.where(n > 1, t * grouped["sd"].to_numpy(dtype=float) / np.sqrt(n), np.nan)
+    grouped["ci_low"] = grouped["mean"] - half
+    grouped["ci_high"] = grouped["mean"] + half
+    grouped["n"] = grouped["n"].astype(int)
+    return grouped[MEAN_COLUMNS]
+
+
+@dataclass(frozen=True)
+class TTest:
+    """Result of :func:`t_test`: ``difference = mean_x - mean_y`` with its interval."""
+
+    mean_x: float
+    mean_y: float
+    difference: float
+    t: float
+    df: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+    equal_var: bool
+    confidence: float
+
+    @property
+    def method(self) -> str:
+        return "Student two-sample t test" if self.equal_var else "Welch two-sample t test"
+
+
+def t_test(
+    x: np.ndarray | pd.Series | list[float],
+    y: np.ndarray | pd.Series | list[float],
+    equal_var: bool = False,
+    confidence: float = 0.95,
+) -> TTest:
+    """Two-sample t test of H0: mean(x) = mean(y), two-sided, as R ``t.test(x, y)``.
+
+    Welch (default): ``t = (mx - my) / sqrt(vx/nx + vy/ny)`` with Welch-Satterthwaite
+    degrees of freedom; no equal-variance assumption. ``equal_var=True``: Student's test
+    with the pooled variance and ``nx + ny - 2`` df (R ``var.equal = TRUE``).
+    Assumptions: independent samples, means close to normal. Each sample needs at least
+    two values (ValueError otherwise); NaN values are dropped. When both samples are
+    constant the test is undefined and t, p and the interval are NaN.
+    """
+    _z_critical(confidence)
+    a = np.asarray(x, dtype=float)
+    b = np.asarray(y, dtype=float)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("A two-sample t test needs at least two values in each sample.")
+    nx, ny = len(a), len(b)
+    vx, vy = float(a.var(ddof=1)), float(b.var(ddof=1))
+    if equal_var:
+        df = float(nx + ny - 2)
+        pooled = ((nx - 1) * vx + (ny - 1) * vy) / df
+        se = math.sqrt(pooled * (1 / nx + 1 / ny))
+    else:
+        se = math.sqrt(vx / nx + vy / ny)
+        # Both samples constant: the Welch-Satterthwaite df is 0/0, the test undefined.
+        df = (
+            (vx / nx + vy / ny) ** 2 / ((vx / nx) ** 2 / (nx - 1) + (vy / ny) ** 2 / (ny - 1))
+            if se > 0
+            else math.nan
+        )
+    difference = float(a.mean() - b.mean())
+    if se == 0.0:
+        t = p = low = high = math.nan
+    else:
+        t = difference / se
+        p = float(2.0 * sps.t.sf(abs(t), df))
+        crit = float(sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, df))
+        low, high = difference - crit * se, difference + crit * se
+    return TTest(
+        mean_x=float(a.mean()),
+        mean_y=float(b.mean()),
+        difference=difference,
+        t=t,
+        df=df,
+        p_value=p,
+        ci_low=low,
+        ci_high=high,
+        equal_var=equal_var,
+        confidence=confidence,
+    )
+
+
+@dataclass(frozen=True)
+class GroupTest:
+    """Result of :func:`one_way_anova` (F, ``df`` = (between, within)) or
+    :func:`kruskal_wallis` (chi-squared H, ``df`` = (k - 1,))."""
+
+    method: str
+    statistic: float
+    df: tuple[float, ...]
+    p_value: float
+    groups: int
+    n: int
+
+
+def _groups(groups: dict[str, np.ndarray | pd.Series | list[float]]) -> dict[str, np.ndarray]:
+    cleaned = {}
+    for name, values in groups.items():
+        array = np.asarray(values, dtype=float)
+        array = array[~np.isnan(array)]
+        if len(array):
+            cleaned[name] = array
+    if len(cleaned) < 2:
+        raise ValueError("A test across conditions needs at least two groups with data.")
+    return cleaned
+
+
+def one_way_anova(groups: dict[str, np.ndarray | pd.Series | list[float]]) -> GroupTest:
+    """One-way analysis of variance across groups (R ``summary(aov(y ~ g))``).
+
+    ``F = (SS_between / (k-1)) / (SS_within / (N-k))`` on ``(k-1, N-k)`` df.
+    Assumptions: independent observations, normal errors, equal variances across groups.
+    Empty groups are ignored; fewer than two groups is a ValueError.
+    """
+    data = _groups(groups)
+    values = list(data.values())
+    n = sum(len(v) for v in values)
+    k = len(values)
+    if n - k < 1:
+        raise ValueError("One-way ANOVA needs more observations than groups.")
+    grand = np.concatenate(values).mean()
+    ss_between = sum(len(v) * (v.mean() - grand) ** 2 for v in values)
+    ss_within = sum(((v - v.mean()) ** 2).sum() for v in values)
+    df1, df2 = k - 1, n - k
+    if ss_within == 0:
+        statistic = p = math.nan
+    else:
+        statistic = float((ss_between / df1) / (ss_within / df2))
+        p = float(sps.f.sf(statistic, df1, df2))
+    return GroupTest("one-way ANOVA", statistic, (float(df1), float(df2)), p, k, n)
+
+
+def kruskal_wallis(groups: dict[str, np.ndarray | pd.Series | list[float]]) -> GroupTest:
+    """Kruskal-Wallis rank sum test across groups (R ``kruskal.test``): H with the
+    correction for ties, chi-squared on ``k - 1`` df. Assumptions: independent
+    observations, an ordinal outcome; no normality. NaN when every value is tied."""
+    data = _groups(groups)
+    values = list(data.values())
+    n = sum(len(v) for v in values)
+    pooled = np.concatenate(values)
+    if np.all(pooled == pooled[0]):
+        return GroupTest(
+            "Kruskal-Wallis", math.nan, (float(len(values) - 1),), math.nan, len(values), n
+        )
+    result = sps.kruskal(*values)
+    return GroupTest(
+        "Kruskal-Wallis",
+        float(result.statistic),
+        (float(len(values) - 1),),
+        float(result.pvalue),
+        len(values),
+        n,
+    )
+
+
+def cronbach_alpha(items: pd.DataFrame) -> float:
+    """Cronbach's (1951) alpha of a set of items, one column per item and one row per
+    rated unit (complete rows only; rows with a missing item are dropped):
+    ``alpha = k / (k-1) * (1 - sum(item variances) / variance(total))``, variances with
+    the n-1 denominator. Assumptions: the items measure one construct (tau-equivalence for
+    alpha to equal reliability). NaN with fewer than two rows or a constant total.
+    """
+    data = items.dropna().astype(float)
+    k = data.shape[1]
+    if k < 2:
+        raise ValueError("Cronbach's alpha needs at least two items.")
+    if len(data) < 2:
+        return math.nan
+    total_var = float(data.sum(axis=1).var(ddof=1))
+    if total_var == 0:
+        return math.nan
+    return k / (k - 1) * (1.0 - float(data.var(ddof=1).sum()) / total_var)
+
+
+# ---------------------------------------------------------------------------------------
+# Detection designs: "written by a human or a machine?"
+
+HUMAN, MACHINE, UNSURE = "human", "machine", "unsure"
+
+
+def detection_judgement(answer: str) -> str | None:
+    """Map an answer of the detection question to ``"human"``, ``"machine"`` or
+    ``"unsure"`` ("I don't know" and the like); None when empty. Choices such as "Very
+    likely written by a human" / "Likely written by a machine" map by the word they name."""
+    text = str(answer).strip().lower().replace("\u2019", "'")
+    if not text:
+        return None
+    if "know" in text or "unsure" in text or "not sure" in text or "neither" in text:
+        return UNSURE
+    if "machine" in text or "computer" in text or "ai" in text.split():
+        return MACHINE
+    if "human" in text or "person" in text:
+        return HUMAN
+    return UNSURE
+
+
+DETECTION_COLUMNS = [
+    "participant_id",
+    "answered",
+    "unsure",
+    "decided",
+    "correct",
+    "accuracy",
+    "unsure_rate",
+]
+
+
+def detection_accuracy(df: pd.DataFrame) -> pd.DataFrame:
+    """Per-participant accuracy at telling human from machine-written articles.
+
+    Input columns: ``participant_id``, ``article_origin`` ("real" = written by a human,
+    anything else = machine-written) and ``value`` (the answer text; see
+    :func:`detection_judgement`). Following Brown et al. (2020, "Language Models are
+    Few-Shot Learners", sec. 3.9.4), accuracy is ``correct / non-neutral answers``: "I
+    don't know" answers are left out of the ratio and reported separately as
+    ``unsure_rate = unsure / answered``. Accuracy is NaN for someone who never decided.
+    """
+    missing = {"participant_id", "article_origin", "value"} - set(df.columns)
+    if missing:
+        raise ValueError(f"missing column(s): {', '.join(sorted(missing))}")
+    judged = df["value"].map(detection_judgement)
+    data = pd.DataFrame(
+        {
+            "participant_id": df["participant_id"],
+            "judgement": judged,
+            "truth": np.where(df["article_origin"] == "real", HUMAN, MACHINE),
+        }
+    ).dropna(subset=["judgement"])
+    if data.empty:
+        return pd.DataFrame(columns=DETECTION_COLUMNS)
+    data["unsure"] = data["judgement"] == UNSURE
+    data["correct"] = ~data["unsure"] & (data["judgement"] == data["truth"])
+    table = data.groupby("participant_id", sort=True).agg(
+        answered=("judgement", "size"), unsure=("unsure", "sum"), correct=("correct", "sum")
+    )
+    table["decided"] = table["answered"] - table["unsure"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["accuracy"] = np.where(
+            table["decided"] > 0,
+            table["correct"] / table["decided"].where(table["decided"] > 0),
+            np.nan,
+        )
+    table["unsure_rate"] = table["unsure"] / table["answered"]
+    return table.reset_index()[DETECTION_COLUMNS]
+
+
+@dataclass(frozen=True)
+class SignalDetection:
+    """Result of :func:`signal_detection`: rates after the correction, d' and c."""
+
+    hit_rate: float
+    false_alarm_rate: float
+    d_prime: float
+    criterion: float
+    corrected: bool
+
+
+def signal_detection(
+    hits: float,
+    signal_trials: float,
+    false_alarms: float,
+    noise_trials: float,
+    correction: bool = True,
+) -> SignalDetection:
+    """Sensitivity d' and criterion c of the equal-variance Gaussian model.
+
+    ``d' = z(H) - z(F)`` and ``c = -(z(H) + z(F)) / 2`` (Macmillan & Creelman,
+    *Detection Theory: A User's Guide*, ch. 1-2), where a "signal" is a machine-written
+    article and a hit is calling it machine-written; a false alarm is calling a human
+    article machine-written. With ``correction`` (default) the log-linear correction of
+    Hautus (1995) is applied so that rates of 0 or 1 give finite z: ``H = (hits + 0.5) /
+    (signal_trials + 1)``, likewise for F. Positive c is a bias towards "human".
+    Raises ValueError for impossible counts.
+    """
+    for count, total, name in (
+        (hits, signal_trials, "hits"),
+        (false_alarms, noise_trials, "false alarms"),
+    ):
+        if total <= 0 or not 0 <= count <= total:
+            raise ValueError(f"{name} must be between 0 and a positive number of trials")
+    if correction:
+        h = (hits + 0.5) / (signal_trials + 1.0)
+        f = (false_alarms + 0.5) / (noise_trials + 1.0)
+    else:
+        h, f = hits / signal_trials, false_alarms / noise_trials
+    zh, zf = float(sps.norm.ppf(h)), float(sps.norm.ppf(f))
+    return SignalDetection(h, f, zh - zf, -(zh + zf) / 2.0, correction)
+
+
+def krippendorff_alpha_nominal(data: np.ndarray | list[list[object]]) -> float:
+    """Krippendorff's alpha for nominal data, any number of coders, missing values allowed.
+
+    Input: a coders x units matrix; ``None`` or NaN marks a missing value. Following
+    Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability": units coded by fewer
+    than two coders are dropped; the coincidence matrix ``o_ck = sum_u (number of c-k
+    pairs in u) / (m_u - 1)``; ``alpha = 1 - (n - 1) * sum_{c != k} o_ck /
+    sum_{c != k} n_c n_k``. NaN when fewer than two values are pairable or only one value
+    occurs (no disagreement is possible).
+    """
+    matrix = np.asarray(data, dtype=object)
+    if matrix.ndim != 2:
+        raise ValueError("Krippendorff's alpha needs a coders x units matrix.")
+
+    def present(value: object) -> bool:
+        return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+    coincidences: dict[tuple[object, object], float] = {}
+    for unit in matrix.T:
+        values = [v for v in unit if present(v)]
+        m = len(values)
+        if m < 2:
+            continue
+        for i, a in enumerate(values):
+            for j, b in enumerate(values):
+                if i != j:
+                    coincidences[(a, b)] = coincidences.get((a, b), 0.0) + 1.0 / (m - 1)
+    totals: dict[object, float] = {}
+    for (a, _b), weight in coincidences.items():
+        totals[a] = totals.get(a, 0.0) + weight
+    n = sum(totals.values())
+    if n < 2 or len(totals) < 2:
+        return math.nan
+    observed = sum(w for (a, b), w in coincidences.items() if a != b)
+    expected = sum(totals[a] * totals[b] for a in totals for b in totals if a != b)
+    return 1.0 - (n - 1.0) * observed / expected

@@ -10,4 +10,5 @@ app_name = "analysis"
 urlpatterns: list[URLPattern] = [
     path("<slug:slug>/", views.results, name="results"),
     path("<slug:slug>/export.csv", views.export_csv, name="export"),
+    path("<slug:slug>/plots/<slug:name>.svg", views.plot, name="plot"),
 ]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from analysis import presentation
+from analysis import plots, presentation
 from analysis.services import responses_csv_chunks, study_report
 from surveys.models import WIKINEWS_ATTRIBUTION, Study
 
@@ -20,15 +20,29 @@ def results(request: HttpRequest, slug: str) -> HttpResponse:
         "analysis/results.html",
         {
             "study": study,
-            "report": report,
-            "proportions": presentation.proportion_rows(report),
-            "comparisons": presentation.comparison_rows(report),
-            "likert": presentation.likert_rows(report),
-            "regression": presentation.regression_rows(report),
-            "power": presentation.power_rows(report),
+            **presentation.table_context(report),
+            "plots": list(plots.PLOT_TITLES.items()),
             "attribution": WIKINEWS_ATTRIBUTION,
         },
     )
+
+
+@staff_member_required
+def plot(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    """One figure of the study report as SVG, or PNG with ``?format=png``."""
+    if name not in plots.PLOTS:
+        raise Http404(f"No plot named {name!r}.")
+    fmt = request.GET.get("format", "svg")
+    if fmt not in ("svg", "png"):
+        return HttpResponse(
+            "format must be svg or png", status=400, content_type="text/plain; charset=utf-8"
+        )
+    study = get_object_or_404(Study, slug=slug)
+    body = plots.plot_bytes(study_report(study=study), name, fmt)
+    response = HttpResponse(body, content_type="image/svg+xml" if fmt == "svg" else "image/png")
+    if "download" in request.GET:
+        response["Content-Disposition"] = f'attachment; filename="{study.slug}-{name}.{fmt}"'
+    return response
 
 
 @staff_member_required

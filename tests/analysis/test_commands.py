@@ -7,6 +7,7 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils.html import escape
 
 from analysis.frames import RESPONSE_COLUMNS
 from surveys.models import WIKINEWS_ATTRIBUTION, Question, Response, Trial
@@ -153,3 +154,52 @@ def test_analyze_prints_the_gpt2_planning_yardstick(rated_study):
     # / 0.11^2 = 225.04, rounded up.
     assert "72% vs 83%" in out
     assert "needs 226 ratings per condition" in out
+
+
+def test_analyze_prints_the_credibility_index_and_its_tests(rated_study):
+    out, _ = run("analyze", rated_study.slug)
+    assert "Credibility index" in out
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Credibility index"))
+    section = lines[start:]
+    real = next(line for line in section if line.strip().startswith("real "))
+    assert "mean 7.00" in real  # index = sum - 2: 8, 8, 7, 5
+    assert "sd 1.41" in real
+    test = next(line for line in section if "generated vs real" in line)
+    assert "Welch t=-1.29" in test  # -1 / sqrt(0.5/5 + 2/4)
+    assert "Student t=-1.39, df=7" in test  # -1 / sqrt(8/7 * 0.45)
+    assert any(line.strip().startswith("one-way ANOVA: F(1, 7) = 1.94") for line in section)
+    assert any("Kruskal-Wallis" in line for line in section)
+    assert any("Cronbach's alpha" in line and "0.00" in line for line in section)
+
+
+def test_analyze_html_writes_one_self_contained_file(rated_study, tmp_path):
+    target = tmp_path / "report.html"
+    out, err = run("analyze", rated_study.slug, "--html", str(target))
+    assert "Credibility index" in out
+    assert str(target) in err
+    html = target.read_text(encoding="utf-8")
+    assert 'id="ledger"' in html
+    assert "Failed an attention check, excluded" in html
+    assert 'id="credibility-index"' in html
+    assert html.count("<svg") == 4
+    assert escape(WIKINEWS_ATTRIBUTION) in html
+    # Self-contained: nothing is fetched from elsewhere.
+    assert "<img" not in html
+    assert "<link" not in html
+    assert "<script" not in html
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_analyze_html_into_missing_folder_writes_nothing(rated_study, tmp_path):
+    with pytest.raises(CommandError, match="does not exist"):
+        run("analyze", rated_study.slug, "--html", str(tmp_path / "nope" / "r.html"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_analyze_html_for_empty_study_says_no_data(live_study, tmp_path):
+    target = tmp_path / "report.html"
+    run("analyze", live_study.slug, "--html", str(target))
+    html = target.read_text(encoding="utf-8")
+    assert "No data yet" in html
+    assert html.count("<svg") == 4

@@ -132,3 +132,94 @@ def test_report_without_regression_explains_why(live_study):
     assert any("infinite" in note for note in report.notes)
     assert len(report.comparisons) == 1
     assert math.isnan(report.power.iloc[0]["power"])
+
+
+# ---------------------------------------------------------------------------------------
+# Credibility index and detection, worked out by hand from the fixture's ratings.
+
+
+def test_report_credibility_index_by_hand(rated_study):
+    report = study_report(study=rated_study)
+    assert report.has_index_items
+    means = report.index_means.set_index("condition")
+    assert list(report.index_means["condition"]) == ["real", "generated"]
+    # Real: believable 4,4,3,1 with accurate = clear = 3 -> sums 10,10,9,7 -> index
+    # (sum - 2) 8,8,7,5: mean 7, sd sqrt(6/3). Generated: sums 8,8,8,9,7 -> 6,6,6,7,5.
+    assert means.loc["real", "mean"] == pytest.approx(7.0)
+    assert means.loc["real", "sd"] == pytest.approx(math.sqrt(2.0))
+    assert means.loc["generated", "mean"] == pytest.approx(6.0)
+    assert means.loc["generated", "n"] == 5
+    row = report.index_tests.iloc[0]
+    # Welch: se = sqrt(0.5/5 + 2/4) = sqrt(0.6); df = 0.36 / (0.1^2/4 + 0.5^2/3).
+    assert row["welch_t"] == pytest.approx(-1 / math.sqrt(0.6))
+    assert row["welch_df"] == pytest.approx(0.36 / (0.01 / 4 + 0.25 / 3))
+    # Student: pooled variance (4 * 0.5 + 3 * 2) / 7 = 8/7 on 7 df.
+    assert row["student_t"] == pytest.approx(-1 / math.sqrt(8 / 7 * (1 / 5 + 1 / 4)))
+    assert row["student_df"] == 7
+    anova, kruskal = report.index_across
+    # With two groups F is Student's t squared.
+    assert anova.statistic == pytest.approx(row["student_t"] ** 2)
+    assert anova.df == (1.0, 7.0)
+    assert kruskal.df == (1.0,)
+    # Accurate and clear never vary: item variances sum to the total's, so alpha is 0.
+    assert report.index_alpha == pytest.approx(0.0, abs=1e-12)
+
+
+def test_report_without_the_three_items_has_no_index(db):
+    study = StudyFactory.create()
+    ConditionFactory.create(study=study, name="only", is_reference=True)
+    QuestionFactory.create(study=study, key="credible")
+    report = study_report(study=study)
+    assert not report.has_index_items
+    assert report.index.empty
+    assert report.index_alpha is None
+    assert report.detection is None
+
+
+DETECTION_CHOICES = [
+    "Very likely written by a human",
+    "Likely written by a human",
+    "Likely written by a machine",
+    "Very likely written by a machine",
+    "I don't know",
+]
+
+
+def test_report_detection_by_hand(live_study):
+    QuestionFactory.create(
+        study=live_study,
+        key="detection",
+        kind=Question.Kind.CHOICE,
+        choices=DETECTION_CHOICES,
+        position=9,
+    )
+    for answer in ["Very likely written by a human", "Likely written by a machine", "I don't know"]:
+        make_participant(live_study, "real", [{"detection": answer}])
+    for answer in [
+        "Likely written by a machine",
+        "Very likely written by a machine",
+        "Likely written by a human",
+    ]:
+        make_participant(live_study, "generated", [{"detection": answer}])
+    report = study_report(study=live_study)
+    assert report.detection is not None
+    assert report.detection_summary is not None
+    summary = report.detection_summary.set_index("condition")
+    assert list(summary.index) == ["real", "generated", "(all conditions)"]
+    # Real: accuracies 1, 0 and undefined (only "I don't know"); generated: 1, 1, 0.
+    assert summary.loc["real", "mean_accuracy"] == pytest.approx(0.5)
+    assert summary.loc["real", "mean_unsure_rate"] == pytest.approx(1 / 3)
+    assert summary.loc["generated", "mean_accuracy"] == pytest.approx(2 / 3)
+    assert summary.loc["(all conditions)", "mean_accuracy"] == pytest.approx(0.6)
+    # A between-subjects condition holds one kind of article: d' needs both.
+    assert math.isnan(summary.loc["real", "d_prime"])
+    pooled = summary.loc["(all conditions)"]
+    # 2 hits of 3 machine articles decided, 1 false alarm of 2 human ones; log-linear:
+    # H = 2.5/4, F = 1.5/3 = 0.5, so d' = z(0.625) = 0.3186 (normal table) and c = -d'/2.
+    assert pooled["hit_rate"] == pytest.approx(0.625)
+    assert pooled["false_alarm_rate"] == pytest.approx(0.5)
+    assert pooled["d_prime"] == pytest.approx(0.3186, abs=1e-4)
+    assert pooled["criterion"] == pytest.approx(-0.3186 / 2, abs=1e-4)
+    # Krippendorff by hand: units {human, machine} and {machine, machine, human};
+    # o_hm = o_mh = 2, o_mm = 1, n_h = 2, n_m = 3, n = 5: 1 - 4 * 4 / (2 * 2 * 3) = -1/3.
+    assert pooled["krippendorff_alpha"] == pytest.approx(-1 / 3)

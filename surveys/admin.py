@@ -38,7 +38,11 @@ from surveys.models import (
     WithdrawalLog,
     content_hash,
 )
-from surveys.services import study_assert_editable, study_set_status
+from surveys.services import (
+    study_assert_editable,
+    study_set_status,
+    study_sync_articles_per_participant,
+)
 
 LOCKED_STATUSES = (Study.Status.LIVE, Study.Status.CLOSED)
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
@@ -304,9 +308,29 @@ class _DesignInline:
         return not self._locked(obj) and super().has_delete_permission(request, obj)  # type: ignore[misc]
 
 
+class _ZeroIfEmptyField(forms.IntegerField):
+    """``per_participant`` matters in within-subjects designs only: left empty, it is 0."""
+
+    def to_python(self, value: Any) -> int:
+        number = super().to_python(value)
+        return 0 if number is None else number
+
+
+def _condition_formfield(db_field: Any, **kwargs: Any) -> Any:
+    if db_field.name == "per_participant":
+        kwargs.update(form_class=_ZeroIfEmptyField, required=False)
+    return db_field.formfield(**kwargs)
+
+
 class ConditionInline(_DesignInline, admin.TabularInline):  # type: ignore[type-arg]
     model = Condition
-    fields = ("name", "label", "is_reference", "quota", "article_count")
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "per_participant":
+            return _condition_formfield(db_field, **kwargs)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    fields = ("name", "label", "is_reference", "quota", "per_participant", "article_count")
     readonly_fields = ("article_count",)
     show_change_link = True
 
@@ -347,7 +371,14 @@ class QuestionForm(forms.ModelForm):  # type: ignore[type-arg]
             low, high = cleaned.get("scale_min"), cleaned.get("scale_max")
             if low is None or high is None or low >= high:
                 self.add_error("scale_max", "A rating scale needs a minimum below its maximum.")
-        if kind == Question.Kind.CHOICE:
+        if kind == Question.Kind.SLIDER:
+            low, high = cleaned.get("scale_min"), cleaned.get("scale_max")
+            if (low is None) != (high is None) or (low is not None and low >= high):
+                self.add_error(
+                    "scale_max",
+                    "A slider needs a minimum below its maximum (leave both empty for 0-100).",
+                )
+        if kind in (Question.Kind.CHOICE, Question.Kind.MULTI_CHOICE):
             options = cleaned.get("choices")
             if (
                 not isinstance(options, list)
@@ -379,7 +410,15 @@ class QuestionInline(_DesignInline, admin.StackedInline):  # type: ignore[type-a
 class ConditionForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Condition
-        fields = ("study", "name", "label", "is_reference", "quota", "articles")
+        fields = (
+            "study",
+            "name",
+            "label",
+            "is_reference",
+            "quota",
+            "per_participant",
+            "articles",
+        )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -394,7 +433,15 @@ class ConditionForm(forms.ModelForm):  # type: ignore[type-arg]
 @admin.register(Condition)
 class ConditionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     form = ConditionForm
-    list_display = ("__str__", "study", "label", "is_reference", "quota", "n_articles")
+    list_display = (
+        "__str__",
+        "study",
+        "label",
+        "is_reference",
+        "quota",
+        "per_participant",
+        "n_articles",
+    )
     list_filter = ("study__status", "study")
     search_fields = ("name", "label", "study__slug", "study__title")
     filter_horizontal = ("articles",)
@@ -410,6 +457,11 @@ class ConditionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="Articles", ordering="article_total")
     def n_articles(self, obj: Condition) -> int:
         return obj.article_total  # type: ignore[attr-defined,no-any-return]
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "per_participant":
+            return _condition_formfield(db_field, **kwargs)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "study":
@@ -454,6 +506,7 @@ _STATUS_BUTTONS: dict[str, tuple[str, str]] = {
 }
 _DESIGN_FIELDS = (
     "slug",
+    "design",
     "articles_per_participant",
     "seed",
     "consent_text",
@@ -526,6 +579,7 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 "Design (locked once live)",
                 {
                     "fields": (
+                        "design",
                         "articles_per_participant",
                         "seed",
                         "consent_text",
@@ -569,6 +623,11 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             # Below the read-only widgets: a form opened before launch cannot write after.
             study_assert_editable(study=obj)
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # Within-subjects: articles per participant follows the conditions just saved.
+        study_sync_articles_per_participant(study=form.instance)
 
     def changeform_view(
         self,
@@ -708,6 +767,8 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """Per condition: articles, participants started / in progress / completed, tests."""
         if obj.pk is None:
             return "—"
+        if obj.design == Study.Design.WITHIN:
+            return self._monitor_within(obj)
         rows = obj.conditions.annotate(
             n_articles=Count("articles", distinct=True),
             n_started=Count("participants", filter=Q(participants__is_test=False), distinct=True),
@@ -743,6 +804,45 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             '<table class="credence-monitor"><thead><tr><th>Condition</th><th>Articles</th>'
             "<th>Started</th><th>In progress</th><th>Completed</th><th>Quota</th>"
             "<th>Withdrawn</th><th>Test sessions</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    def _monitor_within(self, obj: Study) -> str:
+        """Within-subjects: everyone sees every condition, so participants are counted
+        once for the study and each condition shows how often its articles were read."""
+        real = Participant.objects.filter(study=obj, is_test=False)
+        totals = real.aggregate(
+            started=Count("pk"),
+            in_progress=Count("pk", filter=Q(status=Participant.Status.IN_PROGRESS)),
+            completed=Count("pk", filter=Q(status=Participant.Status.COMPLETED)),
+            withdrawn=Count("pk", filter=Q(status=Participant.Status.WITHDRAWN)),
+        )
+        n_test = Participant.objects.filter(study=obj, is_test=True).count()
+        rows = obj.conditions.annotate(
+            n_articles=Count("articles", distinct=True),
+            n_shown=Count("trials", filter=Q(trials__participant__is_test=False), distinct=True),
+            n_answered=Count(
+                "trials",
+                filter=Q(trials__participant__is_test=False, trials__answered_at__isnull=False),
+                distinct=True,
+            ),
+        ).order_by("id")
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((c.name, c.per_participant, c.n_articles, c.n_shown, c.n_answered) for c in rows),
+        )
+        return format_html(
+            "<p>Within subjects: {} started, {} in progress, {} completed, {} withdrawn, "
+            "{} test sessions.</p>"
+            '<table class="credence-monitor"><thead><tr><th>Condition</th>'
+            "<th>Per participant</th><th>Articles</th><th>Articles shown</th>"
+            "<th>Articles rated</th></tr></thead><tbody>{}</tbody></table>",
+            totals["started"],
+            totals["in_progress"],
+            totals["completed"],
+            totals["withdrawn"],
+            n_test,
             body,
         )
 
@@ -783,6 +883,7 @@ class TrialInline(_ReadOnlyInline):
     fields = readonly_fields = (
         "position",
         "article",
+        "condition",
         "first_shown_at",
         "answered_at",
         "visible_ms",
@@ -828,13 +929,14 @@ class TrialAdmin(_ReadOnlyAdmin):
         "participant",
         "position",
         "article",
+        "condition",
         "first_shown_at",
         "answered_at",
         "visible_ms",
         "tab_aways",
     )
-    list_filter = ("participant__study", "participant__condition")
-    list_select_related = ("participant__study", "article")
+    list_filter = ("participant__study", "condition")
+    list_select_related = ("participant__study", "article", "condition")
 
 
 @admin.register(Response)

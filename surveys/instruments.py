@@ -6,6 +6,14 @@ News That's Fit to Fabricate: AI-Generated Text as a Tool of Media Misinformatio
 credibility figures: a yes/no credibility judgement plus believability, accuracy and
 clarity on four-point scales. The item texts here are neutral wordings of those measures;
 check them against the paper's appendix before claiming an exact replication.
+
+``detection`` asks, about each article, whether a person or a machine wrote it, on a
+five-point scale with an explicit "I don't know" (in the spirit of the human evaluation
+in Clark et al. (2021), "All That's 'Human' Is Not Gold", ACL, which used four points).
+``demographics`` is asked once per participant, after the articles: age bracket, gender,
+party identification, 7-point ideology, prior exposure to the stories and whether they
+looked anything up, plus where they get their news (tick all that apply) and general
+trust in news media (0-100 slider). Every item offers a way not to answer.
 """
 
 from __future__ import annotations
@@ -60,6 +68,95 @@ _AGREEMENT = (
     "Strongly agree",
 )
 
+PREFER_NOT = "Prefer not to say"
+
+DETECTION_OPTIONS = (
+    "Very likely written by a human",
+    "Somewhat likely written by a human",
+    "Equally likely written by a human or a machine",
+    "Somewhat likely written by a machine",
+    "Very likely written by a machine",
+    "I don't know",
+)
+
+_ABOUT = Question.Scope.PARTICIPANT
+
+DEMOGRAPHICS: tuple[QuestionSpec, ...] = (
+    QuestionSpec(
+        key="age_bracket",
+        text="How old are you?",
+        kind=Question.Kind.CHOICE,
+        scope=_ABOUT,
+        choices=("18-24", "25-34", "35-44", "45-54", "55-64", "65 or older", PREFER_NOT),
+    ),
+    QuestionSpec(
+        key="gender",
+        text="What is your gender?",
+        kind=Question.Kind.CHOICE,
+        scope=_ABOUT,
+        choices=("Woman", "Man", "Non-binary or another gender", PREFER_NOT),
+    ),
+    QuestionSpec(
+        key="party_id",
+        text="Generally speaking, do you think of yourself as a ...",
+        kind=Question.Kind.CHOICE,
+        scope=_ABOUT,
+        choices=("Democrat", "Republican", "Independent", "Something else", PREFER_NOT),
+    ),
+    QuestionSpec(
+        key="ideology",
+        text="Where would you place yourself on this scale of political views?",
+        kind=Question.Kind.LIKERT,
+        scope=_ABOUT,
+        scale_min=1,
+        scale_max=7,
+        min_label="Very liberal",
+        max_label="Very conservative",
+        required=False,
+    ),
+    QuestionSpec(
+        key="seen_before",
+        text="Had you seen or heard about any of the stories in these articles before today?",
+        kind=Question.Kind.CHOICE,
+        scope=_ABOUT,
+        choices=("No", "Yes, one or more of them", "Not sure"),
+    ),
+    QuestionSpec(
+        key="looked_up",
+        text="While taking part, did you look up anything about these stories elsewhere "
+        "(for example with a search engine)? Your answer does not affect your payment.",
+        kind=Question.Kind.BINARY,
+        scope=_ABOUT,
+    ),
+    QuestionSpec(
+        key="news_sources",
+        text="Where do you usually get your news?",
+        kind=Question.Kind.MULTI_CHOICE,
+        scope=_ABOUT,
+        choices=(
+            "Television",
+            "Newspapers or news websites",
+            "Social media",
+            "Radio or podcasts",
+            "Friends and family",
+            "Somewhere else",
+        ),
+        required=False,
+    ),
+    QuestionSpec(
+        key="media_trust",
+        text="In general, how much do you trust the news media to report the news fully, "
+        "accurately and fairly?",
+        kind=Question.Kind.SLIDER,
+        scope=_ABOUT,
+        scale_min=0,
+        scale_max=100,
+        min_label="Not at all",
+        max_label="Completely",
+        required=False,
+    ),
+)
+
 INSTRUMENTS: dict[str, Instrument] = {
     "kreps": Instrument(
         label="Kreps et al. (2020) credibility questions",
@@ -85,6 +182,21 @@ INSTRUMENTS: dict[str, Instrument] = {
                 expected_answer="Somewhat disagree",
             ),
         ),
+    ),
+    "detection": Instrument(
+        label="Human or machine? (per article)",
+        questions=(
+            QuestionSpec(
+                key="written_by",
+                text="Do you think this article was written by a human or by a machine?",
+                kind=Question.Kind.CHOICE,
+                choices=DETECTION_OPTIONS,
+            ),
+        ),
+    ),
+    "demographics": Instrument(
+        label="About the participant (demographics, asked once)",
+        questions=DEMOGRAPHICS,
     ),
 }
 

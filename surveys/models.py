@@ -109,10 +109,28 @@ class Study(models.Model):
         LIVE = "live", "Live"
         CLOSED = "closed", "Closed"
 
+    class Design(models.TextChoices):
+        BETWEEN = "between", "Between subjects: each participant sees one condition"
+        WITHIN = "within", "Within subjects: each participant sees articles of every condition"
+
     slug = models.SlugField(max_length=80, unique=True)
     title = models.CharField(max_length=200)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
-    articles_per_participant = models.PositiveSmallIntegerField(default=1)
+    design = models.CharField(
+        max_length=8,
+        choices=Design.choices,
+        default=Design.BETWEEN,
+        help_text="Between: each participant is assigned one condition and reads "
+        "'articles per participant' articles of it. Within: each participant reads "
+        "'per participant' articles of every condition (e.g. 5 real + 5 generated), "
+        "never two versions of the same story, mixed in a random order.",
+    )
+    articles_per_participant = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Between-subjects designs only. In a within-subjects design it is derived: "
+        "the sum of the conditions' 'per participant' counts (set when the study is "
+        "piloted or launched).",
+    )
     consent_text = models.TextField(
         default="You are invited to take part in a study about how people read news. "
         "You will read short news articles and answer a few questions about each. "
@@ -194,14 +212,21 @@ class Condition(models.Model):
     name = models.SlugField(max_length=80, help_text='Short code used in data, e.g. "real".')
     label = models.CharField(max_length=200, help_text="Human-readable description.")
     is_reference = models.BooleanField(
-        default=False, help_text="The control (usually the real articles) others are tested against."
+        default=False,
+        help_text="The control (usually the real articles) others are tested against.",
     )
     articles = models.ManyToManyField(Article, related_name="conditions", blank=True)
     quota = models.PositiveIntegerField(
         null=True,
         blank=True,
         help_text="Most participants to complete this condition; empty for no limit. Once "
-        "every condition has reached its quota the study closes itself.",
+        "every condition has reached its quota the study closes itself. Between-subjects "
+        "designs only.",
+    )
+    per_participant = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Within-subjects designs only: how many of this condition's articles each "
+        "participant reads. Unused (0) in between-subjects designs.",
     )
 
     class Meta:
@@ -227,10 +252,13 @@ class Question(models.Model):
         LIKERT = "likert", "Rating scale"
         FREE_TEXT = "free_text", "Free text"
         CHOICE = "choice", "Single choice"
+        SLIDER = "slider", "Slider (whole number)"
+        MULTI_CHOICE = "multi_choice", "Multiple choice (tick all that apply)"
 
     class Scope(models.TextChoices):
         PER_ARTICLE = "article", "Asked about each article"
         ATTENTION_CHECK = "attention", "Attention check (asked once)"
+        PARTICIPANT = "participant", "About the participant (asked once, after the articles)"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="questions")
     key = models.SlugField(max_length=60, help_text='Column name in exports, e.g. "credible".')
@@ -242,7 +270,10 @@ class Question(models.Model):
     min_label = models.CharField(max_length=100, blank=True)
     max_label = models.CharField(max_length=100, blank=True)
     choices = models.JSONField(
-        default=list, blank=True, help_text='For single choice: a list of options, e.g. ["A", "B"].'
+        default=list,
+        blank=True,
+        help_text='For single and multiple choice: a list of options, e.g. ["A", "B"]. '
+        'Multiple-choice answers are stored as a JSON list, e.g. ["A","B"].',
     )
     required = models.BooleanField(default=True)
     expected_answer = models.CharField(
@@ -256,13 +287,45 @@ class Question(models.Model):
             models.UniqueConstraint(fields=["study", "key"], name="unique_question_key"),
             models.CheckConstraint(
                 condition=~Q(kind="likert")
-                | Q(scale_min__isnull=False, scale_max__isnull=False, scale_min__lt=models.F("scale_max")),
+                | Q(
+                    scale_min__isnull=False,
+                    scale_max__isnull=False,
+                    scale_min__lt=models.F("scale_max"),
+                ),
                 name="likert_has_scale",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="slider")
+                | Q(scale_min__isnull=True, scale_max__isnull=True)
+                | Q(
+                    scale_min__isnull=False,
+                    scale_max__isnull=False,
+                    scale_min__lt=models.F("scale_max"),
+                ),
+                name="slider_scale_is_a_range",
             ),
         ]
 
     def __str__(self) -> str:
         return self.key
+
+    # A slider without a scale runs from 0 to 100.
+    SLIDER_DEFAULT = (0, 100)
+
+    @property
+    def bounds(self) -> tuple[int, int] | None:
+        """(lowest, highest) accepted number for rating scales and sliders, else None."""
+        if self.kind == self.Kind.SLIDER:
+            if self.scale_min is None or self.scale_max is None:
+                return self.SLIDER_DEFAULT
+            return (self.scale_min, self.scale_max)
+        if (
+            self.kind == self.Kind.LIKERT
+            and self.scale_min is not None
+            and self.scale_max is not None
+        ):
+            return (self.scale_min, self.scale_max)
+        return None
 
 
 def _new_completion_code() -> str:
@@ -284,17 +347,29 @@ class Participant(models.Model):
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="participants")
     token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    condition = models.ForeignKey(Condition, on_delete=models.PROTECT, related_name="participants")
+    # Null in within-subjects designs, where each trial records its own condition.
+    condition = models.ForeignKey(
+        Condition,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="participants",
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
     panel = models.CharField(max_length=12, choices=Panel.choices, blank=True, default="")
     panel_pid = models.CharField(max_length=100, blank=True)
     panel_study_id = models.CharField(max_length=100, blank=True)
     panel_session_id = models.CharField(max_length=100, blank=True)
-    is_test = models.BooleanField(default=False, help_text="Preview sessions; excluded from analysis.")
+    is_test = models.BooleanField(
+        default=False, help_text="Preview sessions; excluded from analysis."
+    )
     seed = models.BigIntegerField(help_text="Seeds this participant's article order.")
     design_hash = models.CharField(max_length=64, blank=True)
     consented_at = models.DateTimeField()
     instructions_seen_at = models.DateTimeField(null=True, blank=True)
+    # Set when the "about you" page was submitted: its questions may all be optional, so
+    # stored answers alone cannot tell that the page is done.
+    about_submitted_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField()
     completion_code = models.CharField(max_length=64, default=_new_completion_code)
@@ -321,6 +396,11 @@ class Trial(models.Model):
 
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="trials")
     article = models.ForeignKey(Article, on_delete=models.PROTECT, related_name="trials")
+    # The condition the article was drawn from: the participant's own in a between-subjects
+    # design, one of several in a within-subjects design. Analyses group by this.
+    condition = models.ForeignKey(
+        Condition, null=True, on_delete=models.PROTECT, related_name="trials"
+    )
     position = models.PositiveSmallIntegerField(help_text="1-based order of presentation.")
     first_shown_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
@@ -336,7 +416,9 @@ class Trial(models.Model):
     class Meta:
         ordering = ["participant", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["participant", "position"], name="unique_trial_position"),
+            models.UniqueConstraint(
+                fields=["participant", "position"], name="unique_trial_position"
+            ),
             models.UniqueConstraint(fields=["participant", "article"], name="unique_trial_article"),
         ]
 

@@ -13,7 +13,8 @@ from surveys.models import Article, Participant, Question, Study, Trial, Withdra
 class Step:
     """Where a participant is in the flow. ``position`` is set for trial steps."""
 
-    name: str  # "instructions" | "trial" | "check" | "finish" | "done" | "withdrawn"
+    # "instructions" | "trial" | "about" | "check" | "finish" | "done" | "withdrawn"
+    name: str
     position: int | None = None
 
 
@@ -43,6 +44,19 @@ def participant_next_step(*, participant: Participant) -> Step:
     )
     if unanswered is not None:
         return Step("trial", unanswered.position)
+    about = participant.study.questions.filter(scope=Question.Scope.PARTICIPANT)
+    if about.exists():
+        # Submitted once (its questions may all be optional) and every required one in:
+        # a required question added by a pilot's edit brings the page back.
+        required_about = about.filter(required=True)
+        answered_about = participant.responses.filter(
+            trial__isnull=True, question__in=required_about
+        )
+        if (
+            participant.about_submitted_at is None
+            or answered_about.count() < required_about.count()
+        ):
+            return Step("about")
     checks = participant.study.questions.filter(scope=Question.Scope.ATTENTION_CHECK, required=True)
     answered_checks = participant.responses.filter(trial__isnull=True, question__in=checks)
     if answered_checks.count() < checks.count():
@@ -64,7 +78,15 @@ def participant_passed_checks(*, participant: Participant) -> bool:
     return True
 
 
-_STEP_ORDER = {"instructions": 0, "trial": 1, "check": 2, "finish": 3, "done": 4, "withdrawn": 4}
+_STEP_ORDER = {
+    "instructions": 0,
+    "trial": 1,
+    "about": 2,
+    "check": 3,
+    "finish": 4,
+    "done": 5,
+    "withdrawn": 5,
+}
 
 
 def step_is_reachable(*, requested: Step, current: Step) -> bool:
@@ -87,7 +109,8 @@ def trial_answers(*, trial: Trial) -> dict[str, str]:
 
 
 def attention_answers(*, participant: Participant) -> dict[str, str]:
-    """Stored answers to the once-asked questions, by question key."""
+    """Stored answers to the once-asked questions (attention checks and the "about you"
+    page), by question key."""
     return dict(
         participant.responses.filter(trial__isnull=True).values_list("question__key", "value")
     )

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -74,9 +75,15 @@ class PanelIds:
 
 
 def study_design_document(*, study: Study) -> dict[str, object]:
-    """Everything that defines what participants see and are asked, as plain data."""
+    """Everything that defines what participants see and are asked, as plain data.
+
+    The design and the per-condition counts are included for within-subjects designs
+    only, so that between-subjects designs keep the hash they had before designs
+    existed."""
+    within = study.design == Study.Design.WITHIN
     return {
-        "articles_per_participant": study.articles_per_participant,
+        **({"design": study.design} if within else {}),
+        "articles_per_participant": study_articles_per_participant(study=study),
         "seed": study.seed,
         "texts": [study.consent_text, study.instructions_text, study.debrief_text],
         "conditions": [
@@ -87,6 +94,7 @@ def study_design_document(*, study: Study) -> dict[str, object]:
                 # Only when set, so that designs without quotas keep the hash they had
                 # before quotas existed.
                 **({"quota": c.quota} if c.quota is not None else {}),
+                **({"per_participant": c.per_participant} if within else {}),
             }
             for c in study.conditions.order_by("name")
         ],
@@ -113,18 +121,59 @@ def study_design_hash(*, study: Study) -> str:
     return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
 
+def study_articles_per_participant(*, study: Study) -> int:
+    """How many articles each participant reads: the study's setting in a between-subjects
+    design, the sum of the conditions' ``per_participant`` in a within-subjects one."""
+    if study.design == Study.Design.WITHIN:
+        return sum(study.conditions.values_list("per_participant", flat=True))
+    return study.articles_per_participant
+
+
+def _within_problems(study: Study, conditions: list[Condition]) -> list[str]:
+    problems: list[str] = []
+    for condition in conditions:
+        if condition.per_participant < 1:
+            problems.append(
+                f'Condition "{condition.name}": set how many of its articles each participant '
+                "reads (per participant, at least 1) in a within-subjects design."
+            )
+        elif condition.n < condition.per_participant:  # type: ignore[attr-defined]
+            problems.append(
+                f'Condition "{condition.name}" has {condition.n} article(s); each '  # type: ignore[attr-defined]
+                f"participant reads {condition.per_participant} of them."
+            )
+        if condition.quota is not None:
+            problems.append(
+                f'Condition "{condition.name}" has a quota: quotas apply to between-subjects '
+                "designs only (in a within-subjects design everyone sees every condition)."
+            )
+    if not problems and conditions:
+        need = sum(c.per_participant for c in conditions)
+        got = len(_within_assignment(conditions=conditions, exposures={}, rng=random.Random(0)))
+        if got < need:
+            problems.append(
+                f"Each participant reads {need} articles, no two of the same story (a real "
+                "article and a version generated from its lede are the same story), but the "
+                f"conditions' articles allow only {got}. Add articles about other stories."
+            )
+    return problems
+
+
 def study_validate_design(*, study: Study) -> None:
     """Raise ValidationError listing every reason the study cannot take participants."""
     problems: list[str] = []
     conditions = list(study.conditions.annotate(n=Count("articles")))
     if not conditions:
         problems.append("The study has no conditions.")
-    for condition in conditions:
-        if condition.n < study.articles_per_participant:
-            problems.append(
-                f'Condition "{condition.name}" has {condition.n} article(s); each participant '
-                f"sees {study.articles_per_participant}."
-            )
+    if study.design == Study.Design.WITHIN:
+        problems.extend(_within_problems(study, conditions))
+    else:
+        for condition in conditions:
+            if condition.n < study.articles_per_participant:  # type: ignore[attr-defined]
+                problems.append(
+                    f'Condition "{condition.name}" has {condition.n} article(s); each '  # type: ignore[attr-defined]
+                    f"participant sees {study.articles_per_participant}."
+                )
     if len([c for c in conditions if c.is_reference]) != 1 and len(conditions) > 1:
         problems.append("Mark exactly one condition as the reference (e.g. the real articles).")
     if not study.questions.filter(scope=Question.Scope.PER_ARTICLE).exists():
@@ -150,6 +199,18 @@ def study_assert_editable(*, study: Study) -> None:
         )
 
 
+def study_sync_articles_per_participant(*, study: Study) -> None:
+    """In a within-subjects design, store the derived articles-per-participant count (the
+    sum of the conditions' ``per_participant``) so that every reader of the field agrees.
+    Does nothing for between-subjects designs or locked studies."""
+    if study.design != Study.Design.WITHIN or study.is_design_locked:
+        return
+    total = study_articles_per_participant(study=study)
+    if total != study.articles_per_participant:
+        study.articles_per_participant = total
+        Study.objects.filter(pk=study.pk).update(articles_per_participant=total)
+
+
 @transaction.atomic
 def study_set_status(*, study: Study, status: str) -> Study:
     """Move a study through draft -> pilot -> live -> closed.
@@ -170,6 +231,7 @@ def study_set_status(*, study: Study, status: str) -> Study:
         raise ValidationError(f"A {study.status} study cannot be set to {status}.")
     if status in (Study.Status.PILOT, Study.Status.LIVE):
         study_validate_design(study=study)
+        study_sync_articles_per_participant(study=study)
     study.design_hash = study_design_hash(study=study)
     study.status = status
     now = timezone.now()
@@ -243,6 +305,133 @@ def articles_pick(*, condition: Condition, k: int, rng: random.Random) -> list[A
     return chosen
 
 
+def _story(article: Article) -> int:
+    """A story is a real article and every version generated from its lede."""
+    return article.source_article_id or article.pk
+
+
+def _within_assignment(
+    *,
+    conditions: Sequence[Condition],
+    exposures: Mapping[tuple[int, int], int],
+    rng: random.Random,
+) -> list[tuple[Condition, Article]]:
+    """Pick ``per_participant`` articles from each condition, no two of the same story,
+    least-exposed first (ties at random). Returns fewer pairs than asked when no such
+    pick exists.
+
+    Solved exactly as a minimum-cost flow (source -> condition, capacity per_participant;
+    condition -> story through each of its articles, cost = the article's exposure; story
+    -> sink, capacity 1), because a greedy pick condition by condition can take the
+    stories a later condition needs. Exposure costs dominate (see below); a random rank
+    per article breaks ties, so equally exposed articles are chosen at random. Successive shortest
+    paths (SPFA), one unit per path: at most a few dozen paths over a few hundred edges.
+    """
+    candidates = [
+        (condition, article)
+        for condition in conditions
+        for article in condition.articles.order_by("id")
+    ]
+    rng.shuffle(candidates)
+    need = sum(c.per_participant for c in conditions)
+    # Cost of reading an article: by how much its exposure exceeds the least-exposed
+    # article of its condition, r, as base**r with base > need, so that one read at r+1
+    # costs more than every read of a participant at r: the assignment first keeps the
+    # reads off the most-exposed articles (balance), then off the next level, and so on.
+    # Exposure costs outweigh any sum of tie-breaking ranks.
+    base = need + 1
+    scale = len(candidates) * max(need, 1) + 1
+    least = {
+        condition.pk: min(
+            (exposures.get((condition.pk, a.pk), 0) for _, a in candidates if _ is condition),
+            default=0,
+        )
+        for condition in conditions
+    }
+    node: dict[object, int] = {"source": 0, "sink": 1}
+    graph: list[list[list[int]]] = [[], []]  # edge: [to, capacity, cost, reverse index]
+
+    def node_of(key: object) -> int:
+        if key not in node:
+            node[key] = len(graph)
+            graph.append([])
+        return node[key]
+
+    def edge(a: int, b: int, capacity: int, cost: int) -> list[int]:
+        forward = [b, capacity, cost, len(graph[b])]
+        graph[a].append(forward)
+        graph[b].append([a, 0, -cost, len(graph[a]) - 1])
+        return forward
+
+    for condition in conditions:
+        edge(0, node_of(("condition", condition.pk)), condition.per_participant, 0)
+    chosen_edges: list[tuple[list[int], Condition, Article]] = []
+    for rank, (condition, article) in enumerate(candidates):
+        story = node_of(("story", _story(article)))
+        excess = exposures.get((condition.pk, article.pk), 0) - least[condition.pk]
+        cost = base**excess * scale + rank
+        chosen_edges.append(
+            (edge(node_of(("condition", condition.pk)), story, 1, cost), condition, article)
+        )
+    for key, index in list(node.items()):
+        if isinstance(key, tuple) and key[0] == "story":
+            edge(index, 1, 1, 0)
+
+    for _ in range(need):
+        distance: list[float] = [float("inf")] * len(graph)
+        previous: list[tuple[int, int] | None] = [None] * len(graph)
+        distance[0] = 0
+        queue, queued = deque([0]), [False] * len(graph)
+        queued[0] = True
+        while queue:
+            a = queue.popleft()
+            queued[a] = False
+            for i, (b, capacity, cost, _) in enumerate(graph[a]):
+                if capacity > 0 and distance[a] + cost < distance[b]:
+                    distance[b] = distance[a] + cost
+                    previous[b] = (a, i)
+                    if not queued[b]:
+                        queue.append(b)
+                        queued[b] = True
+        if previous[1] is None:
+            break
+        b = 1
+        while b != 0:
+            step = previous[b]
+            assert step is not None
+            a, i = step
+            graph[a][i][1] -= 1
+            graph[b][graph[a][i][3]][1] += 1
+            b = a
+    # A used condition -> story edge has no capacity left.
+    return [(condition, article) for e, condition, article in chosen_edges if e[1] == 0]
+
+
+def within_articles_pick(*, study: Study, rng: random.Random) -> list[tuple[Condition, Article]]:
+    """For a within-subjects design: ``per_participant`` articles of every condition, no
+    two of the same story, least-exposed first within each condition (exposure counts
+    non-test participants holding a place, per condition the article was shown in), in
+    one random order. Across participants a story therefore alternates between its real
+    and its generated forms. Fewer pairs than asked when the conditions cannot supply
+    them (study_validate_design reports that before launch)."""
+    conditions = list(study.conditions.order_by("id"))
+    holding = Participant.objects.real().holding_a_place(study).values("pk")
+    exposures = {
+        (condition_id, article_id): n
+        for condition_id, article_id, n in Trial.objects.filter(
+            condition__study=study, participant__in=holding
+        )
+        .values("condition_id", "article_id")
+        .annotate(n=Count("pk"))
+        .values_list("condition_id", "article_id", "n")
+    }
+    chosen = _within_assignment(conditions=conditions, exposures=exposures, rng=rng)
+    # Sorted first so that the shuffle alone (the participant's seed) decides the order.
+    chosen.sort(key=lambda pair: (pair[0].pk, pair[1].pk))
+    rng.shuffle(chosen)
+    return chosen
+
+
 def participant_find(*, study: Study, panel: PanelIds) -> Participant | None:
     if not panel.pid:
         return None
@@ -276,12 +465,22 @@ def participant_enroll(
             sequence = Participant.objects.filter(study=locked).count()
             seed = _participant_seed(locked, sequence)
             rng = random.Random(seed)
-            condition = condition_pick(study=locked, rng=rng, respect_quotas=not is_test)
-            articles = articles_pick(
-                condition=condition, k=locked.articles_per_participant, rng=rng
-            )
-            if len(articles) < locked.articles_per_participant:
-                raise StudyFullError(f'Condition "{condition.name}" has too few articles.')
+            condition: Condition | None
+            if locked.design == Study.Design.WITHIN:
+                condition = None
+                pairs = within_articles_pick(study=locked, rng=rng)
+                if len(pairs) < study_articles_per_participant(study=locked):
+                    raise StudyFullError(
+                        f'The study "{study.slug}" has too few articles of distinct stories.'
+                    )
+            else:
+                condition = condition_pick(study=locked, rng=rng, respect_quotas=not is_test)
+                articles = articles_pick(
+                    condition=condition, k=locked.articles_per_participant, rng=rng
+                )
+                if len(articles) < locked.articles_per_participant:
+                    raise StudyFullError(f'Condition "{condition.name}" has too few articles.')
+                pairs = [(condition, article) for article in articles]
             now = timezone.now()
             participant = Participant.objects.create(
                 study=locked,
@@ -300,8 +499,8 @@ def participant_enroll(
                 user_agent=user_agent[:300],
             )
             Trial.objects.bulk_create(
-                Trial(participant=participant, article=article, position=i)
-                for i, article in enumerate(articles, start=1)
+                Trial(participant=participant, article=article, condition=drawn_from, position=i)
+                for i, (drawn_from, article) in enumerate(pairs, start=1)
             )
             return participant
     except IntegrityError:
@@ -315,10 +514,43 @@ def participant_enroll(
 # Answers
 
 
-def answer_parse(*, question: Question, raw: str | None) -> tuple[str, float | None] | None:
+def _multi_choice_parse(
+    question: Question, raw: str | Sequence[str] | None
+) -> tuple[str, float | None] | None:
+    """Ticked options as a JSON list in the order the options are offered, e.g.
+    ``["A","C"]``; value_numeric is how many were ticked. A string is read as such a
+    JSON list (an answer stored earlier, or an API client)."""
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            raw = json.loads(text) if text else []
+        except ValueError:
+            raw = None
+        if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+            raise ValidationError("Tick the options that apply.")
+    chosen = {v.strip() for v in (raw or []) if v.strip()}
+    if not chosen:
+        if question.required:
+            raise ValidationError("Please tick at least one option.")
+        return None
+    options = [str(c) for c in question.choices]
+    if not chosen <= set(options):
+        raise ValidationError("Tick only the options offered.")
+    ordered = [o for o in options if o in chosen]
+    return json.dumps(ordered, ensure_ascii=False, separators=(",", ":")), float(len(ordered))
+
+
+def answer_parse(
+    *, question: Question, raw: str | Sequence[str] | None
+) -> tuple[str, float | None] | None:
     """Validate one submitted answer. Returns (value, numeric value), or None when a
     non-required question was left empty. Raises ValidationError with a message for the
-    participant."""
+    participant. Multiple-choice questions take the list of ticked options; every other
+    kind takes one string (of a list, the last one, as a form would)."""
+    if question.kind == Question.Kind.MULTI_CHOICE:
+        return _multi_choice_parse(question, raw)
+    if raw is not None and not isinstance(raw, str):
+        raw = raw[-1] if raw else None
     raw = (raw or "").strip()
     if not raw:
         if question.required:
@@ -339,6 +571,17 @@ def answer_parse(*, question: Question, raw: str | None) -> tuple[str, float | N
                 f"Choose a value from {question.scale_min} to {question.scale_max}."
             )
         return str(number), float(number)
+    if question.kind == Question.Kind.SLIDER:
+        bounds = question.bounds
+        assert bounds is not None
+        # Whole numbers only; "50.0" or "5e1" are not what the widget sends.
+        digits = raw.removeprefix("-")
+        if not digits.isascii() or not digits.isdigit() or len(digits) > 6:
+            raise ValidationError(f"Enter a whole number from {bounds[0]} to {bounds[1]}.")
+        number = int(raw)
+        if not bounds[0] <= number <= bounds[1]:
+            raise ValidationError(f"Enter a whole number from {bounds[0]} to {bounds[1]}.")
+        return str(number), float(number)
     if question.kind == Question.Kind.CHOICE:
         if raw not in question.choices:
             raise ValidationError("Choose one of the options.")
@@ -349,14 +592,19 @@ def answer_parse(*, question: Question, raw: str | None) -> tuple[str, float | N
 
 
 def answers_validate(
-    *, questions: list[Question], data: Mapping[str, str]
+    *, questions: list[Question], data: Mapping[str, str | Sequence[str]]
 ) -> tuple[dict[Question, tuple[str, float | None]], dict[str, str]]:
-    """Parse answers to several questions; returns (parsed, errors by question key)."""
+    """Parse answers to several questions; returns (parsed, errors by question key).
+    ``data`` may be a QueryDict: multiple-choice questions read every value posted."""
     parsed: dict[Question, tuple[str, float | None]] = {}
     errors: dict[str, str] = {}
+    getlist = getattr(data, "getlist", None)
     for question in questions:
+        raw = data.get(question.key)
+        if question.kind == Question.Kind.MULTI_CHOICE and getlist is not None:
+            raw = getlist(question.key)
         try:
-            answer = answer_parse(question=question, raw=data.get(question.key))
+            answer = answer_parse(question=question, raw=raw)
         except ValidationError as error:
             errors[question.key] = error.messages[0]
             continue
@@ -441,6 +689,22 @@ def attention_answer(
     locked = _lock_open_participant(participant)
     _responses_upsert(participant=locked, trial=None, answers=answers)
     Participant.objects.filter(pk=locked.pk).update(last_seen_at=timezone.now())
+
+
+@transaction.atomic
+def about_answer(
+    *, participant: Participant, answers: Mapping[Question, tuple[str, float | None]]
+) -> None:
+    """Record answers to the once-per-participant questions (the "about you" page) and
+    that the page was submitted, even with every optional question left empty.
+    Idempotent: a resubmission updates the same rows."""
+    locked = _lock_open_participant(participant)
+    _responses_upsert(participant=locked, trial=None, answers=answers)
+    now = timezone.now()
+    Participant.objects.filter(pk=locked.pk, about_submitted_at__isnull=True).update(
+        about_submitted_at=now
+    )
+    Participant.objects.filter(pk=locked.pk).update(last_seen_at=now)
 
 
 def trial_mark_shown(*, trial: Trial) -> None:
@@ -535,7 +799,9 @@ def participant_withdraw(*, participant: Participant) -> WithdrawalLog:
     second call returns the first call's log and changes nothing.
     """
     locked = (
-        Participant.objects.select_for_update()
+        # Only the participant row: the condition is nullable (within-subjects), and
+        # PostgreSQL cannot lock the nullable side of an outer join.
+        Participant.objects.select_for_update(of=("self",))
         .select_related("study", "condition")
         .get(pk=participant.pk)
     )
@@ -553,7 +819,8 @@ def participant_withdraw(*, participant: Participant) -> WithdrawalLog:
         participant=locked,
         panel_pid=locked.panel_pid,
         token=locked.token,
-        condition_name=locked.condition.name,
+        # Empty in within-subjects designs: the trials' conditions were many.
+        condition_name=locked.condition.name if locked.condition is not None else "",
         previous_status=locked.status,
         is_test=locked.is_test,
         design_hash=locked.design_hash,

@@ -2,7 +2,7 @@
 
 The bot reads the HTML forms (stdlib ``html.parser``), posts them like a browser, and so
 exercises the whole stack: URLs, middleware (sessions, CSRF), views, services, database
-constraints. It may *read* the database (to learn which condition it was assigned, and
+constraints. It may *read* the database (to learn which condition each article was drawn from, and
 the expected answers of attention checks), but every write goes through HTTP.
 
 Two transports: Django's test ``Client`` in-process (the default, no server needed), or
@@ -28,7 +28,8 @@ from django.db.models import Count, Q
 from django.test import Client
 from tqdm import tqdm
 
-from surveys.models import Participant, Question, Response, Study
+from surveys.models import Participant, Question, Response, Study, Trial
+from surveys.services import study_articles_per_participant
 
 USER_AGENT = "credence-simulator/1.0"
 SIMULATOR_USERNAME = "credence-simulator"
@@ -49,9 +50,19 @@ class Form:
     # (name, type, value, checked) in document order; radios appear once per option.
     inputs: list[tuple[str, str, str, bool]] = field(default_factory=list)
     textareas: dict[str, str] = field(default_factory=dict)
+    # Number boxes (sliders): name -> (min, max).
+    numbers: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def hidden(self) -> dict[str, str]:
+    def hidden(self) -> dict[str, str | list[str]]:
         return {name: value for name, kind, value, _ in self.inputs if kind == "hidden"}
+
+    def checkboxes(self) -> dict[str, list[str]]:
+        """Checkbox groups: name -> the values offered, in order."""
+        groups: dict[str, list[str]] = {}
+        for name, kind, value, _ in self.inputs:
+            if kind == "checkbox":
+                groups.setdefault(name, []).append(value)
+        return groups
 
     def options(self) -> dict[str, list[str]]:
         """Radio groups: name -> the values offered, in order."""
@@ -84,6 +95,8 @@ class _PageParser(HTMLParser):
             self.forms[-1].inputs.append(
                 (a["name"], a.get("type", "text"), a.get("value", ""), "checked" in a)
             )
+            if a.get("type") == "number":
+                self.forms[-1].numbers[a["name"]] = (int(a["min"]), int(a["max"]))
         elif tag == "textarea" and self.forms and a.get("name"):
             self._textarea = a["name"]
             self.forms[-1].textareas[a["name"]] = ""
@@ -122,10 +135,14 @@ class Page:
 # Transports
 
 
+# Form data: a list for a field posted several times (ticked checkboxes).
+FormData = Mapping[str, str | list[str]]
+
+
 class Transport(Protocol):
     def get(self, path: str) -> Page: ...
 
-    def post(self, path: str, data: Mapping[str, str]) -> Page: ...
+    def post(self, path: str, data: FormData) -> Page: ...
 
 
 class ClientTransport:
@@ -160,7 +177,7 @@ class ClientTransport:
     def get(self, path: str) -> Page:
         return self._page(self.client.get(path, follow=True))
 
-    def post(self, path: str, data: Mapping[str, str]) -> Page:
+    def post(self, path: str, data: FormData) -> Page:
         return self._page(self.client.post(path, dict(data), follow=True))
 
 
@@ -185,8 +202,8 @@ class HttpTransport:
     def get(self, path: str) -> Page:
         return self._open(urllib.request.Request(self.base_url + path))
 
-    def post(self, path: str, data: Mapping[str, str]) -> Page:
-        body = urllib.parse.urlencode(data).encode("ascii")
+    def post(self, path: str, data: FormData) -> Page:
+        body = urllib.parse.urlencode(data, doseq=True).encode("ascii")
         # Django checks the Referer of HTTPS posts against the host.
         headers = {"Referer": self.base_url + path}
         return self._open(urllib.request.Request(self.base_url + path, data=body, headers=headers))
@@ -266,7 +283,7 @@ class _Counter:
         self.requests += 1
         return self.inner.get(path)
 
-    def post(self, path: str, data: Mapping[str, str]) -> Page:
+    def post(self, path: str, data: FormData) -> Page:
         self.requests += 1
         return self.inner.post(path, data)
 
@@ -301,6 +318,7 @@ def _study_facts(study: Study, rates: Mapping[str, float]) -> _StudyFacts:
             raise SimulationError(f'The rate for "{name}" must be between 0 and 1, not {rate}.')
     per_article = list(study.questions.filter(scope=Question.Scope.PER_ARTICLE))
     checks = list(study.questions.filter(scope=Question.Scope.ATTENTION_CHECK))
+    about = study.questions.filter(scope=Question.Scope.PARTICIPANT).exists()
     return _StudyFacts(
         slug=study.slug,
         credible_key=_credible_key(per_article),
@@ -313,14 +331,37 @@ def _study_facts(study: Study, rates: Mapping[str, float]) -> _StudyFacts:
             and q.scale_max is not None
         },
         rates=dict(rates),
-        # consent, instructions, the articles, the check page (if any), finish
-        total_posts=3 + study.articles_per_participant + (1 if checks else 0),
+        # consent, instructions, the articles, the about-you and check pages (if any),
+        # finish
+        total_posts=3
+        + study_articles_per_participant(study=study)
+        + (1 if checks else 0)
+        + (1 if about else 0),
     )
+
+
+def _answer_other_kinds(form: Form, data: dict[str, str | list[str]], rng: random.Random) -> None:
+    """Slider boxes get a number in range, checkbox groups a non-empty random subset."""
+    for name, (low, high) in form.numbers.items():
+        data[name] = str(rng.randint(low, high))
+    for name, values in form.checkboxes().items():
+        data[name] = rng.sample(values, rng.randint(1, len(values)))
+
+
+def _answer_about(form: Form, rng: random.Random) -> dict[str, str | list[str]]:
+    """The once-per-participant questions: any offered answer, at random."""
+    data = form.hidden()
+    for name, values in form.options().items():
+        data[name] = rng.choice(values)
+    _answer_other_kinds(form, data, rng)
+    for name in form.textareas:
+        data[name] = "Simulated answer."
+    return data
 
 
 def _answer_article(
     form: Form, facts: _StudyFacts, credible_rate: float, rng: random.Random
-) -> dict[str, str]:
+) -> dict[str, str | list[str]]:
     data = form.hidden()
     credible = rng.random() < credible_rate
     for name, values in form.options().items():
@@ -334,6 +375,7 @@ def _answer_article(
             data[name] = str(min(high, max(low, value)))
         else:
             data[name] = rng.choice(values)
+    _answer_other_kinds(form, data, rng)
     for name in form.textareas:
         data[name] = "Simulated answer."
     return data
@@ -341,7 +383,7 @@ def _answer_article(
 
 def _answer_checks(
     form: Form, facts: _StudyFacts, fail: bool, rng: random.Random
-) -> dict[str, str]:
+) -> dict[str, str | list[str]]:
     data = form.hidden()
     for name, values in form.options().items():
         expected = facts.expected.get(name, "")
@@ -377,7 +419,6 @@ def _run_one(
     page = transport.get(f"{entry}?{query}")
     if page.step == "debrief":
         return "already"
-    rate: float | None = None
     # A participant never needs more pages than this; more means the flow is stuck.
     for posts in range(4 * facts.total_posts + 4):
         if page.status != 200:
@@ -393,16 +434,20 @@ def _run_one(
         if page.step == "consent":
             data = {**form.hidden(), "consent": "yes"}
         elif page.step == "article":
-            if rate is None:
-                participant = (
-                    Participant.objects.filter(study=study, panel_pid=pid)
-                    .select_related("condition")
-                    .first()
+            # The condition this article was drawn from: the participant's own in a
+            # between-subjects design, varying from article to article within subjects.
+            trial = (
+                Trial.objects.filter(
+                    participant__study=study, participant__panel_pid=pid, position=page.position
                 )
-                if participant is None:
-                    return "failed:enrolled over HTTP but not found in this database"
-                rate = facts.rates[participant.condition.name]
-            data = _answer_article(form, facts, rate, rng)
+                .select_related("condition")
+                .first()
+            )
+            if trial is None or trial.condition is None:
+                return "failed:enrolled over HTTP but the trial is not in this database"
+            data = _answer_article(form, facts, facts.rates[trial.condition.name], rng)
+        elif page.step == "about":
+            data = _answer_about(form, rng)
         elif page.step == "check":
             data = _answer_checks(form, facts, fails, rng)
         elif page.step in ("instructions", "finish"):
@@ -416,20 +461,25 @@ def _run_one(
 def _tally(summary: SimulationSummary, study: Study, facts: _StudyFacts, pids: list[str]) -> None:
     """Fill the per-condition counts from the database (not from what the bot meant)."""
     participants = Participant.objects.filter(study=study, panel_pid__in=pids)
-    for row in participants.values("condition__name").annotate(
-        n=Count("id"), done=Count("id", filter=Q(status=Participant.Status.COMPLETED))
+    # A participant counts in every condition they were shown an article of (one in a
+    # between-subjects design, all of them within subjects).
+    for row in participants.values("trials__condition__name").annotate(
+        n=Count("id", distinct=True),
+        done=Count("id", distinct=True, filter=Q(status=Participant.Status.COMPLETED)),
     ):
-        tally = summary.conditions[row["condition__name"]]
+        if row["trials__condition__name"] is None:
+            continue  # withdrawn: no trials left
+        tally = summary.conditions[row["trials__condition__name"]]
         tally.participants, tally.completed = row["n"], row["done"]
     answers = Response.objects.filter(
         participant__in=participants.filter(status=Participant.Status.COMPLETED),
         question__key=facts.credible_key,
         question__study=study,
     )
-    for row in answers.values("participant__condition__name").annotate(
+    for row in answers.values("trial__condition__name").annotate(
         n=Count("id"), yes=Count("id", filter=Q(value="yes"))
     ):
-        tally = summary.conditions[row["participant__condition__name"]]
+        tally = summary.conditions[row["trial__condition__name"]]
         tally.credible_answers, tally.credible_yes = row["n"], row["yes"]
 
 

@@ -14,6 +14,7 @@ urlpatterns: list[URLPattern] = [
     path("p/<uuid:token>/", views.resume, name="resume"),
     path("p/<uuid:token>/instructions/", views.instructions, name="instructions"),
     path("p/<uuid:token>/article/<int:position>/", views.article, name="article"),
+    path("p/<uuid:token>/about-you/", views.about_you, name="about_you"),
     path("p/<uuid:token>/check/", views.check, name="check"),
     path("p/<uuid:token>/finish/", views.finish, name="finish"),
     path("p/<uuid:token>/debrief/", views.debrief, name="debrief"),

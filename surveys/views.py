@@ -1,5 +1,5 @@
-"""Participant pages: consent, instructions, one article per page, attention check,
-finish, debrief. Server-rendered, no JavaScript needed.
+"""Participant pages: consent, instructions, one article per page, questions about the
+participant, attention check, finish, debrief. Server-rendered, no JavaScript needed.
 
 Where a participant may go is derived from stored answers only
 (``participant_next_step``): pages ahead of them redirect back to their step, earlier
@@ -11,6 +11,7 @@ never re-submits, and the services make a re-submission idempotent anyway.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -42,6 +43,7 @@ from surveys.services import (
     ParticipationClosedError,
     StudyClosedError,
     StudyFullError,
+    about_answer,
     answers_validate,
     attention_answer,
     instructions_mark_seen,
@@ -73,6 +75,8 @@ def step_url(participant: Participant, step: Step) -> str:
         return reverse("surveys:instructions", args=[token])
     if step.name == "trial":
         return reverse("surveys:article", args=[token, step.position])
+    if step.name == "about":
+        return reverse("surveys:about_you", args=[token])
     if step.name == "check":
         return reverse("surveys:check", args=[token])
     if step.name == "finish":
@@ -124,6 +128,8 @@ class QuestionField:
     value: str = ""
     error: str = ""
     options: list[tuple[str, str]] = field(default_factory=list)
+    # Ticked options of a multiple-choice question.
+    selected: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -135,7 +141,25 @@ class QuestionField:
             Question.Kind.BINARY: "radios",
             Question.Kind.LIKERT: "scale",
             Question.Kind.CHOICE: "radios",
+            Question.Kind.SLIDER: "slider",
+            Question.Kind.MULTI_CHOICE: "checkboxes",
         }.get(Question.Kind(self.question.kind), "textarea")
+
+    @property
+    def bounds(self) -> tuple[int, int] | None:
+        return self.question.bounds
+
+
+def _ticked(values: Mapping[str, str], key: str) -> list[str]:
+    """Ticked options: every value posted (a QueryDict), or a stored JSON list."""
+    getlist = getattr(values, "getlist", None)
+    if getlist is not None:
+        return [str(v) for v in getlist(key)]
+    try:
+        stored = json.loads(values.get(key) or "[]")
+    except ValueError:
+        return []
+    return [str(v) for v in stored] if isinstance(stored, list) else []
 
 
 def _question_fields(
@@ -149,16 +173,18 @@ def _question_fields(
             assert question.scale_min is not None
             assert question.scale_max is not None
             options = [(str(n), str(n)) for n in range(question.scale_min, question.scale_max + 1)]
-        elif question.kind == Question.Kind.CHOICE:
+        elif question.kind in (Question.Kind.CHOICE, Question.Kind.MULTI_CHOICE):
             options = [(str(c), str(c)) for c in question.choices]
         else:
             options = []
+        multi = question.kind == Question.Kind.MULTI_CHOICE
         fields.append(
             QuestionField(
                 question=question,
-                value=str(values.get(question.key, "")).strip(),
+                value="" if multi else str(values.get(question.key, "")).strip(),
                 error=errors.get(question.key, ""),
                 options=options,
+                selected=_ticked(values, question.key) if multi else [],
             )
         )
     return fields
@@ -289,7 +315,7 @@ def instructions(request: HttpRequest, token: UUID) -> HttpResponse:
         {
             "participant": participant,
             "study": participant.study,
-            "total": participant.study.articles_per_participant,
+            "total": participant.trials.count(),
         },
     )
 
@@ -347,6 +373,38 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
                 or 0,
                 "tab_aways": timing_parse(raw=values.get("tab_aways"), maximum=MAX_TAB_AWAYS) or 0,
             },
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def about_you(request: HttpRequest, token: UUID) -> HttpResponse:
+    """Questions asked once per participant (demographics and the like), after the
+    articles and before the attention check."""
+    participant = _participant_or_404(token)
+    if (response := _guard(participant, Step("about"))) is not None:
+        return response
+    questions = questions_for(study=participant.study, scope=Question.Scope.PARTICIPANT)
+    if not questions:
+        return _to_next_step(participant)
+    if request.method == "POST":
+        parsed, errors = answers_validate(questions=questions, data=request.POST)
+        if not errors:
+            with contextlib.suppress(ParticipationClosedError):
+                about_answer(participant=participant, answers=parsed)
+            participant.refresh_from_db()
+            return _to_next_step(participant)
+        values: Mapping[str, str] = request.POST
+    else:
+        errors, values = {}, attention_answers(participant=participant)
+    return _render(
+        request,
+        "about_you.html",
+        {
+            "participant": participant,
+            "study": participant.study,
+            "fields": _question_fields(questions, values, errors),
+            "errors": errors,
         },
     )
 

@@ -321,6 +321,7 @@ def _study_form_data(study: Study, **changes: object) -> dict[str, object]:
     data: dict[str, object] = {
         "title": study.title,
         "slug": study.slug,
+        "design": study.design,
         "articles_per_participant": study.articles_per_participant,
         "seed": study.seed,
         "consent_text": study.consent_text,

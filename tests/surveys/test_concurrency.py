@@ -169,3 +169,29 @@ def test_withdrawal_racing_an_answer_leaves_no_answers():
     assert participant.status == "withdrawn"
     assert Response.objects.filter(participant=participant).count() == 0
     assert participant.trials.count() == 0
+
+
+def test_simultaneous_arrivals_in_a_within_design_get_balanced_story_disjoint_articles():
+    from collections import Counter
+
+    from surveys.models import Trial
+    from tests.surveys.builders import story_of, within_study
+
+    study = within_study(stories=10, real_each=3, generated_each=3)
+    statuses = run_together(16, lambda i: consent(study, PROLIFIC_PID=f"P{i}"))
+    assert statuses == [302] * 16
+    participants = Participant.objects.filter(study=study)
+    assert participants.count() == 16
+    for participant in participants:
+        assert participant.condition_id is None
+        trials = list(participant.trials.select_related("article", "condition"))
+        assert Counter(t.condition.name for t in trials) == {"real": 3, "generated": 3}
+        assert len({story_of(t.article) for t in trials}) == 6
+    # Each enrolment saw the ones before it (the study row is locked while assigning).
+    for condition in study.conditions.all():
+        shown = Counter(
+            Trial.objects.filter(condition=condition).values_list("article_id", flat=True)
+        )
+        counts = [shown.get(a.pk, 0) for a in condition.articles.all()]
+        assert sum(counts) == 48
+        assert max(counts) - min(counts) <= 1, sorted(counts)

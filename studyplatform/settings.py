@@ -37,6 +37,11 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    # Analysts' API: per-user tokens (issued in the admin), OpenAPI schema, docs assets
+    # served locally (sidecar) because study machines may be offline.
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "surveys",
     "generation",
     "analysis",
@@ -124,10 +129,36 @@ STORAGES = {
 LOGIN_URL = "admin:login"
 
 REST_FRAMEWORK = {
+    # Token first: an anonymous API request then gets 401 with "WWW-Authenticate: Token"
+    # (session-only would answer 403). Sessions keep the browsable API and docs usable
+    # from a logged-in admin browser.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Credence analysis API",
+    "DESCRIPTION": "Read-only access to studies, stimuli, participants, ratings and results.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema describes no data, but the API is for staff only; keep its map private too.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One schema name per choice set (several models have a "status").
+    "ENUM_NAME_OVERRIDES": {
+        "StudyStatusEnum": "surveys.models.Study.Status",
+        "StudyDesignEnum": "surveys.models.Study.Design",
+        "ParticipantStatusEnum": "surveys.models.Participant.Status",
+        "ArticleOriginEnum": "surveys.models.Article.Origin",
+        "QuestionKindEnum": "surveys.models.Question.Kind",
+        "QuestionScopeEnum": "surveys.models.Question.Scope",
+    },
 }
 
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -6,5 +6,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("analysis/", include("analysis.urls")),
+    path("api/", include("analysis.api_urls")),
     path("", include("surveys.urls")),
 ]

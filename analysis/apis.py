@@ -1,0 +1,664 @@
+"""The analysts' read-only REST API under /api/ (HackSoft style: one view per operation,
+nested ``InputSerializer`` for query parameters and ``OutputSerializer`` for rows).
+
+Who may read a study is decided in one place, :func:`study_visible_to`, through one
+permission class, :class:`CanViewStudyData`. List endpoints answer CSV with
+``?format=csv`` (or ``Accept: text/csv``); paginated ones then carry the next/previous
+page in a ``Link`` header, since a CSV body has nowhere to put them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Lower, Trim
+from django.db.models.lookups import Exact
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response as ApiResponse
+from rest_framework.views import APIView
+
+from analysis import stats
+from analysis.frames import RESPONSE_COLUMNS, RESPONSE_FIELDS, articles_manifest_frame
+from analysis.services import POWER_COLUMNS, study_report
+from surveys.models import Article, Condition, Participant, Question, Response, Study
+
+# ---------------------------------------------------------------------------------------
+# Who may see what
+
+
+def study_visible_to(*, user: AbstractBaseUser | AnonymousUser, study: Study) -> bool:
+    """Whether ``user`` may read ``study``'s data through the API. Staff only for now;
+    research-team membership will be added here, and only here."""
+    return bool(user.is_authenticated and getattr(user, "is_staff", False))
+
+
+class CanViewStudyData(BasePermission):
+    """Signed-in users, and per study only those :func:`study_visible_to` allows."""
+
+    message = "You may not read this study's data."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return bool(request.user and request.user.is_authenticated)
+
+    def has_object_permission(self, request: Request, view: APIView, study: Study) -> bool:  # type: ignore[override]
+        return study_visible_to(user=request.user, study=study)
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering and paging
+
+
+class CSVRenderer(BaseRenderer):
+    """Rows as CSV: a paginated body's ``results``, a list, or one object. Columns come
+    from the view's ``csv_columns`` (so an empty result still has its header), else from
+    the first row. Nested values are written as JSON, missing ones as empty cells."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        context = renderer_context or {}
+        if isinstance(data, dict) and isinstance(data.get("results"), list):
+            rows = data["results"]
+        elif isinstance(data, list):
+            rows = data
+        else:
+            rows = [data] if data is not None else []
+        response = context.get("response")
+        failed = response is not None and response.status_code >= 400
+        columns = None if failed else getattr(context.get("view"), "csv_columns", None)
+        if columns is None:
+            columns = list(rows[0]) if rows else []
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv_cell(row.get(column)) for column in columns])
+        return buffer.getvalue().encode(self.charset)
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+TABLE_RENDERERS = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
+
+
+class RowsPagination(PageNumberPagination):
+    """Page-number pages of 500 rows by default, at most 5000 (``?page_size=``)."""
+
+    page_size = 500
+    page_size_query_param = "page_size"
+    max_page_size = 5000
+
+    def get_paginated_response(self, data: Any) -> ApiResponse:
+        response = super().get_paginated_response(data)
+        links = [
+            f'<{url}>; rel="{rel}"'
+            for rel, url in (("next", self.get_next_link()), ("prev", self.get_previous_link()))
+            if url
+        ]
+        if links:
+            response["Link"] = ", ".join(links)
+        return response
+
+
+class StudyAPIView(APIView):
+    """Base for the per-study endpoints: read-only, the study looked up by slug (404 when
+    unknown) and checked against :class:`CanViewStudyData` (403 for outsiders)."""
+
+    permission_classes = [CanViewStudyData]
+    http_method_names = ["get", "head", "options"]
+
+    def get_study(self, slug: str) -> Study:
+        study = get_object_or_404(Study, slug=slug)
+        self.check_object_permissions(self.request, study)
+        return study
+
+
+# ---------------------------------------------------------------------------------------
+# Selectors used only by the API
+
+
+def _visible_studies(*, user: AbstractBaseUser | AnonymousUser) -> list[Study]:
+    studies = Study.objects.annotate(
+        condition_count=Count("conditions", distinct=True),
+        participant_count=Count("participants", distinct=True),
+    ).order_by("-created_at", "pk")
+    return [study for study in studies if study_visible_to(user=user, study=study)]
+
+
+def _conditions(*, study: Study) -> QuerySet[Condition]:
+    return (
+        Condition.objects.filter(study=study)
+        .annotate(
+            article_count=Count("articles", distinct=True),
+            completed_participants=Count(
+                "participants",
+                filter=Q(
+                    participants__status=Participant.Status.COMPLETED, participants__is_test=False
+                ),
+                distinct=True,
+            ),
+        )
+        .order_by("pk")
+    )
+
+
+_ATTENTION = Q(
+    responses__trial__isnull=True, responses__question__scope=Question.Scope.ATTENTION_CHECK
+)
+# Same rule as analysis.frames.participants_frame: compared stripped and case-insensitively.
+_CHECK_PASSED = Exact(
+    Lower(Trim("responses__value")), Lower(Trim("responses__question__expected_answer"))
+)
+
+
+def _participants(
+    *, study: Study, condition: str | None, status: str | None, is_test: bool | None
+) -> QuerySet[Participant]:
+    queryset = Participant.objects.filter(study=study).select_related("condition")
+    if condition is not None:
+        queryset = queryset.filter(condition__name=condition)
+    if status is not None:
+        queryset = queryset.filter(status=status)
+    if is_test is not None:
+        queryset = queryset.filter(is_test=is_test)
+    return queryset.annotate(
+        checks_answered=Count("responses", filter=_ATTENTION),
+        checks_failed=Count("responses", filter=_ATTENTION & ~Q(_CHECK_PASSED)),
+    ).order_by("pk")
+
+
+def _responses(
+    *,
+    study: Study,
+    include_test: bool,
+    condition: str | None,
+    question_key: str | None,
+    article_origin: str | None,
+) -> QuerySet[Response]:
+    """Ratings about articles, in the long CSV's row order, filtered on the very lookups
+    that fill the long CSV's ``condition``, ``question_key`` and ``article_origin``."""
+    queryset = Response.objects.filter(participant__study=study, trial__isnull=False)
+    if not include_test:
+        queryset = queryset.filter(participant__is_test=False)
+    for column, value in (
+        ("condition", condition),
+        ("question_key", question_key),
+        ("article_origin", article_origin),
+    ):
+        if value is not None:
+            queryset = queryset.filter(**{RESPONSE_FIELDS[column]: value})
+    return queryset.order_by(
+        "participant_id", "trial__position", "question__position", "question_id", "pk"
+    )
+
+
+def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """DataFrame rows as plain Python dicts; NaN, NA and infinities become None (strict
+    JSON has no NaN, and an infinite odds ratio is reported as "not estimable")."""
+    records = []
+    for row in frame.reindex(columns=list(columns)).itertuples(index=False, name=None):
+        record = {}
+        for column, value in zip(columns, row, strict=True):
+            if isinstance(value, np.generic):
+                value = value.item()
+            if (
+                value is pd.NA
+                or value is pd.NaT
+                or (isinstance(value, float) and not math.isfinite(value))
+            ):
+                value = None
+            record[column] = value
+        records.append(record)
+    return records
+
+
+# ---------------------------------------------------------------------------------------
+# Studies
+
+
+class _ConditionSummarySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField()
+    label = serializers.CharField()
+    is_reference = serializers.BooleanField()
+    quota = serializers.IntegerField(allow_null=True)
+    per_participant = serializers.IntegerField()
+    article_count = serializers.IntegerField()
+    completed_participants = serializers.IntegerField(
+        help_text="Completed, non-test participants assigned to this condition."
+    )
+
+    class Meta:
+        ref_name = "Condition"
+
+
+class _QuestionSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    key = serializers.CharField()
+    text = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Question.Kind.choices)
+    scope = serializers.ChoiceField(choices=Question.Scope.choices)
+    scale_min = serializers.IntegerField(allow_null=True)
+    scale_max = serializers.IntegerField(allow_null=True)
+    min_label = serializers.CharField()
+    max_label = serializers.CharField()
+    choices = serializers.ListField(child=serializers.CharField())
+    required = serializers.BooleanField()
+    expected_answer = serializers.CharField()
+    position = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "Question"
+
+
+class StudyListApi(APIView):
+    """The studies the caller may read."""
+
+    permission_classes = [CanViewStudyData]
+    http_method_names = ["get", "head", "options"]
+    renderer_classes = TABLE_RENDERERS
+
+    class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+        slug = serializers.SlugField()
+        title = serializers.CharField()
+        status = serializers.ChoiceField(choices=Study.Status.choices)
+        design = serializers.ChoiceField(choices=Study.Design.choices)
+        design_hash = serializers.CharField()
+        launched_at = serializers.DateTimeField(allow_null=True)
+        closed_at = serializers.DateTimeField(allow_null=True)
+        created_at = serializers.DateTimeField()
+        condition_count = serializers.IntegerField()
+        participant_count = serializers.IntegerField(
+            help_text="All participations, tests included."
+        )
+
+        class Meta:
+            ref_name = "StudySummary"
+
+    csv_columns = list(OutputSerializer().fields)
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request: Request) -> ApiResponse:
+        studies = _visible_studies(user=request.user)
+        return ApiResponse(self.OutputSerializer(studies, many=True).data)
+
+
+class StudyDetailApi(StudyAPIView):
+    """One study: status, design version, conditions with their article counts, questions."""
+
+    class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+        slug = serializers.SlugField()
+        title = serializers.CharField()
+        status = serializers.ChoiceField(choices=Study.Status.choices)
+        design = serializers.ChoiceField(choices=Study.Design.choices)
+        design_hash = serializers.CharField(
+            help_text="Hash of the design when it was locked; every participant records it."
+        )
+        articles_per_participant = serializers.IntegerField()
+        seed = serializers.IntegerField()
+        launched_at = serializers.DateTimeField(allow_null=True)
+        closed_at = serializers.DateTimeField(allow_null=True)
+        created_at = serializers.DateTimeField()
+        conditions = _ConditionSummarySerializer(many=True)
+        questions = _QuestionSerializer(many=True)
+
+        class Meta:
+            ref_name = "StudyDetail"
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request: Request, slug: str) -> ApiResponse:
+        study = self.get_study(slug)
+        nested = {
+            "conditions": _conditions(study=study),
+            "questions": study.questions.order_by("scope", "position", "pk"),
+        }
+        plain = {
+            name: getattr(study, name)
+            for name in self.OutputSerializer().fields
+            if name not in nested
+        }
+        return ApiResponse(self.OutputSerializer({**plain, **nested}).data)
+
+
+class ConditionListApi(StudyAPIView):
+    """The study's conditions with their article and completed-participant counts."""
+
+    renderer_classes = TABLE_RENDERERS
+    csv_columns = list(_ConditionSummarySerializer().fields)
+
+    @extend_schema(responses=_ConditionSummarySerializer(many=True))
+    def get(self, request: Request, slug: str) -> ApiResponse:
+        study = self.get_study(slug)
+        return ApiResponse(_ConditionSummarySerializer(_conditions(study=study), many=True).data)
+
+
+# ---------------------------------------------------------------------------------------
+# Stimuli
+
+
+class ArticleManifestApi(StudyAPIView):
+    """The stimulus manifest: every article the study uses with its full provenance
+    (``analysis.frames.articles_manifest_frame``; one row per article)."""
+
+    renderer_classes = TABLE_RENDERERS
+
+    class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+        article_id = serializers.IntegerField()
+        origin = serializers.ChoiceField(choices=Article.Origin.choices)
+        title = serializers.CharField()
+        outlet = serializers.CharField(allow_blank=True)
+        url = serializers.CharField(allow_blank=True)
+        published = serializers.CharField(allow_blank=True, help_text="ISO date, empty if unknown.")
+        license = serializers.CharField(allow_blank=True)
+        attribution = serializers.CharField(allow_blank=True)
+        source_article_id = serializers.IntegerField(allow_null=True)
+        source_article_title = serializers.CharField(allow_blank=True)
+        source_article_url = serializers.CharField(allow_blank=True)
+        model_name = serializers.CharField(allow_blank=True)
+        conditions = serializers.CharField(help_text='Condition names separated by ";".')
+        times_shown = serializers.IntegerField()
+        sample_id = serializers.IntegerField(allow_null=True)
+        sample_index = serializers.IntegerField(allow_null=True)
+        sample_seed = serializers.IntegerField(allow_null=True)
+        sample_new_tokens = serializers.IntegerField(allow_null=True)
+        sample_review = serializers.CharField(allow_null=True)
+        prompt = serializers.CharField(allow_null=True)
+        run_id = serializers.IntegerField(allow_null=True)
+        run_model_name = serializers.CharField(allow_null=True)
+        run_prompt_kind = serializers.CharField(allow_null=True)
+        run_max_new_tokens = serializers.IntegerField(allow_null=True)
+        run_top_k = serializers.IntegerField(allow_null=True)
+        run_top_p = serializers.FloatField(allow_null=True)
+        run_temperature = serializers.FloatField(allow_null=True)
+        run_seed = serializers.IntegerField(allow_null=True)
+        sample_settings = serializers.CharField(allow_null=True, help_text="JSON text.")
+        run_model_identity = serializers.CharField(allow_null=True, help_text="JSON text.")
+
+        class Meta:
+            ref_name = "ManifestArticle"
+
+    csv_columns = list(OutputSerializer().fields)
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request: Request, slug: str) -> ApiResponse:
+        study = self.get_study(slug)
+        frame = articles_manifest_frame(study=study)
+        rows = _records(frame, self.csv_columns)
+        return ApiResponse(self.OutputSerializer(rows, many=True).data)
+
+
+# ---------------------------------------------------------------------------------------
+# Participants and ratings
+
+
+class _StudyFilterSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """Query parameters naming a condition or question must name one of this study's."""
+
+    def validate_condition(self, value: str | None) -> str | None:
+        study: Study = self.context["study"]
+        if value is not None and not study.conditions.filter(name=value).exists():
+            names = ", ".join(study.conditions.order_by("pk").values_list("name", flat=True))
+            raise serializers.ValidationError(
+                f'No condition "{value}" in this study (has: {names}).'
+            )
+        return value
+
+    def validate_question_key(self, value: str | None) -> str | None:
+        study: Study = self.context["study"]
+        if value is not None and not study.questions.filter(key=value).exists():
+            raise serializers.ValidationError(f'No question "{value}" in this study.')
+        return value
+
+
+class ParticipantListApi(StudyAPIView):
+    """Participations, paginated, with their attention-check tallies (test sessions
+    included unless filtered out with ``is_test=false``)."""
+
+    renderer_classes = TABLE_RENDERERS
+    pagination_class = RowsPagination
+
+    class InputSerializer(_StudyFilterSerializer):
+        condition = serializers.CharField(required=False, default=None)
+        status = serializers.ChoiceField(
+            choices=Participant.Status.choices, required=False, default=None
+        )
+        is_test = serializers.BooleanField(required=False, default=None, allow_null=True)
+
+        class Meta:
+            ref_name = "ParticipantFilter"
+
+    class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+        participant_id = serializers.IntegerField(source="pk")
+        participant_token = serializers.UUIDField(source="token")
+        panel = serializers.CharField()
+        panel_pid = serializers.CharField()
+        condition = serializers.CharField(source="condition.name", allow_null=True, default=None)
+        status = serializers.ChoiceField(choices=Participant.Status.choices)
+        is_test = serializers.BooleanField()
+        design_hash = serializers.CharField()
+        consented_at = serializers.DateTimeField()
+        completed_at = serializers.DateTimeField(allow_null=True)
+        checks_answered = serializers.IntegerField()
+        checks_failed = serializers.IntegerField()
+        passed_checks = serializers.SerializerMethodField()
+
+        class Meta:
+            ref_name = "Participant"
+
+        def get_passed_checks(self, participant: Participant) -> bool:
+            return participant.checks_failed == 0  # type: ignore[attr-defined,no-any-return]
+
+    csv_columns = list(OutputSerializer().fields)
+
+    @extend_schema(parameters=[InputSerializer], responses=OutputSerializer(many=True))
+    def get(self, request: Request, slug: str) -> ApiResponse:
+        study = self.get_study(slug)
+        filters = self.InputSerializer(data=request.query_params, context={"study": study})
+        filters.is_valid(raise_exception=True)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(
+            _participants(study=study, **filters.validated_data), request, view=self
+        )
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class ResponseListApi(StudyAPIView):
+    """Ratings about articles, one row per rating, with the long CSV's columns
+    (``analysis.frames.RESPONSE_COLUMNS``) and row order; test sessions are left out
+    unless ``include_test=true``. Attention checks are in the participants endpoint."""
+
+    renderer_classes = TABLE_RENDERERS
+    pagination_class = RowsPagination
+    csv_columns = RESPONSE_COLUMNS
+
+    class InputSerializer(_StudyFilterSerializer):
+        condition = serializers.CharField(required=False, default=None)
+        question_key = serializers.CharField(required=False, default=None)
+        article_origin = serializers.ChoiceField(
+            choices=Article.Origin.choices, required=False, default=None
+        )
+        include_test = serializers.BooleanField(required=False, default=False)
+
+        class Meta:
+            ref_name = "ResponseFilter"
+
+    class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+        response_id = serializers.IntegerField()
+        participant_id = serializers.IntegerField()
+        participant_token = serializers.UUIDField()
+        panel_pid = serializers.CharField()
+        condition = serializers.CharField(allow_null=True)
+        is_test = serializers.BooleanField()
+        participant_status = serializers.ChoiceField(choices=Participant.Status.choices)
+        article_id = serializers.IntegerField()
+        article_origin = serializers.ChoiceField(choices=Article.Origin.choices)
+        source_article_id = serializers.IntegerField(allow_null=True)
+        model_name = serializers.CharField()
+        outlet = serializers.CharField()
+        url = serializers.CharField()
+        license = serializers.CharField()
+        trial_position = serializers.IntegerField()
+        question_key = serializers.CharField()
+        question_kind = serializers.ChoiceField(choices=Question.Kind.choices)
+        value = serializers.CharField()
+        value_numeric = serializers.FloatField(allow_null=True)
+        first_shown_at = serializers.DateTimeField(allow_null=True)
+        answered_at = serializers.DateTimeField(allow_null=True)
+        created_at = serializers.DateTimeField()
+        updated_at = serializers.DateTimeField()
+
+        class Meta:
+            ref_name = "Rating"
+
+    @extend_schema(parameters=[InputSerializer], responses=OutputSerializer(many=True))
+    def get(self, request: Request, slug: str) -> ApiResponse:
+        study = self.get_study(slug)
+        filters = self.InputSerializer(data=request.query_params, context={"study": study})
+        filters.is_valid(raise_exception=True)
+        rows = _responses(study=study, **filters.validated_data).values_list(
+            *RESPONSE_FIELDS.values()
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        records = [dict(zip(RESPONSE_COLUMNS, row, strict=True)) for row in page or []]
+        return paginator.get_paginated_response(self.OutputSerializer(records, many=True).data)
+
+
+# ---------------------------------------------------------------------------------------
+# Results
+
+_TEXT_COLUMNS = {"condition", "reference", "question_key", "term"}
+_COUNT_COLUMNS = {"n", "successes", "reference_n"}
+
+
+def _table_serializer(name: str, columns: Sequence[str]) -> type[serializers.Serializer]:  # type: ignore[type-arg]
+    """A serializer for one results table, built from its column list in
+    ``analysis.stats`` so that a column added there shows up here (and in the schema)."""
+    fields: dict[str, Any] = {}
+    for column in columns:
+        if column in _TEXT_COLUMNS:
+            fields[column] = serializers.CharField()
+        elif column in _COUNT_COLUMNS:
+            fields[column] = serializers.IntegerField()
+        else:
+            fields[column] = serializers.FloatField(allow_null=True)
+    fields["Meta"] = type("Meta", (), {"ref_name": name})
+    return type(f"{name}Serializer", (serializers.Serializer,), fields)
+
+
+class _LedgerStepSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    key = serializers.CharField()
+    label = serializers.CharField()
+    excluded = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "LedgerStep"
+
+
+class _RegressionSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    reference = serializers.CharField()
+    n_obs = serializers.IntegerField()
+    n_clusters = serializers.IntegerField()
+    cov_type = serializers.CharField()
+    confidence = serializers.FloatField()
+    table = _table_serializer("RegressionTerm", stats.LOGISTIC_COLUMNS)(many=True)
+
+    class Meta:
+        ref_name = "Regression"
+
+
+class StudyResultsApi(StudyAPIView):
+    """The computed results (``analysis.services.study_report``): exclusion ledger,
+    credibility rates per condition, comparisons with the reference, the logistic
+    regression (null when it cannot be fitted; see ``notes``), power, Likert means.
+    Non-finite numbers (NaN, an infinite odds ratio) are null."""
+
+    class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+        study_slug = serializers.CharField()
+        study_title = serializers.CharField()
+        analysed = serializers.IntegerField()
+        binary_question = serializers.CharField(allow_null=True)
+        reference = serializers.CharField(allow_null=True)
+        ledger = _LedgerStepSerializer(many=True)
+        proportions = _table_serializer("Proportion", stats.PROPORTION_COLUMNS)(many=True)
+        comparisons = _table_serializer("Comparison", stats.COMPARISON_COLUMNS)(many=True)
+        likert = _table_serializer("LikertMean", stats.LIKERT_COLUMNS)(many=True)
+        power = _table_serializer("Power", POWER_COLUMNS)(many=True)
+        regression = _RegressionSerializer(allow_null=True)
+        notes = serializers.ListField(child=serializers.CharField())
+
+        class Meta:
+            ref_name = "StudyResults"
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request: Request, slug: str) -> ApiResponse:
+        study = self.get_study(slug)
+        report = study_report(study=study)
+        fit = report.regression
+        data = {
+            "study_slug": report.study_slug,
+            "study_title": report.study_title,
+            "analysed": report.analysed,
+            "binary_question": report.binary_question,
+            "reference": report.reference,
+            "ledger": [asdict(step) for step in report.ledger],
+            "proportions": _records(report.proportions, stats.PROPORTION_COLUMNS),
+            "comparisons": _records(report.comparisons, stats.COMPARISON_COLUMNS),
+            "likert": _records(report.likert, stats.LIKERT_COLUMNS),
+            "power": _records(report.power, POWER_COLUMNS),
+            "regression": None
+            if fit is None
+            else {
+                "reference": fit.reference,
+                "n_obs": fit.n_obs,
+                "n_clusters": fit.n_clusters,
+                "cov_type": fit.cov_type,
+                "confidence": fit.confidence,
+                "table": _records(fit.table, stats.LOGISTIC_COLUMNS),
+            },
+            "notes": list(report.notes),
+        }
+        return ApiResponse(self.OutputSerializer(data).data)
+
+
+__all__ = [
+    "ArticleManifestApi",
+    "CSVRenderer",
+    "CanViewStudyData",
+    "ConditionListApi",
+    "ParticipantListApi",
+    "ResponseListApi",
+    "RowsPagination",
+    "StudyDetailApi",
+    "StudyListApi",
+    "StudyResultsApi",
+    "study_visible_to",
+]

@@ -36,7 +36,7 @@ from rest_framework.views import APIView
 from analysis import stats
 from analysis.frames import RESPONSE_COLUMNS, RESPONSE_FIELDS, articles_manifest_frame
 from analysis.services import POWER_COLUMNS, study_report
-from surveys.models import Article, Condition, Participant, Question, Response, Study
+from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
 
 # ---------------------------------------------------------------------------------------
 # Who may see what
@@ -185,7 +185,13 @@ def _participants(
 ) -> QuerySet[Participant]:
     queryset = Participant.objects.filter(study=study).select_related("condition")
     if condition is not None:
-        queryset = queryset.filter(condition__name=condition)
+        # Within-subjects participants have no condition of their own: match the
+        # conditions of the articles they were shown (a subquery, so no row fan-out
+        # reaches the Count annotations below).
+        shown = Trial.objects.filter(participant__study=study, condition__name=condition)
+        queryset = queryset.filter(
+            Q(condition__name=condition) | Q(pk__in=shown.values("participant_id"))
+        )
     if status is not None:
         queryset = queryset.filter(status=status)
     if is_test is not None:

@@ -45,6 +45,7 @@ WIDE_PARTICIPANT_COLUMNS = [
 # Per shown article k (1-based position): these, then one q_<key>_<k> per question.
 WIDE_TRIAL_FIELDS = {
     "article_id": "article_id",
+    "condition": "condition",
     "article_origin": "article_origin",
     "shown_at": "first_shown_at",
     "answered_at": "answered_at",
@@ -273,6 +274,12 @@ WIDE_COLUMN_DOCS: dict[str, tuple[str, str, str]] = {
     "checks_answered": ("Attention checks answered.", "integer", "0 or more"),
     "checks_failed": ("Attention checks answered wrongly.", "integer", "0 or more"),
     "article_id_<k>": ("Article shown at position k.", "integer", "see the manifest"),
+    "condition_<k>": (
+        "Condition the article at position k was drawn from (differs by position in "
+        "within-subjects designs).",
+        "string",
+        "the study's condition names",
+    ),
     "article_origin_<k>": ("Who wrote the article at position k.", "string", "real, generated"),
     "shown_at_<k>": (
         "When the article at position k was first shown.",

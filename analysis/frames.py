@@ -26,7 +26,9 @@ RESPONSE_FIELDS: dict[str, str] = {
     "participant_id": "participant_id",
     "participant_token": "participant__token",
     "panel_pid": "participant__panel_pid",
-    "condition": "participant__condition__name",
+    # The condition the article was drawn from: in within-subjects designs a participant
+    # rates articles of several conditions (Trial.condition is filled for both designs).
+    "condition": "trial__condition__name",
     "is_test": "participant__is_test",
     "participant_status": "participant__status",
     "article_id": "trial__article_id",

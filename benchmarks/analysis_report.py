@@ -137,6 +137,7 @@ def _create_study(participants: int, seed: int):  # type: ignore[no-untyped-def]
                 Trial(
                     participant=person,
                     article_id=pools[person.condition_id][k],
+                    condition_id=person.condition_id,
                     position=k + 1,
                     first_shown_at=now,
                     answered_at=now + timedelta(seconds=30),

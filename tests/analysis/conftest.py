@@ -35,6 +35,7 @@ class TrialFactory(factory.django.DjangoModelFactory):
 
     participant = None  # always given
     article = None  # always given
+    condition = factory.LazyAttribute(lambda o: o.participant.condition)
     position = 1
     first_shown_at = factory.LazyFunction(timezone.now)
     answered_at = factory.LazyFunction(timezone.now)

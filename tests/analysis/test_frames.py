@@ -151,3 +151,23 @@ def test_passed_checks_agrees_with_the_surveys_selector(rated_study):
         assert people.loc[participant.pk, "passed_checks"] == participant_passed_checks(
             participant=participant
         )
+
+
+@pytest.mark.django_db
+def test_within_subjects_ratings_carry_the_condition_of_the_article_not_the_participant():
+    from surveys.simulation import simulate
+    from tests.surveys.builders import within_study
+
+    study = within_study(stories=8, real_each=2, generated_each=2)
+    simulate(study=study, n=6, rates={"real": 1.0, "generated": 0.0}, seed=3, progress=False)
+
+    frame = responses_frame(study=study)
+    credible = frame.loc[frame["question_key"] == "credible"]
+    # Every participant rated both conditions, and each rating is labelled by the
+    # condition its article came from: the bot said yes to every real one only.
+    assert (credible.groupby("participant_id")["condition"].nunique() == 2).all()
+    assert set(credible.loc[credible["article_origin"] == "real", "condition"]) == {"real"}
+    assert credible.groupby("condition")["value_numeric"].mean().to_dict() == {
+        "generated": 0.0,
+        "real": 1.0,
+    }

@@ -56,7 +56,7 @@ class CanViewStudyData(BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(request.user and request.user.is_authenticated)
 
-    def has_object_permission(self, request: Request, view: APIView, study: Study) -> bool:  # type: ignore[override]
+    def has_object_permission(self, request: Request, view: APIView, study: Study) -> bool:
         return study_visible_to(user=request.user, study=study)
 
 
@@ -175,7 +175,7 @@ _ATTENTION = Q(
     responses__trial__isnull=True, responses__question__scope=Question.Scope.ATTENTION_CHECK
 )
 # Same rule as analysis.frames.participants_frame: compared stripped and case-insensitively.
-_CHECK_PASSED = Exact(
+_CHECK_PASSED: Exact[str] = Exact(
     Lower(Trim("responses__value")), Lower(Trim("responses__question__expected_answer"))
 )
 
@@ -253,7 +253,7 @@ def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]
 
 class _ConditionSummarySerializer(serializers.Serializer):  # type: ignore[type-arg]
     name = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # DRF's metaclass pops fields; stub sees Field.label
     is_reference = serializers.BooleanField()
     quota = serializers.IntegerField(allow_null=True)
     per_participant = serializers.IntegerField()
@@ -276,7 +276,7 @@ class _QuestionSerializer(serializers.Serializer):  # type: ignore[type-arg]
     min_label = serializers.CharField()
     max_label = serializers.CharField()
     choices = serializers.ListField(child=serializers.CharField())
-    required = serializers.BooleanField()
+    required = serializers.BooleanField()  # type: ignore[assignment]  # DRF's metaclass pops fields; stub sees Field.required
     expected_answer = serializers.CharField()
     position = serializers.IntegerField()
 
@@ -347,7 +347,8 @@ class StudyDetailApi(StudyAPIView):
         }
         plain = {
             name: getattr(study, name)
-            for name in self.OutputSerializer().fields
+            # .items(): the stub types iterating a BindingDict as yielding fields, not names.
+            for name, _field in self.OutputSerializer().fields.items()
             if name not in nested
         }
         return ApiResponse(self.OutputSerializer({**plain, **nested}).data)
@@ -479,6 +480,8 @@ class ParticipantListApi(StudyAPIView):
             ref_name = "Participant"
 
         def get_passed_checks(self, participant: Participant) -> bool:
+            # Not WithAnnotations[...]: drf-spectacular evaluates this signature's hints at
+            # run time, where django_stubs_ext is not imported.
             return participant.checks_failed == 0  # type: ignore[attr-defined,no-any-return]
 
     csv_columns = list(OutputSerializer().fields)
@@ -581,7 +584,7 @@ def _table_serializer(name: str, columns: Sequence[str]) -> type[serializers.Ser
 
 class _LedgerStepSerializer(serializers.Serializer):  # type: ignore[type-arg]
     key = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # DRF's metaclass pops fields; stub sees Field.label
     excluded = serializers.IntegerField()
     remaining = serializers.IntegerField()
 

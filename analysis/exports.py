@@ -8,7 +8,7 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -83,6 +83,14 @@ def wide_columns(*, positions: int, question_keys: list[str]) -> list[str]:
     return columns
 
 
+def _flat_columns(frame: pd.DataFrame, prefix: str = "") -> list[str]:
+    """``{prefix}{name}_{position}`` for the (name, position) columns an unstack made."""
+    # pandas-stubs types DataFrame.columns as Index[str]; after an unstack they are a
+    # MultiIndex of pairs.
+    columns = cast(pd.MultiIndex, frame.columns)
+    return [f"{prefix}{name}_{k}" for name, k in columns]
+
+
 def wide_frame(*, study: Study, include_test: bool = False) -> pd.DataFrame:
     """One row per participant: who they are, their condition and status, whether and why
     they are excluded, and for each article position ``k`` the article shown
@@ -107,13 +115,14 @@ def wide_frame(*, study: Study, include_test: bool = False) -> pd.DataFrame:
             ["participant_id", "trial_position"]
         )[list(WIDE_TRIAL_FIELDS.values())]
         trials.columns = list(WIDE_TRIAL_FIELDS)
-        trial_wide = trials.unstack("trial_position")
-        trial_wide.columns = [f"{name}_{k}" for name, k in trial_wide.columns]
+        # A frame whose index is a MultiIndex unstacks to a frame (the stub allows a Series).
+        trial_wide = cast(pd.DataFrame, trials.unstack("trial_position"))
+        trial_wide.columns = _flat_columns(trial_wide)
         answers = responses.loc[responses["question_key"].isin(keys)].set_index(
             ["participant_id", "question_key", "trial_position"]
         )["value"]
         answer_wide = answers.unstack(["question_key", "trial_position"])
-        answer_wide.columns = [f"q_{key}_{k}" for key, k in answer_wide.columns]
+        answer_wide.columns = _flat_columns(answer_wide, prefix="q_")
         wide = wide.join(trial_wide).join(answer_wide)
     wide = wide.reset_index()
     columns = wide_columns(positions=positions, question_keys=keys)

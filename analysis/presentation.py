@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from analysis import stats
+from analysis.cells import cell_float, cell_int
 from analysis.services import StudyReport
 
 
@@ -29,6 +30,11 @@ def p_value(value: float) -> str:
     if _missing(value):
         return "n/a"
     return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _whole(value: float) -> str:
+    """A whole number stored as a float (NaN where undefined): 35.0 -> "35"."""
+    return "n/a" if _missing(value) else str(int(value))
 
 
 def _missing(value: float | None) -> bool:
@@ -129,16 +135,16 @@ class DetectionRow:
     krippendorff_alpha: str
 
 
-def index_rows(report: StudyReport) -> list[IndexRow]:
+def ixs(report: StudyReport) -> list[IndexRow]:
     """The credibility index (1-10) per condition, mean with its 95% t interval."""
     return [
         IndexRow(
             condition=str(row.condition),
             is_reference=row.condition == report.reference,
-            n=int(row.n),
-            mean=number(row.mean),
-            sd=number(row.sd),
-            ci=f"[{number(row.ci_low)}, {number(row.ci_high)}]",
+            n=cell_int(row.n),
+            mean=number(cell_float(row.mean)),
+            sd=number(cell_float(row.sd)),
+            ci=f"[{number(cell_float(row.ci_low))}, {number(cell_float(row.ci_high))}]",
         )
         for row in report.index_means.itertuples(index=False)
     ]
@@ -149,14 +155,17 @@ def index_test_rows(report: StudyReport) -> list[IndexTestRow]:
         IndexTestRow(
             condition=str(row.condition),
             reference=str(row.reference),
-            difference=f"{float(row.difference):+.2f}",
-            ci=f"[{number(row.ci_low)}, {number(row.ci_high)}]",
+            difference=f"{cell_float(row.difference):+.2f}",
+            ci=f"[{number(cell_float(row.ci_low))}, {number(cell_float(row.ci_high))}]",
             welch=(
-                f"t={number(row.welch_t)}, df={number(row.welch_df, 1)}, p={p_value(row.welch_p)}"
+                f"t={number(cell_float(row.welch_t))}, "
+                f"df={number(cell_float(row.welch_df), 1)}, "
+                f"p={p_value(cell_float(row.welch_p))}"
             ),
             student=(
-                f"t={number(row.student_t)}, df={number(row.student_df, 0)}, "
-                f"p={p_value(row.student_p)}"
+                f"t={number(cell_float(row.student_t))}, "
+                f"df={number(cell_float(row.student_df), 0)}, "
+                f"p={p_value(cell_float(row.student_p))}"
             ),
         )
         for row in report.index_tests.itertuples(index=False)
@@ -187,14 +196,14 @@ def detection_rows(report: StudyReport) -> list[DetectionRow]:
     return [
         DetectionRow(
             condition=str(row.condition),
-            participants=int(row.participants),
-            accuracy=pct(row.mean_accuracy),
-            unsure=pct(row.mean_unsure_rate),
-            hit_rate=pct(row.hit_rate),
-            false_alarm_rate=pct(row.false_alarm_rate),
-            d_prime=number(row.d_prime),
-            criterion=number(row.criterion),
-            krippendorff_alpha=number(row.krippendorff_alpha, 3),
+            participants=cell_int(row.participants),
+            accuracy=pct(cell_float(row.mean_accuracy)),
+            unsure=pct(cell_float(row.mean_unsure_rate)),
+            hit_rate=pct(cell_float(row.hit_rate)),
+            false_alarm_rate=pct(cell_float(row.false_alarm_rate)),
+            d_prime=number(cell_float(row.d_prime)),
+            criterion=number(cell_float(row.criterion)),
+            krippendorff_alpha=number(cell_float(row.krippendorff_alpha), 3),
         )
         for row in report.detection_summary.itertuples(index=False)
     ]
@@ -207,26 +216,26 @@ def regression_rows(report: StudyReport) -> list[RegressionRow]:
     return [
         RegressionRow(
             term=str(row.term),
-            log_odds=number(row.log_odds, 3),
-            se=number(row.se, 3),
-            z=number(row.z),
-            p=p_value(row.p_value),
-            odds_ratio=number(row.odds_ratio),
-            ci=f"[{number(row.or_ci_low)}, {number(row.or_ci_high)}]",
+            log_odds=number(cell_float(row.log_odds), 3),
+            se=number(cell_float(row.se), 3),
+            z=number(cell_float(row.z)),
+            p=p_value(cell_float(row.p_value)),
+            odds_ratio=number(cell_float(row.odds_ratio)),
+            ci=f"[{number(cell_float(row.or_ci_low))}, {number(cell_float(row.or_ci_high))}]",
         )
         for row in report.regression.table.itertuples(index=False)
     ]
 
 
-def power_rows(report: StudyReport) -> list[PowerRow]:
+def pws(report: StudyReport) -> list[PowerRow]:
     return [
         PowerRow(
             condition=str(row.condition),
             reference=str(row.reference),
-            rates=f"{pct(row.share)} vs {pct(row.reference_share)}",
-            n=f"{int(row.n)} vs {int(row.reference_n)}",
-            power=pct(row.power),
-            n_for_80="n/a" if _missing(row.n_for_80) else str(int(row.n_for_80)),
+            rates=f"{pct(cell_float(row.share))} vs {pct(cell_float(row.reference_share))}",
+            n=f"{cell_int(row.n)} vs {cell_int(row.reference_n)}",
+            power=pct(cell_float(row.power)),
+            n_for_80=_whole(cell_float(row.n_for_80)),
         )
         for row in report.power.itertuples(index=False)
     ]
@@ -237,11 +246,11 @@ def proportion_rows(report: StudyReport) -> list[ProportionRow]:
         ProportionRow(
             condition=str(row.condition),
             is_reference=row.condition == report.reference,
-            n=int(row.n),
-            successes=int(row.successes),
-            share=pct(row.share),
-            ci=f"[{pct(row.ci_low)}, {pct(row.ci_high)}]",
-            exact_ci=f"[{pct(row.exact_low)}, {pct(row.exact_high)}]",
+            n=cell_int(row.n),
+            successes=cell_int(row.successes),
+            share=pct(cell_float(row.share)),
+            ci=f"[{pct(cell_float(row.ci_low))}, {pct(cell_float(row.ci_high))}]",
+            exact_ci=f"[{pct(cell_float(row.exact_low))}, {pct(cell_float(row.exact_high))}]",
         )
         for row in report.proportions.itertuples(index=False)
     ]
@@ -252,33 +261,33 @@ def comparison_rows(report: StudyReport) -> list[ComparisonRow]:
         ComparisonRow(
             condition=str(row.condition),
             reference=str(row.reference),
-            difference=f"{pp(row.difference)} pp",
-            ci=f"[{pp(row.ci_low)}, {pp(row.ci_high)}]",
-            z=number(row.z),
-            p=p_value(row.p_value),
-            p_holm=p_value(row.p_holm),
-            chi2=number(row.chi2),
-            chi2_p=p_value(row.chi2_p),
-            chi2_yates=number(row.chi2_yates),
-            chi2_yates_p=p_value(row.chi2_yates_p),
-            fisher_p=p_value(row.fisher_p),
-            cohens_h=number(row.cohens_h),
-            odds_ratio=number(row.odds_ratio),
-            or_ci=f"[{number(row.or_ci_low)}, {number(row.or_ci_high)}]",
+            difference=f"{pp(cell_float(row.difference))} pp",
+            ci=f"[{pp(cell_float(row.ci_low))}, {pp(cell_float(row.ci_high))}]",
+            z=number(cell_float(row.z)),
+            p=p_value(cell_float(row.p_value)),
+            p_holm=p_value(cell_float(row.p_holm)),
+            chi2=number(cell_float(row.chi2)),
+            chi2_p=p_value(cell_float(row.chi2_p)),
+            chi2_yates=number(cell_float(row.chi2_yates)),
+            chi2_yates_p=p_value(cell_float(row.chi2_yates_p)),
+            fisher_p=p_value(cell_float(row.fisher_p)),
+            cohens_h=number(cell_float(row.cohens_h)),
+            odds_ratio=number(cell_float(row.odds_ratio)),
+            or_ci=f"[{number(cell_float(row.or_ci_low))}, {number(cell_float(row.or_ci_high))}]",
         )
         for row in report.comparisons.itertuples(index=False)
     ]
 
 
-def likert_rows(report: StudyReport) -> list[LikertRow]:
+def lks(report: StudyReport) -> list[LikertRow]:
     return [
         LikertRow(
             condition=str(row.condition),
             question=str(row.question_key),
-            n=int(row.n),
-            mean=number(row.mean),
-            sd=number(row.sd),
-            ci=f"[{number(row.ci_low)}, {number(row.ci_high)}]",
+            n=cell_int(row.n),
+            mean=number(cell_float(row.mean)),
+            sd=number(cell_float(row.sd)),
+            ci=f"[{number(cell_float(row.ci_low))}, {number(cell_float(row.ci_high))}]",
         )
         for row in report.likert.itertuples(index=False)
     ]
@@ -291,10 +300,10 @@ def table_context(report: StudyReport) -> dict[str, object]:
         "report": report,
         "proportions": proportion_rows(report),
         "comparisons": comparison_rows(report),
-        "likert": likert_rows(report),
+        "likert": lks(report),
         "regression": regression_rows(report),
-        "power": power_rows(report),
-        "index": index_rows(report),
+        "power": pws(report),
+        "index": ixs(report),
         "index_tests": index_test_rows(report),
         "index_across": index_across_lines(report),
         "detection": detection_rows(report),
@@ -364,23 +373,23 @@ def report_as_text(report: StudyReport) -> str:
             "participant-clustered standard errors)",
         ]
         term_width = max(len(r.term) for r in regression)
-        for r in regression:
+        for fr in regression:
             lines.append(
-                f"  {r.term:<{term_width}}  log-odds {r.log_odds:>7}  se {r.se}  z={r.z}  "
-                f"p={r.p}  odds {'' if r.term == '(intercept)' else 'ratio '}{r.odds_ratio} "
-                f"{r.ci}"
+                f"  {fr.term:<{term_width}}  log-odds {fr.log_odds:>7}  se {fr.se}  z={fr.z}  "
+                f"p={fr.p}  odds {'' if fr.term == '(intercept)' else 'ratio '}{fr.odds_ratio} "
+                f"{fr.ci}"
             )
 
-    power = power_rows(report)
+    power = pws(report)
     if power:
         lines += [
             "",
             "Power of each comparison (two-sided z test, alpha 0.05, at the observed rates)",
         ]
-    for r in power:
+    for pw in power:
         lines.append(
-            f"  {r.condition} vs {r.reference}: {r.rates}, n {r.n}: power {r.power}; "
-            f"n per condition for 80% power at these observed rates: {r.n_for_80}"
+            f"  {pw.condition} vs {pw.reference}: {pw.rates}, n {pw.n}: power {pw.power}; "
+            f"n per condition for 80% power at these observed rates: {pw.n_for_80}"
         )
     # A fixed yardstick: the rates of the GPT-2 774M release study (72% vs 83% credible).
     gpt2_n = math.ceil(stats.sample_size_two_proportions(0.72, 0.83, alpha=0.05, power=0.8))
@@ -390,25 +399,26 @@ def report_as_text(report: StudyReport) -> str:
         f"power needs {gpt2_n} ratings per condition.",
     ]
 
-    likert = likert_rows(report)
+    likert = lks(report)
     if likert:
         lines += ["", "Ratings (mean, sd, 95% t interval)"]
-    for r in likert:
+    for lk in likert:
         lines.append(
-            f"  {r.condition:<{name_width}}  {r.question:<12}  n={r.n:<5}  mean {r.mean}  "
-            f"sd {r.sd}  {r.ci}"
+            f"  {lk.condition:<{name_width}}  {lk.question:<12}  n={lk.n:<5}  mean {lk.mean}  "
+            f"sd {lk.sd}  {lk.ci}"
         )
-    index = index_rows(report)
+    index = ixs(report)
     if index:
         lines += [
             "",
             "Credibility index (believable + accurate + clear, 3-12, rescaled to 1-10: "
             "sum - 2; mean, sd, 95% t interval)",
         ]
-    for r in index:
-        marker = "  (reference)" if r.is_reference else ""
+    for ix in index:
+        marker = "  (reference)" if ix.is_reference else ""
         lines.append(
-            f"  {r.condition:<{name_width}}  n={r.n:<5}  mean {r.mean}  sd {r.sd}  {r.ci}{marker}"
+            f"  {ix.condition:<{name_width}}  n={ix.n:<5}  mean {ix.mean}  sd {ix.sd}  "
+            f"{ix.ci}{marker}"
         )
     for t in index_test_rows(report):
         lines.append(

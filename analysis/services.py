@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Required, TypedDict
 
 import numpy as np
 import pandas as pd
 
 from analysis import stats
+from analysis.cells import cell_float, cell_int
 from analysis.frames import (
     CHUNK_SIZE,
     DATETIME_COLUMNS,
@@ -43,10 +45,10 @@ def power_table(comparisons: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     NaN where a rate is 0 or 1 or both are equal."""
     rows = []
     for row in comparisons.itertuples(index=False):
-        p1, p2 = float(row.share), float(row.reference_share)
+        p1, p2 = cell_float(row.share), cell_float(row.reference_share)
         defined = 0.0 < p1 < 1.0 and 0.0 < p2 < 1.0
         power = (
-            stats.power_two_proportions(p1, p2, int(row.n), int(row.reference_n), alpha)
+            stats.power_two_proportions(p1, p2, cell_int(row.n), cell_int(row.reference_n), alpha)
             if defined
             else np.nan
         )
@@ -61,8 +63,8 @@ def power_table(comparisons: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                 "reference": row.reference,
                 "share": p1,
                 "reference_share": p2,
-                "n": int(row.n),
-                "reference_n": int(row.reference_n),
+                "n": cell_int(row.n),
+                "reference_n": cell_int(row.reference_n),
                 "power": power,
                 "n_for_80": float(np.ceil(needed)) if not np.isnan(needed) else np.nan,
             }
@@ -323,12 +325,26 @@ def study_report(*, study: Study) -> StudyReport:
     )
 
 
+class _ScaleAndDetection(TypedDict, total=False):
+    """The keyword arguments of ``StudyReport`` that ``_scale_and_detection`` fills."""
+
+    responses: Required[pd.DataFrame]
+    has_index_items: bool
+    index: pd.DataFrame
+    index_means: pd.DataFrame
+    index_tests: pd.DataFrame
+    index_across: list[stats.GroupTest]
+    index_alpha: float | None
+    detection: pd.DataFrame | None
+    detection_summary: pd.DataFrame | None
+
+
 def _scale_and_detection(
     *, study: Study, responses: pd.DataFrame, reference: str | None
-) -> dict[str, object]:
+) -> _ScaleAndDetection:
     """The credibility index with its tests and reliability, the detection tables, and
     per-trial seconds, as keyword arguments of ``StudyReport``."""
-    extra: dict[str, object] = {"responses": _trial_seconds(responses)}
+    extra: _ScaleAndDetection = {"responses": _trial_seconds(responses)}
     keys = set(
         study.questions.filter(scope=Question.Scope.PER_ARTICLE).values_list("key", flat=True)
     )
@@ -338,7 +354,9 @@ def _scale_and_detection(
         extra["index"] = index
         extra["index_means"] = _reference_first(stats.means_by_condition(index), reference)
         extra["index_tests"] = index_tests(index, reference)
-        groups = {c: g["index"].to_numpy(dtype=float) for c, g in index.groupby("condition")}
+        groups: dict[str, np.ndarray | pd.Series | list[float]] = {
+            str(c): g["index"].to_numpy(dtype=float) for c, g in index.groupby("condition")
+        }
         across: list[stats.GroupTest] = []
         if len(groups) >= 2:
             try:

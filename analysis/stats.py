@@ -22,6 +22,8 @@ import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
+from analysis.cells import cell_int
+
 
 def _z_critical(confidence: float) -> float:
     if not 0.0 < confidence < 1.0:
@@ -324,10 +326,10 @@ def compare_to_reference(
     if reference not in set(table["condition"]):
         raise ValueError(f'The reference condition "{reference}" has no answers to compare with.')
     ref = table.loc[table["condition"] == reference].iloc[0]
-    x2, n2 = int(ref["successes"]), int(ref["n"])
+    x2, n2 = cell_int(ref["successes"]), cell_int(ref["n"])
     rows = []
     for row in table.loc[table["condition"] != reference].itertuples(index=False):
-        x1, n1 = int(row.successes), int(row.n)
+        x1, n1 = cell_int(row.successes), cell_int(row.n)
         test = two_proportion_ztest(x1, n1, x2, n2, confidence)
         plain = chi_square_test(x1, n1, x2, n2, correction=False)
         yates = chi_square_test(x1, n1, x2, n2, correction=True)

@@ -9,7 +9,7 @@ responses are read-only: nothing in the admin can edit an answer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -24,6 +24,9 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 from surveys.importers import FORMATS, articles_import, decode_upload, format_from_filename
 from surveys.instruments import INSTRUMENTS, instrument_apply
@@ -219,8 +222,12 @@ class ArticleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if not request.user.has_perm("surveys.change_condition"):
             raise PermissionDenied
         condition_id = request.POST.get("condition")
-        condition = Condition.objects.filter(pk=condition_id).select_related("study").first()
-        if not condition_id or condition is None:
+        condition = (
+            Condition.objects.filter(pk=condition_id).select_related("study").first()
+            if condition_id
+            else None
+        )
+        if condition is None:
             self.message_user(request, "Choose a condition next to the action.", messages.ERROR)
             return
         try:
@@ -291,7 +298,8 @@ class DesignLockedFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
 class _DesignInline:
     """Inline of a study's design: read-only once the study is live or closed."""
 
-    formset = DesignLockedFormSet
+    # Declared with InlineModelAdmin's type: a mixin attribute must match it exactly.
+    formset: type[BaseInlineFormSet[Any, Any, forms.ModelForm[Any]]] = DesignLockedFormSet
     extra = 0
 
     @staticmethod
@@ -447,16 +455,12 @@ class ConditionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     filter_horizontal = ("articles",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Condition]:
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("study")
-            .annotate(article_total=Count("articles"))
-        )
+        queryset: QuerySet[Condition] = super().get_queryset(request)
+        return queryset.select_related("study").annotate(article_total=Count("articles"))
 
     @admin.display(description="Articles", ordering="article_total")
-    def n_articles(self, obj: Condition) -> int:
-        return obj.article_total  # type: ignore[attr-defined,no-any-return]
+    def n_articles(self, obj: WithAnnotations[Condition, _ArticleTotal]) -> int:
+        return obj.article_total
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "per_participant":
@@ -534,6 +538,24 @@ def study_links(*, request: HttpRequest, study: Study) -> dict[str, str]:
     }
 
 
+class _ArticleTotal(TypedDict):
+    article_total: int
+
+
+class _ParticipantCounts(TypedDict):
+    """The annotations ``_participant_counts`` adds."""
+
+    n_completed: int
+    n_in_progress: int
+    n_test: int
+
+
+class _ConditionMonitor(_ParticipantCounts):
+    n_articles: int
+    n_started: int
+    n_withdrawn: int
+
+
 def _participant_counts() -> dict[str, Count]:
     real = Q(participants__is_test=False)
     return {
@@ -570,7 +592,8 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     change_form_template = "admin/surveys/study/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
-        return super().get_queryset(request).annotate(**_participant_counts())
+        queryset: QuerySet[Study] = super().get_queryset(request)
+        return queryset.annotate(**_participant_counts())
 
     def get_fieldsets(self, request: HttpRequest, obj: Study | None = None) -> Any:
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
@@ -751,16 +774,16 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             self._set_status(request, study, Study.Status.CLOSED)
 
     @admin.display(description="Completed", ordering="n_completed")
-    def completed(self, obj: Study) -> int:
-        return obj.n_completed  # type: ignore[attr-defined,no-any-return]
+    def completed(self, obj: WithAnnotations[Study, _ParticipantCounts]) -> int:
+        return obj.n_completed
 
     @admin.display(description="In progress", ordering="n_in_progress")
-    def in_progress(self, obj: Study) -> int:
-        return obj.n_in_progress  # type: ignore[attr-defined,no-any-return]
+    def in_progress(self, obj: WithAnnotations[Study, _ParticipantCounts]) -> int:
+        return obj.n_in_progress
 
     @admin.display(description="Test sessions", ordering="n_test")
-    def test_sessions(self, obj: Study) -> int:
-        return obj.n_test  # type: ignore[attr-defined,no-any-return]
+    def test_sessions(self, obj: WithAnnotations[Study, _ParticipantCounts]) -> int:
+        return obj.n_test
 
     @admin.display(description="Monitor")
     def monitor(self, obj: Study) -> str:
@@ -769,17 +792,23 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return "—"
         if obj.design == Study.Design.WITHIN:
             return self._monitor_within(obj)
-        rows = obj.conditions.annotate(
-            n_articles=Count("articles", distinct=True),
-            n_started=Count("participants", filter=Q(participants__is_test=False), distinct=True),
-            n_withdrawn=Count(
-                "participants",
-                filter=Q(participants__is_test=False)
-                & Q(participants__status=Participant.Status.WITHDRAWN),
-                distinct=True,
-            ),
-            **_participant_counts(),
-        ).order_by("id")
+        # django-stubs cannot see annotations passed as **kwargs: name them for it.
+        rows = cast(
+            "QuerySet[WithAnnotations[Condition, _ConditionMonitor]]",
+            obj.conditions.annotate(
+                n_articles=Count("articles", distinct=True),
+                n_started=Count(
+                    "participants", filter=Q(participants__is_test=False), distinct=True
+                ),
+                n_withdrawn=Count(
+                    "participants",
+                    filter=Q(participants__is_test=False)
+                    & Q(participants__status=Participant.Status.WITHDRAWN),
+                    distinct=True,
+                ),
+                **_participant_counts(),
+            ).order_by("id"),
+        )
         if not rows:
             return "No conditions yet."
         body = format_html_join(

@@ -301,7 +301,7 @@ def articles_import(
         source_id = values.pop("source_id", None)
         if source_id is not None:
             values["source_article"] = sources[str(source_id)]
-        to_create.append(Article(**values))  # type: ignore[arg-type]
+        to_create.append(Article(**values))
     result.skipped = len(result.skipped_details)
     try:
         with transaction.atomic():

@@ -3,44 +3,52 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from typing_extensions import TypeVar
 
 if TYPE_CHECKING:
-    from surveys.models import Study
+    from surveys.models import Article, Participant, Study
+
+# The row type of each queryset: the model itself, or the model with the attributes an
+# .annotate() added (django-stubs' WithAnnotations), which later methods keep. TypeVar
+# defaults (PEP 696) are in typing only from Python 3.13: typing_extensions until then.
+_ArticleRow = TypeVar("_ArticleRow", covariant=True, default="Article")
+_StudyRow = TypeVar("_StudyRow", covariant=True, default="Study")
+_ParticipantRow = TypeVar("_ParticipantRow", covariant=True, default="Participant")
 
 
-class ArticleQuerySet(models.QuerySet):  # type: ignore[type-arg]
-    def real(self) -> ArticleQuerySet:
+class ArticleQuerySet(models.QuerySet["Article", _ArticleRow]):
+    def real(self) -> Self:
         return self.filter(origin="real")
 
-    def generated(self) -> ArticleQuerySet:
+    def generated(self) -> Self:
         return self.filter(origin="generated")
 
-    def in_demo_pool(self) -> ArticleQuerySet:
+    def in_demo_pool(self) -> Self:
         return self.filter(in_demo_pool=True)
 
 
-class StudyQuerySet(models.QuerySet):  # type: ignore[type-arg]
-    def accepting(self) -> StudyQuerySet:
+class StudyQuerySet(models.QuerySet["Study", _StudyRow]):
+    def accepting(self) -> Self:
         return self.filter(status__in=["pilot", "live"])
 
 
-class ParticipantQuerySet(models.QuerySet):  # type: ignore[type-arg]
-    def for_study(self, study: Study) -> ParticipantQuerySet:
+class ParticipantQuerySet(models.QuerySet["Participant", _ParticipantRow]):
+    def for_study(self, study: Study) -> Self:
         return self.filter(study=study)
 
-    def real(self) -> ParticipantQuerySet:
+    def real(self) -> Self:
         """Not preview/test sessions."""
         return self.filter(is_test=False)
 
-    def completed(self) -> ParticipantQuerySet:
+    def completed(self) -> Self:
         return self.filter(status="completed")
 
-    def holding_a_place(self, study: Study) -> ParticipantQuerySet:
+    def holding_a_place(self, study: Study) -> Self:
         """Participants who count towards their condition's fill: completed, or still
         in progress and seen within the study's reservation window."""
         cutoff = timezone.now() - timedelta(minutes=study.reservation_minutes)

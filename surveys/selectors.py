@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from django.db.models import Count, Q
 
@@ -99,7 +100,7 @@ def step_is_reachable(*, requested: Step, current: Step) -> bool:
     return want <= have
 
 
-def participant_by_token(*, token: object) -> Participant | None:
+def participant_by_token(*, token: UUID | str) -> Participant | None:
     return Participant.objects.select_related("study", "condition").filter(token=token).first()
 
 

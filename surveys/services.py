@@ -13,6 +13,7 @@ import random
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -29,6 +30,22 @@ from surveys.models import (
     Trial,
     WithdrawalLog,
 )
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+# The attributes .annotate() adds to conditions and articles below (for WithAnnotations).
+class _ArticleCount(TypedDict):
+    n: int
+
+
+class _Fill(TypedDict):
+    filled: int
+
+
+class _Exposure(TypedDict):
+    exposure: int
 
 
 class StudyClosedError(Exception):
@@ -129,7 +146,9 @@ def study_articles_per_participant(*, study: Study) -> int:
     return study.articles_per_participant
 
 
-def _within_problems(study: Study, conditions: list[Condition]) -> list[str]:
+def _within_problems(
+    study: Study, conditions: Sequence[WithAnnotations[Condition, _ArticleCount]]
+) -> list[str]:
     problems: list[str] = []
     for condition in conditions:
         if condition.per_participant < 1:
@@ -137,9 +156,9 @@ def _within_problems(study: Study, conditions: list[Condition]) -> list[str]:
                 f'Condition "{condition.name}": set how many of its articles each participant '
                 "reads (per participant, at least 1) in a within-subjects design."
             )
-        elif condition.n < condition.per_participant:  # type: ignore[attr-defined]
+        elif condition.n < condition.per_participant:
             problems.append(
-                f'Condition "{condition.name}" has {condition.n} article(s); each '  # type: ignore[attr-defined]
+                f'Condition "{condition.name}" has {condition.n} article(s); each '
                 f"participant reads {condition.per_participant} of them."
             )
         if condition.quota is not None:
@@ -169,9 +188,9 @@ def study_validate_design(*, study: Study) -> None:
         problems.extend(_within_problems(study, conditions))
     else:
         for condition in conditions:
-            if condition.n < study.articles_per_participant:  # type: ignore[attr-defined]
+            if condition.n < study.articles_per_participant:
                 problems.append(
-                    f'Condition "{condition.name}" has {condition.n} article(s); each '  # type: ignore[attr-defined]
+                    f'Condition "{condition.name}" has {condition.n} article(s); each '
                     f"participant sees {study.articles_per_participant}."
                 )
     if len([c for c in conditions if c.is_reference]) != 1 and len(conditions) > 1:
@@ -252,7 +271,7 @@ def _participant_seed(study: Study, sequence: int) -> int:
     return int.from_bytes(digest[:6], "big")
 
 
-def conditions_with_fill(*, study: Study) -> list[Condition]:
+def conditions_with_fill(*, study: Study) -> list[WithAnnotations[Condition, _Fill]]:
     """The study's conditions annotated with ``filled``: completed participants and those
     still holding a place (in progress within the reservation window). Test sessions
     never count."""
@@ -272,19 +291,18 @@ def condition_pick(*, study: Study, rng: random.Random, respect_quotas: bool = T
     open_conditions = [
         c
         for c in conditions_with_fill(study=study)
-        if not respect_quotas or c.quota is None or c.filled < c.quota  # type: ignore[attr-defined]
+        if not respect_quotas or c.quota is None or c.filled < c.quota
     ]
     if not open_conditions:
         raise StudyFullError(f'The study "{study.slug}" is full.')
-    lowest = min(c.filled for c in open_conditions)  # type: ignore[attr-defined]
-    return rng.choice([c for c in open_conditions if c.filled == lowest])  # type: ignore[attr-defined]
+    lowest = min(c.filled for c in open_conditions)
+    return rng.choice([c for c in open_conditions if c.filled == lowest])
 
 
 def study_is_full(*, study: Study) -> bool:
     """True when no condition has room for a newcomer (every quota reached)."""
     return all(
-        c.quota is not None and c.filled >= c.quota  # type: ignore[attr-defined]
-        for c in conditions_with_fill(study=study)
+        c.quota is not None and c.filled >= c.quota for c in conditions_with_fill(study=study)
     )
 
 
@@ -293,14 +311,14 @@ def articles_pick(*, condition: Condition, k: int, rng: random.Random) -> list[A
     article is rated about equally often; returned in a random order."""
     study = condition.study
     holding = Participant.objects.real().holding_a_place(study).filter(condition=condition)
-    articles = list(
+    articles: list[WithAnnotations[Article, _Exposure]] = list(
         condition.articles.annotate(
             exposure=Count("trials", filter=Q(trials__participant__in=holding.values("pk")))
         ).order_by("id")
     )
     rng.shuffle(articles)
     articles.sort(key=lambda a: a.exposure)  # stable: shuffled order breaks ties
-    chosen = articles[:k]
+    chosen: list[Article] = list(articles[:k])
     rng.shuffle(chosen)
     return chosen
 
@@ -565,7 +583,8 @@ def answer_parse(
             number = int(raw)
         except ValueError:
             raise ValidationError("Choose one of the points on the scale.") from None
-        assert question.scale_min is not None and question.scale_max is not None
+        assert question.scale_min is not None
+        assert question.scale_max is not None
         if not question.scale_min <= number <= question.scale_max:
             raise ValidationError(
                 f"Choose a value from {question.scale_min} to {question.scale_max}."
@@ -774,10 +793,7 @@ def study_close_if_full(*, study: Study) -> bool:
             n_completed=Count("participants", filter=Q(participants__in=completed.values("pk")))
         )
     )
-    if not conditions or any(
-        c.quota is None or c.n_completed < c.quota  # type: ignore[attr-defined]
-        for c in conditions
-    ):
+    if not conditions or any(c.quota is None or c.n_completed < c.quota for c in conditions):
         return False
     study_set_status(study=locked, status=Study.Status.CLOSED)
     return True

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.cookiejar import CookieJar
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
@@ -145,6 +145,19 @@ class Transport(Protocol):
     def post(self, path: str, data: FormData) -> Page: ...
 
 
+class _ClientResponse(Protocol):
+    """What ``ClientTransport`` reads of a Django test-client response."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def request(self) -> dict[str, Any]: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+
 class ClientTransport:
     """In-process: Django's test client through the full middleware stack, with CSRF
     checks on (the token comes from the form, as in a browser)."""
@@ -168,10 +181,10 @@ class ClientTransport:
         if self.staff_user is not None:
             self.client.force_login(self.staff_user)
 
-    def _page(self, response: object) -> Page:
-        status = response.status_code  # type: ignore[attr-defined]
-        path = response.request["PATH_INFO"]  # type: ignore[attr-defined]
-        html = response.content.decode("utf-8")  # type: ignore[attr-defined]
+    def _page(self, response: _ClientResponse) -> Page:
+        status = response.status_code
+        path = response.request["PATH_INFO"]
+        html = response.content.decode("utf-8")
         return Page.parse(status, path, html)
 
     def get(self, path: str) -> Page:
@@ -436,12 +449,15 @@ def _run_one(
         elif page.step == "article":
             # The condition this article was drawn from: the participant's own in a
             # between-subjects design, varying from article to article within subjects.
+            # (An article page without its position cannot be matched to a trial.)
             trial = (
                 Trial.objects.filter(
                     participant__study=study, participant__panel_pid=pid, position=page.position
                 )
                 .select_related("condition")
                 .first()
+                if page.position is not None
+                else None
             )
             if trial is None or trial.condition is None:
                 return "failed:enrolled over HTTP but the trial is not in this database"

@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from generation import services
-from generation.models import GenerationRun, Sample
+from generation.models import DetectorScore, GenerationChunk, GenerationRun, Sample
 from surveys.models import Article
 
 SETTINGS_FIELDS = (
@@ -62,7 +62,7 @@ class GenerationRunForm(forms.ModelForm):  # type: ignore[type-arg]
 @admin.register(GenerationRun)
 class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     form = GenerationRunForm
-    actions = ["run_in_background"]
+    actions = ["run_in_background", "run_on_workers"]
     list_display = (
         "id",
         "__str__",
@@ -101,7 +101,9 @@ class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def get_readonly_fields(self, request: HttpRequest, obj: GenerationRun | None = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
-        if obj is not None and (obj.status != GenerationRun.Status.QUEUED or obj.samples.exists()):
+        if obj is not None and (
+            obj.status != GenerationRun.Status.QUEUED or obj.samples.exists() or obj.chunks.exists()
+        ):
             # Samples record the settings they were made with; changing the run's
             # settings halfway would mix two designs in one run.
             fields += list(SETTINGS_FIELDS)
@@ -155,6 +157,56 @@ class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 f"Log: {log}",
                 messages.SUCCESS,
             )
+
+    @admin.action(description="Run on workers (task queue)", permissions=["change"])
+    def run_on_workers(self, request: HttpRequest, queryset: QuerySet[GenerationRun]) -> None:
+        for run in queryset:
+            try:
+                tasks = services.run_enqueue(run=run)
+            except Exception as error:  # the broker may be down: say so, do not crash
+                self.message_user(
+                    request,
+                    f"Could not queue {run}: {type(error).__name__}: {error}. Is Redis "
+                    "running (CELERY_BROKER_URL)?",
+                    messages.ERROR,
+                )
+                continue
+            if not tasks:
+                self.message_user(request, f"{run} is already done.", messages.INFO)
+                continue
+            self.message_user(
+                request,
+                f"{run}: {tasks} chunk(s) queued for the workers; reload this page to "
+                "follow its progress.",
+                messages.SUCCESS,
+            )
+
+
+@admin.register(GenerationChunk)
+class GenerationChunkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("run", "index", "status", "worker", "attempts", "claimed_at", "heartbeat")
+    list_filter = ("status", "run")
+    list_select_related = ("run",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: GenerationChunk | None = None) -> Any:
+        return [f.name for f in GenerationChunk._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(DetectorScore)
+class DetectorScoreAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("article", "scoring_model", "tokens", "mean_logprob", "perplexity",
+                    "rank_top10", "rank_top100", "rank_top1000")  # fmt: skip
+    list_filter = ("scoring_model", "article__origin")
+    list_select_related = ("article",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: DetectorScore | None = None) -> Any:
+        return [f.name for f in DetectorScore._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(Sample)

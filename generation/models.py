@@ -106,3 +106,67 @@ class Sample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run} / {self.source_article_id} #{self.sample_index}"
+
+
+class GenerationChunk(models.Model):
+    """A slice of a run's (article, sample index) units that one worker generates at once.
+
+    Workers claim pending chunks under a row lock (``SELECT ... FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL), so several processes share a run without doing a unit twice. A running
+    chunk whose worker stopped sending heartbeats is claimed again by the next worker.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    units = models.JSONField(help_text="[[source article id, sample index], ...] of this chunk.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    worker = models.CharField(max_length=200, blank=True, help_text="Who claimed it last.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="unique_chunk_per_run_index"),
+        ]
+        indexes = [models.Index(fields=["run", "status"], name="chunk_run_status")]
+
+    def __str__(self) -> str:
+        return f"{self.run} chunk {self.index} ({self.status})"
+
+
+class DetectorScore(models.Model):
+    """How machine-like an article looks to a scoring language model (GLTR-style).
+
+    One row per article x scoring model; rescoring with the same model replaces it.
+    """
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="detector_scores")
+    scoring_model = models.CharField(max_length=300, help_text="The model name as given.")
+    model_identity = models.JSONField(default=dict, help_text="What was actually loaded.")
+    tokens = models.PositiveIntegerField(help_text="How many tokens were scored.")
+    mean_logprob = models.FloatField(help_text="Mean natural-log probability per token.")
+    perplexity = models.FloatField()
+    rank_top10 = models.FloatField(help_text="Share of tokens ranked in the model's top 10.")
+    rank_top100 = models.FloatField(help_text="Share of tokens ranked in the model's top 100.")
+    rank_top1000 = models.FloatField(help_text="Share of tokens ranked in the model's top 1000.")
+    scorer_version = models.CharField(max_length=50)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["article", "scoring_model"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["article", "scoring_model"], name="unique_detector_score_per_model"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.article_id} scored by {self.scoring_model}"

@@ -1,29 +1,36 @@
 """Writes for generation: create and execute runs, curate their samples.
 
-This is the only place where the engine (torch, no Django) meets the database. Runs are
-resumable: ``run_execute`` only generates the (article, sample index) pairs that have no
-sample yet, saves each chunk in one transaction, and the unique constraint on
-run x article x index is the backstop against duplicates.
+This is the only place where the engine (torch, no Django) meets the database. A run is
+split into chunks (``run_plan``) that processes claim one at a time (``chunk_claim``):
+``run_execute`` in the foreground, Celery workers through ``run_enqueue``, or both at
+once. Each chunk generates only the (article, sample index) pairs that have no sample
+yet and is saved in one transaction, so a run resumes after a crash or ``kill -9``; the
+unique constraint on run x article x index is the backstop against duplicates.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Sum
+from django.db import DatabaseError, connection, connections, transaction
+from django.db.models import Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from generation import engine
-from generation.models import GenerationRun, Sample
+from generation.models import DetectorScore, GenerationChunk, GenerationRun, Sample
 from surveys.models import Article, content_hash
 
 
@@ -183,10 +190,337 @@ def run_pending(*, run: GenerationRun) -> list[tuple[Article, int]]:
     ]
 
 
-def _mark(run: GenerationRun, **fields: Any) -> None:
-    for key, value in fields.items():
-        setattr(run, key, value)
-    run.save(update_fields=list(fields))
+# ---------------------------------------------------------------------------------------
+# Execution in chunks: one process in the foreground, or several workers sharing a run
+
+
+def worker_name() -> str:
+    """This process as a chunk's worker: ``host:pid``, so a dead local worker is
+    recognised at once instead of after its heartbeat goes stale."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def chunk_stale_after() -> timedelta:
+    """How long a running chunk may go without a heartbeat before others reclaim it."""
+    return timedelta(seconds=settings.CREDENCE_CHUNK_STALE_SECONDS)
+
+
+def _concurrent_claims() -> bool:
+    # SQLite has no row locks: there chunks are claimed one process at a time, and a
+    # "running" chunk is taken to be a leftover of a process that died.
+    return bool(connection.features.has_select_for_update_skip_locked)
+
+
+def run_plan(*, run: GenerationRun) -> int:
+    """Split a run into its chunks of ``batch_size`` units (once; idempotent).
+
+    Units are (source article, sample index) pairs, ordered by prompt length so a chunk's
+    prompts need little padding. The plan is a pure function of the run, so two
+    processes planning at once write the same rows; the unique (run, index) constraint
+    keeps one copy. Returns the number of chunks.
+    """
+    existing = GenerationChunk.objects.filter(run=run).count()
+    if existing:
+        return existing
+    units = [
+        (len(prompt_for(article=article, kind=run.prompt_kind)), article.pk, index)
+        for article in run.source_articles.order_by("id")
+        for index in range(run.samples_per_prompt)
+    ]
+    units.sort()
+    size = max(int(run.batch_size), 1)
+    GenerationChunk.objects.bulk_create(
+        [
+            GenerationChunk(
+                run=run,
+                index=number,
+                units=[[article_id, index] for _, article_id, index in units[start : start + size]],
+            )
+            for number, start in enumerate(range(0, len(units), size))
+        ],
+        ignore_conflicts=True,
+    )
+    return GenerationChunk.objects.filter(run=run).count()
+
+
+def _dead_local_workers(run: GenerationRun) -> list[str]:
+    """Workers holding a running chunk of the run that are processes of this machine
+    which no longer exist (killed, crashed)."""
+    host = socket.gethostname()
+    dead = []
+    running = GenerationChunk.objects.filter(run=run, status=GenerationChunk.Status.RUNNING)
+    for worker in set(running.values_list("worker", flat=True)):
+        name, _, pid = worker.rpartition(":")
+        if name.rpartition("@")[2] != host or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            dead.append(worker)
+        except PermissionError:
+            pass  # alive, another user's
+    return dead
+
+
+def chunk_claim(
+    *, run: GenerationRun, worker: str, stale_after: timedelta | None = None
+) -> GenerationChunk | None:
+    """Claim the next chunk of the run for ``worker``: a pending one, or a running one
+    whose worker is gone (no heartbeat for ``stale_after``, or a dead local process).
+    Returns None when there is nothing to claim."""
+    now = timezone.now()
+    stale_after = chunk_stale_after() if stale_after is None else stale_after
+    with transaction.atomic():
+        chunks = GenerationChunk.objects.filter(run=run)
+        if _concurrent_claims():
+            chunks = chunks.filter(
+                Q(status=GenerationChunk.Status.PENDING)
+                | Q(status=GenerationChunk.Status.RUNNING, heartbeat__lt=now - stale_after)
+                | Q(status=GenerationChunk.Status.RUNNING, worker__in=_dead_local_workers(run))
+            ).select_for_update(skip_locked=True)
+        else:
+            chunks = chunks.exclude(status=GenerationChunk.Status.DONE)
+        chunk = chunks.order_by("index").first()
+        if chunk is None:
+            return None
+        chunk.status = GenerationChunk.Status.RUNNING
+        chunk.worker = worker[:200]
+        chunk.claimed_at = chunk.heartbeat = now
+        chunk.attempts += 1
+        chunk.save(update_fields=["status", "worker", "claimed_at", "heartbeat", "attempts"])
+    return chunk
+
+
+class _Heartbeat:
+    """Refreshes a claimed chunk's heartbeat from a thread while the model works, so a
+    long chunk is not mistaken for an abandoned one."""
+
+    def __init__(self, chunk: GenerationChunk, interval: float) -> None:
+        self.chunk, self.interval = chunk, interval
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Heartbeat:
+        if self.interval > 0:
+            self.thread = threading.Thread(target=self._beat, daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self.stop.wait(self.interval):
+                try:
+                    GenerationChunk.objects.filter(
+                        pk=self.chunk.pk,
+                        worker=self.chunk.worker,
+                        status=GenerationChunk.Status.RUNNING,
+                    ).update(heartbeat=timezone.now())
+                except DatabaseError:
+                    continue  # a missed beat is harmless; the next one may get through
+        finally:
+            connections.close_all()  # this thread's connections only
+
+
+class _Session:
+    """What one process needs while it works on a run: the model, loaded on first use."""
+
+    def __init__(self, run: GenerationRun, loader: EngineLoader) -> None:
+        self.run, self.loader = run, loader
+        self.model: Generator | None = None
+        self.sampling = engine.SamplingSettings(
+            max_new_tokens=run.max_new_tokens,
+            top_k=run.top_k,
+            top_p=run.top_p,
+            temperature=run.temperature,
+        )
+
+    def get_model(self) -> Generator:
+        if self.model is None:
+            self.model = self.loader(self.run.model_name)
+            GenerationRun.objects.filter(pk=self.run.pk).update(
+                model_identity=self.model.identity.as_dict()
+            )
+        return self.model
+
+
+def _chunk_execute(*, session: _Session, chunk: GenerationChunk) -> tuple[int, int]:
+    """Generate the chunk's units that have no sample yet and mark it done, in one
+    transaction. Returns (samples made, tokens generated)."""
+    run = session.run
+    units = [(int(a), int(i)) for a, i in chunk.units]
+    existing = set(
+        Sample.objects.filter(run=run, source_article_id__in={a for a, _ in units}).values_list(
+            "source_article_id", "sample_index"
+        )
+    )
+    missing = [unit for unit in units if unit not in existing]
+    samples: list[Sample] = []
+    if missing:
+        model = session.get_model()
+        articles = Article.objects.in_bulk([a for a, _ in missing])
+        jobs = [
+            (
+                articles[article_id],
+                index,
+                prompt_for(article=articles[article_id], kind=run.prompt_kind),
+                sample_seed(run_seed=run.seed, article_id=article_id, sample_index=index),
+            )
+            for article_id, index in missing
+        ]
+        results = model.generate(
+            [engine.GenerationRequest(prompt=job[2], seed=job[3]) for job in jobs],
+            session.sampling,
+            batch_size=run.batch_size,
+        )
+        base_settings = {
+            **session.sampling.as_dict(),
+            "run_seed": run.seed,
+            "prompt_kind": run.prompt_kind,
+            "batch_size": run.batch_size,
+            "chunk": chunk.index,
+            "sampler": engine.SAMPLER_VERSION,
+            "model": model.identity.as_dict(),
+        }
+        samples = [
+            Sample(
+                run=run,
+                source_article=article,
+                sample_index=index,
+                prompt=prompt,
+                seed=seed,
+                settings={
+                    **base_settings,
+                    "prompt_tokens": result.prompt_tokens,
+                    "prompt_truncated": result.prompt_truncated,
+                    "stopped_at_eos": result.stopped_at_eos,
+                },
+                # PostgreSQL text cannot hold NUL, which byte-level models can emit;
+                # U+FFFD marks where it was.
+                raw_text=result.raw_text.replace("\x00", "\ufffd"),
+                clean_text=result.clean_text,
+                new_tokens=result.new_tokens,
+            )
+            for (article, index, prompt, seed), result in zip(jobs, results, strict=True)
+        ]
+    now = timezone.now()
+    with transaction.atomic():
+        # A worker that was wrongly presumed dead may have saved some of these already:
+        # same seeds, same texts, and the unique constraint keeps one of each.
+        Sample.objects.bulk_create(samples, ignore_conflicts=True)
+        GenerationChunk.objects.filter(pk=chunk.pk).update(
+            status=GenerationChunk.Status.DONE, finished_at=now, heartbeat=now
+        )
+        GenerationRun.objects.filter(pk=run.pk).update(
+            samples_done=Sample.objects.filter(run=run).count()
+        )
+    return len(samples), sum(s.new_tokens for s in samples)
+
+
+def _release(chunk: GenerationChunk) -> None:
+    """Give a chunk back after an error in this process, so the next worker takes it at
+    once rather than after its heartbeat goes stale."""
+    GenerationChunk.objects.filter(
+        pk=chunk.pk, worker=chunk.worker, status=GenerationChunk.Status.RUNNING
+    ).update(status=GenerationChunk.Status.PENDING, heartbeat=None)
+
+
+def _finish_if_complete(run: GenerationRun) -> None:
+    count = Sample.objects.filter(run=run).count()
+    runs = GenerationRun.objects.filter(pk=run.pk)
+    if GenerationChunk.objects.filter(run=run).exclude(status=GenerationChunk.Status.DONE).exists():
+        runs.update(samples_done=count)
+        return
+    runs.update(
+        status=GenerationRun.Status.DONE, error="", samples_done=count, finished_at=timezone.now()
+    )
+
+
+def run_work(
+    *,
+    run: GenerationRun,
+    worker: str | None = None,
+    max_chunks: int | None = None,
+    wait: bool = False,
+    stale_after: timedelta | None = None,
+    engine_loader: EngineLoader | None = None,
+    progress: bool = False,
+    poll_interval: float = 0.5,
+) -> GenerationRun:
+    """Work on a run's chunks in this process until none is left to claim.
+
+    Plans the run's chunks if needed, then claims chunks one at a time (see
+    ``chunk_claim``), generates their missing samples and saves each chunk in one
+    transaction. Several processes may work on one run at once on PostgreSQL. Stops
+    after ``max_chunks`` chunks; with ``wait``, also waits for chunks other workers hold
+    until they are done or reclaimable. The run is marked done by whoever finishes its
+    last chunk. On an error the chunk is released, the run marked failed with the error
+    text and the error raised again; working on the run again resumes it.
+    """
+    from tqdm import tqdm
+
+    loader = engine_loader or default_engine_loader
+    worker = worker or worker_name()
+    run = GenerationRun.objects.get(pk=run.pk)
+    run_plan(run=run)
+    samples_total = run.source_articles.count() * run.samples_per_prompt
+    GenerationRun.objects.filter(pk=run.pk).update(
+        status=GenerationRun.Status.RUNNING,
+        error="",
+        samples_total=samples_total,
+        started_at=Coalesce("started_at", Value(timezone.now())),
+        finished_at=None,
+    )
+    run.refresh_from_db()
+    stale = chunk_stale_after() if stale_after is None else stale_after
+    beat = max(stale.total_seconds() / 5, 0.05) if _concurrent_claims() else 0.0
+    session = _Session(run, loader)
+    bar = tqdm(
+        total=samples_total,
+        initial=Sample.objects.filter(run=run).count(),
+        desc=f"Run {run.pk}",
+        unit="sample",
+        disable=not progress,
+    )
+    chunks_done, tokens, started = 0, 0, time.monotonic()
+    try:
+        while max_chunks is None or chunks_done < max_chunks:
+            chunk = chunk_claim(run=run, worker=worker, stale_after=stale)
+            if chunk is None:
+                others = GenerationChunk.objects.filter(run=run).exclude(
+                    status=GenerationChunk.Status.DONE
+                )
+                if not wait or not others.exists():
+                    break
+                time.sleep(poll_interval)  # another worker holds the rest; see who finishes
+                continue
+            try:
+                with _Heartbeat(chunk, beat):
+                    made, chunk_tokens = _chunk_execute(session=session, chunk=chunk)
+            except BaseException:
+                _release(chunk)
+                raise
+            chunks_done += 1
+            tokens += chunk_tokens
+            bar.update(made)
+            bar.set_postfix(tokens_per_s=f"{tokens / max(time.monotonic() - started, 1e-9):.0f}")
+    except BaseException as error:
+        GenerationRun.objects.filter(pk=run.pk).update(
+            status=GenerationRun.Status.FAILED,
+            error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__,
+            samples_done=Sample.objects.filter(run=run).count(),
+            finished_at=timezone.now(),
+        )
+        raise
+    finally:
+        bar.close()
+    _finish_if_complete(run)
+    run.refresh_from_db()
+    return run
 
 
 def run_execute(
@@ -194,136 +528,44 @@ def run_execute(
     run: GenerationRun,
     progress: bool = True,
     engine_loader: EngineLoader | None = None,
+    stale_after: timedelta | None = None,
 ) -> GenerationRun:
-    """Generate every missing sample of a run, resuming where an earlier attempt stopped.
+    """Generate every missing sample of a run in this process, resuming where an earlier
+    attempt stopped, and return the run marked done.
 
-    Loads the model (once per process), stores its identity on the run, then works
-    through the missing (article, sample index) pairs in chunks of ``batch_size``; each
-    chunk's samples are saved in one transaction. Returns the run marked done. On any
-    error (or an interrupt) the run is marked failed with the error text and the error
-    is raised again; executing the run again resumes it.
+    The foreground way to execute a run (``manage.py generate``): works through the
+    run's chunks like a queue worker, waiting at the end for chunks that other live
+    workers hold, and taking over those of workers that died. On any error (or an
+    interrupt) the run is marked failed and the error raised again.
     """
-    loader = engine_loader or default_engine_loader
-    run = GenerationRun.objects.get(pk=run.pk)
-    samples_total = run.source_articles.count() * run.samples_per_prompt
-    _mark(
-        run,
-        status=GenerationRun.Status.RUNNING,
-        error="",
-        samples_total=samples_total,
-        started_at=run.started_at or timezone.now(),
-        finished_at=None,
+    return run_work(
+        run=run,
+        wait=True,
+        stale_after=stale_after,
+        engine_loader=engine_loader,
+        progress=progress,
     )
-    try:
-        sampling = engine.SamplingSettings(
-            max_new_tokens=run.max_new_tokens,
-            top_k=run.top_k,
-            top_p=run.top_p,
-            temperature=run.temperature,
-        )
-        pending = run_pending(run=run)
-        if pending:
-            model = loader(run.model_name)
-            _mark(run, model_identity=model.identity.as_dict())
-            _generate_pending(
-                run=run, model=model, sampling=sampling, pending=pending, progress=progress
-            )
-    except BaseException as error:
-        _mark(
-            run,
-            status=GenerationRun.Status.FAILED,
-            error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__,
-            finished_at=timezone.now(),
-        )
-        raise
-    _mark(
-        run,
-        status=GenerationRun.Status.DONE,
-        samples_done=Sample.objects.filter(run=run).count(),
-        finished_at=timezone.now(),
-    )
-    return run
 
 
-def _generate_pending(
-    *,
-    run: GenerationRun,
-    model: Generator,
-    sampling: engine.SamplingSettings,
-    pending: list[tuple[Article, int]],
-    progress: bool,
-) -> None:
-    from tqdm import tqdm
+def run_enqueue(*, run: GenerationRun) -> int:
+    """Hand a run to the task queue's workers: one task per open chunk, sent when the
+    surrounding transaction commits. Each task claims whichever chunk is next, so the
+    work spreads over however many workers there are. Returns the number of tasks."""
+    from generation.tasks import run_chunk_execute
 
-    jobs = [
-        (
-            article,
-            index,
-            prompt_for(article=article, kind=run.prompt_kind),
-            sample_seed(run_seed=run.seed, article_id=article.pk, sample_index=index),
-        )
-        for article, index in pending
-    ]
-    # Similar lengths in one batch: less padding, less wasted compute.
-    jobs.sort(key=lambda job: len(job[2]))
-    base_settings = {
-        **sampling.as_dict(),
-        "run_seed": run.seed,
-        "prompt_kind": run.prompt_kind,
-        "batch_size": run.batch_size,
-        "sampler": engine.SAMPLER_VERSION,
-        "model": model.identity.as_dict(),
-    }
-    bar = tqdm(
-        total=run.samples_total,
-        initial=run.samples_total - len(jobs),
-        desc=f"Run {run.pk}",
-        unit="sample",
-        disable=not progress,
+    run_plan(run=run)
+    open_chunks = (
+        GenerationChunk.objects.filter(run=run).exclude(status=GenerationChunk.Status.DONE).count()
     )
-    tokens, started = 0, time.monotonic()
-    try:
-        for start in range(0, len(jobs), run.batch_size):
-            chunk = jobs[start : start + run.batch_size]
-            results = model.generate(
-                [engine.GenerationRequest(prompt=job[2], seed=job[3]) for job in chunk],
-                sampling,
-                batch_size=run.batch_size,
-            )
-            with transaction.atomic():
-                Sample.objects.bulk_create(
-                    [
-                        Sample(
-                            run=run,
-                            source_article=article,
-                            sample_index=index,
-                            prompt=prompt,
-                            seed=seed,
-                            settings={
-                                **base_settings,
-                                "prompt_tokens": result.prompt_tokens,
-                                "prompt_truncated": result.prompt_truncated,
-                                "stopped_at_eos": result.stopped_at_eos,
-                            },
-                            # PostgreSQL text cannot hold NUL, which byte-level
-                            # models can emit; U+FFFD marks where it was.
-                            raw_text=result.raw_text.replace("\x00", "\ufffd"),
-                            clean_text=result.clean_text,
-                            new_tokens=result.new_tokens,
-                        )
-                        for (article, index, prompt, seed), result in zip(
-                            chunk, results, strict=True
-                        )
-                    ],
-                    # Another process resuming the same run may have saved some of these.
-                    ignore_conflicts=True,
-                )
-                _mark(run, samples_done=Sample.objects.filter(run=run).count())
-            tokens += sum(r.new_tokens for r in results)
-            bar.update(len(chunk))
-            bar.set_postfix(tokens_per_s=f"{tokens / max(time.monotonic() - started, 1e-9):.0f}")
-    finally:
-        bar.close()
+    if not open_chunks:
+        _finish_if_complete(run)
+        return 0
+    GenerationRun.objects.filter(pk=run.pk).exclude(status=GenerationRun.Status.RUNNING).update(
+        status=GenerationRun.Status.QUEUED, error=""
+    )
+    run_id = run.pk
+    transaction.on_commit(lambda: [run_chunk_execute.delay(run_id) for _ in range(open_chunks)])
+    return open_chunks
 
 
 def run_tokens(*, run: GenerationRun) -> int:
@@ -431,3 +673,59 @@ def _review(sample: Sample, review: str, reviewer: str, extra: list[str] | None 
     sample.reviewed_by = reviewer[:150]
     sample.reviewed_at = timezone.now()
     sample.save(update_fields=["review", "reviewed_by", "reviewed_at", *(extra or [])])
+
+
+# ---------------------------------------------------------------------------------------
+# Detector scores
+
+
+def _default_scorer_loader(model_name: str) -> Any:
+    return engine.load_model(model_name, model_dir=model_dir())
+
+
+def article_score(
+    *, article: Article, model_name: str, engine_loader: Callable[[str], Any] | None = None
+) -> DetectorScore:
+    """Score an article's text with a language model and store it (GLTR-style scores:
+    mean token log-probability, perplexity, top-10/100/1000 rank shares).
+
+    The text scored is the article's body as participants read it. Rescoring with the
+    same model name replaces the earlier row. Raises ValidationError, writing nothing,
+    for an unknown model name or an article with no text; ModelUnavailableError when the
+    model's weights are missing.
+    """
+    from generation import detectors
+
+    model_name = model_name.strip()
+    try:
+        engine.resolve_model(model_name, model_dir=model_dir())
+    except engine.UnknownModelError as error:
+        raise ValidationError({"model_name": [str(error)]}) from None
+    text = (article.body or "").strip()
+    if not text:
+        raise ValidationError(f"Article {article.pk} has no text to score.")
+    loaded = (engine_loader or _default_scorer_loader)(model_name)
+    try:
+        scores = detectors.score_text(
+            text,
+            model=loaded.model,
+            tokenizer=loaded.tokenizer,
+            context_length=loaded.identity.context_length,
+        )
+    except ValueError as error:
+        raise ValidationError(f"Article {article.pk}: {error}") from None
+    score, _ = DetectorScore.objects.update_or_create(
+        article=article,
+        scoring_model=model_name[:300],
+        defaults={
+            "model_identity": loaded.identity.as_dict(),
+            "tokens": scores.tokens,
+            "mean_logprob": scores.mean_logprob,
+            "perplexity": scores.perplexity,
+            "rank_top10": scores.rank_top10,
+            "rank_top100": scores.rank_top100,
+            "rank_top1000": scores.rank_top1000,
+            "scorer_version": detectors.SCORER_VERSION,
+        },
+    )
+    return score

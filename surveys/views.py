@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -377,21 +377,28 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "POST"])
-def about_you(request: HttpRequest, token: UUID) -> HttpResponse:
-    """Questions asked once per participant (demographics and the like), after the
-    articles and before the attention check."""
+def _once_asked_page(
+    request: HttpRequest,
+    token: UUID,
+    *,
+    step: str,
+    scope: str,
+    template: str,
+    record: Callable[..., None],
+) -> HttpResponse:
+    """A page of questions asked once per participant (trial-less answers): show them
+    prefilled, validate, record idempotently, go on to the next step."""
     participant = _participant_or_404(token)
-    if (response := _guard(participant, Step("about"))) is not None:
+    if (response := _guard(participant, Step(step))) is not None:
         return response
-    questions = questions_for(study=participant.study, scope=Question.Scope.PARTICIPANT)
+    questions = questions_for(study=participant.study, scope=scope)
     if not questions:
         return _to_next_step(participant)
     if request.method == "POST":
         parsed, errors = answers_validate(questions=questions, data=request.POST)
         if not errors:
             with contextlib.suppress(ParticipationClosedError):
-                about_answer(participant=participant, answers=parsed)
+                record(participant=participant, answers=parsed)
             participant.refresh_from_db()
             return _to_next_step(participant)
         values: Mapping[str, str] = request.POST
@@ -399,7 +406,7 @@ def about_you(request: HttpRequest, token: UUID) -> HttpResponse:
         errors, values = {}, attention_answers(participant=participant)
     return _render(
         request,
-        "about_you.html",
+        template,
         {
             "participant": participant,
             "study": participant.study,
@@ -410,32 +417,28 @@ def about_you(request: HttpRequest, token: UUID) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def check(request: HttpRequest, token: UUID) -> HttpResponse:
-    participant = _participant_or_404(token)
-    if (response := _guard(participant, Step("check"))) is not None:
-        return response
-    questions = questions_for(study=participant.study, scope=Question.Scope.ATTENTION_CHECK)
-    if not questions:
-        return _to_next_step(participant)
-    if request.method == "POST":
-        parsed, errors = answers_validate(questions=questions, data=request.POST)
-        if not errors:
-            with contextlib.suppress(ParticipationClosedError):
-                attention_answer(participant=participant, answers=parsed)
-            participant.refresh_from_db()
-            return _to_next_step(participant)
-        values: Mapping[str, str] = request.POST
-    else:
-        errors, values = {}, attention_answers(participant=participant)
-    return _render(
+def about_you(request: HttpRequest, token: UUID) -> HttpResponse:
+    """Questions asked once per participant (demographics and the like), after the
+    articles and before the attention check."""
+    return _once_asked_page(
         request,
-        "check.html",
-        {
-            "participant": participant,
-            "study": participant.study,
-            "fields": _question_fields(questions, values, errors),
-            "errors": errors,
-        },
+        token,
+        step="about",
+        scope=Question.Scope.PARTICIPANT,
+        template="about_you.html",
+        record=about_answer,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def check(request: HttpRequest, token: UUID) -> HttpResponse:
+    return _once_asked_page(
+        request,
+        token,
+        step="check",
+        scope=Question.Scope.ATTENTION_CHECK,
+        template="check.html",
+        record=attention_answer,
     )
 
 

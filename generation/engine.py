@@ -11,6 +11,11 @@ Nothing here imports Django. Callers pass plain arguments and get frozen datacla
   left padding, an attention mask and the KV cache. Every request carries its own seed
   and is sampled from its own ``torch.Generator``, so a sample is reproducible from its
   record and does not depend on which other prompts shared its batch.
+- ``generate_parallel(name, requests, settings, workers=...)`` spreads the requests over
+  worker processes (one per physical core by default, each loading the model once), for
+  CPUs, where one process with several threads leaves much of the machine idle.
+- ``resolve_dtype("auto", device)`` picks bfloat16 where the hardware computes it natively
+  (CPUs with AVX512-BF16 or AMX, CUDA GPUs with bf16), float32 elsewhere.
 - ``clean_text(raw)`` turns a raw continuation into text fit to show participants.
 """
 
@@ -24,7 +29,7 @@ import importlib.util
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -63,7 +68,14 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
-SAMPLER_VERSION = "credence-per-row-generator-v1"
+# v1 drew each row's token with torch.multinomial from the row's generator, one row at a
+# time (about 35 ms a step at batch 32 on a 49k vocabulary, a quarter of a bf16 step);
+# v2 draws one uniform per row from the row's generator and inverts the cumulative
+# distribution of the filtered candidates for all rows at once. Same seeds give other
+# texts than v1, hence the new version string stored with every run.
+SAMPLER_VERSION = "credence-inverse-cdf-v2"
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 class UnknownModelError(ValueError):
@@ -102,6 +114,7 @@ class ModelIdentity:
     context_length: int
     torch_version: str
     transformers_version: str
+    attn_implementation: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -146,6 +159,13 @@ class GenerationResult:
     prompt_tokens: int
     stopped_at_eos: bool
     prompt_truncated: bool
+    # The batch this sample was drawn in: its rows and its padded prompt width. A sample
+    # does not depend on its neighbours, but the record says how it was made.
+    batch_rows: int = 0
+    batch_width: int = 0
+
+
+ProgressCallback = Callable[[Sequence[GenerationResult]], None]
 
 
 def validate_settings(
@@ -274,6 +294,55 @@ def pick_device() -> str:
     return "cpu"
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 matmuls in hardware (AVX512-BF16 or AMX).
+
+    Elsewhere torch emulates bf16 and it is slower than float32. torch exposes the check
+    only privately, so a missing function means "no" rather than an error.
+    """
+    import torch
+
+    for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        function = getattr(torch.cpu, check, None)
+        with contextlib.suppress(Exception):
+            if function is not None and function():
+                return True
+    return False
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """The concrete dtype for ``dtype`` on ``device``; ``"auto"`` picks bfloat16 where the
+    hardware has it (about 1.5x float32's speed on an AVX512-BF16 CPU), else float32."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}.")
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if device == "cpu" and cpu_has_native_bf16():
+        return "bfloat16"
+    return "float32"
+
+
+def physical_cores() -> int:
+    """Physical cores this process may use (hyper-threads share one core's matmul units)."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    available = available or os.cpu_count() or 1
+    cores: set[tuple[str, str]] = set()
+    with contextlib.suppress(OSError):
+        physical = core = ""
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "physical id":
+                physical = value.strip()
+            elif key.strip() == "core id":
+                core = value.strip()
+                cores.add((physical, core))
+    return max(1, min(available, len(cores) or available))
+
+
 def _offline() -> bool:
     # Read at call time: huggingface_hub reads these once, at import.
     return any(
@@ -388,6 +457,9 @@ def load_model(
 ) -> LoadedModel:
     """Load a model (once per process and settings) and record its identity.
 
+    ``dtype`` is one of ``DTYPES``; ``"auto"`` is resolved by ``resolve_dtype`` and the
+    identity records the dtype actually loaded. Attention is PyTorch's SDPA where the
+    architecture supports it (faster than the eager implementation on CPU and GPU).
     Raises ``UnknownModelError`` for a name that means nothing and
     ``ModelUnavailableError``, with instructions, when the weights are missing.
     """
@@ -395,6 +467,7 @@ def load_model(
 
     spec = name if isinstance(name, ModelSpec) else resolve_model(name, model_dir=model_dir)
     device = device or pick_device()
+    dtype = resolve_dtype(dtype, device)
     key = (spec, device, dtype, cache_dir or "")
     with _cache_lock:
         if key in _cache:
@@ -403,6 +476,10 @@ def load_model(
         tokenizer, model = _load_pretrained(spec, dtype=torch_dtype, cache_dir=cache_dir)
         model.to(device)
         model.eval()
+        if getattr(model.config, "_attn_implementation", "") != "sdpa":
+            # Architectures without SDPA keep what they have.
+            with contextlib.suppress(ValueError, ImportError, AttributeError):
+                model.set_attn_implementation("sdpa")
         revision = ""
         if spec.kind == "embedded":
             weights = _weights_sha256(Path(spec.source), only=spec.gguf_file)
@@ -431,6 +508,7 @@ def load_model(
             context_length=int(context or 0),
             torch_version=torch.__version__,
             transformers_version=transformers.__version__,
+            attn_implementation=str(getattr(config, "_attn_implementation", "") or ""),
         )
         loaded = LoadedModel(spec=spec, identity=identity, model=model, tokenizer=tokenizer)
         _cache[key] = loaded
@@ -479,11 +557,13 @@ class LoadedModel:
         settings: SamplingSettings,
         *,
         batch_size: int = 16,
+        progress: ProgressCallback | None = None,
     ) -> list[GenerationResult]:
         """Sample one continuation per request, in the order given.
 
         Prompts are sorted by length so batches need little padding; results come back
-        in request order.
+        in request order. ``progress``, when given, is called with each finished batch's
+        results (e.g. to drive a progress bar showing tokens/s).
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1.")
@@ -492,9 +572,9 @@ class LoadedModel:
         results: list[GenerationResult | None] = [None] * len(requests)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            batch = self._sample_batch(
-                [encoded[i][0] for i in chunk], [requests[i].seed for i in chunk], settings
-            )
+            prompts = [encoded[i][0] for i in chunk]
+            batch = self._sample_batch(prompts, [requests[i].seed for i in chunk], settings)
+            width = max(len(p) for p in prompts)
             for i, (tokens, stopped) in zip(chunk, batch, strict=True):
                 raw = self.tokenizer.decode(tokens, skip_special_tokens=False)
                 results[i] = GenerationResult(
@@ -506,7 +586,11 @@ class LoadedModel:
                     prompt_tokens=len(encoded[i][0]),
                     stopped_at_eos=stopped,
                     prompt_truncated=encoded[i][1],
+                    batch_rows=len(chunk),
+                    batch_width=width,
                 )
+            if progress is not None:
+                progress([r for i in chunk if (r := results[i]) is not None])
         return [r for r in results if r is not None]
 
     def _encode(self, prompt: str, max_new_tokens: int) -> tuple[list[int], bool]:
@@ -546,8 +630,10 @@ class LoadedModel:
         # One generator per sample, on the CPU: the sample's random stream depends only
         # on its seed, not on its batch neighbours or the device.
         generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
-        outputs: list[list[int]] = [[] for _ in range(rows)]
-        stopped = [False] * rows
+        steps: list[Any] = []
+        stopped = torch.zeros(rows, dtype=torch.bool)
+        stop_ids = torch.tensor(sorted(self.stop_ids), dtype=torch.long)
+        pad = torch.tensor(self.pad_id, dtype=torch.long)
         cache = None
         step_ids, step_positions = input_ids, positions
         with torch.inference_mode():
@@ -561,23 +647,184 @@ class LoadedModel:
                     logits_to_keep=1,
                 )
                 cache = out.cache
-                probs = next_token_probs(out.logits[:, -1, :], settings).cpu()
-                chosen = []
-                for row in range(rows):
-                    if stopped[row]:
-                        chosen.append(self.pad_id)
-                        continue
-                    token = int(torch.multinomial(probs[row], 1, generator=generators[row]))
-                    outputs[row].append(token)
-                    if token in self.stop_ids:
-                        stopped[row] = True
-                    chosen.append(token)
-                if all(stopped):
+                # Every row draws its uniform every step, finished or not, so a row's
+                # stream is the same whatever its neighbours do.
+                uniforms = torch.cat([torch.rand(1, generator=g) for g in generators])
+                tokens = sample_next_tokens(out.logits[:, -1, :], settings, uniforms).cpu()
+                tokens = torch.where(stopped, pad, tokens)
+                steps.append(torch.where(stopped, -1, tokens))
+                stopped |= torch.isin(tokens, stop_ids)
+                if bool(stopped.all()):
                     break
-                step_ids = torch.tensor(chosen, dtype=torch.long, device=device)[:, None]
+                step_ids = tokens.to(device)[:, None]
                 step_positions = step_positions[:, -1:] + 1
                 mask = torch.cat([mask, mask.new_ones((rows, 1))], dim=1)
-        return [(outputs[row], stopped[row]) for row in range(rows)]
+        table = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(rows)]
+        return [([t for t in table[row] if t >= 0], bool(stopped[row])) for row in range(rows)]
+
+
+# ---------------------------------------------------------------------------------------
+# Several processes
+
+_worker_model: LoadedModel | None = None
+
+
+def _worker_start(
+    spec: ModelSpec, model_dir: str | None, device: str, dtype: str, threads: int
+) -> None:
+    import torch
+
+    global _worker_model  # one model per worker process, by design
+    torch.set_num_threads(threads)
+    _worker_model = load_model(spec, model_dir=model_dir, device=device, dtype=dtype)
+
+
+def _worker_generate(
+    requests: list[GenerationRequest], settings: SamplingSettings, batch_size: int
+) -> tuple[ModelIdentity, list[GenerationResult]]:
+    if _worker_model is None:
+        raise RuntimeError("The worker process has no model loaded.")
+    return _worker_model.identity, _worker_model.generate(requests, settings, batch_size=batch_size)
+
+
+def worker_pool(
+    name: str | ModelSpec,
+    *,
+    workers: int | None = None,
+    model_dir: str | None = None,
+    device: str = "cpu",
+    dtype: str = "auto",
+) -> Any:
+    """A pool of ``workers`` spawned processes (default: one per physical core), each with
+    ``cores // workers`` torch threads and the model loaded once, for ``generate_parallel``.
+
+    Use it as a context manager; keeping one pool for a whole run pays the start-up
+    (importing torch, loading the model) once. Processes are spawned, never forked:
+    forking a process that has started torch's thread pools can deadlock.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    cores = physical_cores()
+    workers = workers or cores
+    if workers < 1:
+        raise ValueError("workers must be at least 1.")
+    spec = name if isinstance(name, ModelSpec) else resolve_model(name, model_dir=model_dir)
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_start,
+        initargs=(spec, model_dir, device, dtype, max(1, cores // workers)),
+    )
+    pool.credence_workers = workers  # type: ignore[attr-defined]
+    pool.credence_threads = max(1, cores // workers)  # type: ignore[attr-defined]
+    return pool
+
+
+@dataclass(frozen=True)
+class ParallelGeneration:
+    identity: ModelIdentity
+    results: list[GenerationResult]
+    workers: int
+    threads_per_worker: int
+
+
+def generate_parallel(
+    name: str | ModelSpec,
+    requests: Sequence[GenerationRequest],
+    settings: SamplingSettings,
+    *,
+    workers: int | None = None,
+    batch_size: int = 32,
+    model_dir: str | None = None,
+    device: str = "cpu",
+    dtype: str = "auto",
+    progress: ProgressCallback | None = None,
+    pool: Any = None,
+) -> ParallelGeneration:
+    """Sample one continuation per request in ``workers`` processes; results in request order.
+
+    On a CPU one process cannot keep every core busy at the small matrix sizes of
+    decoding, so ``workers`` processes (default: one per physical core) each get
+    ``cores // workers`` threads and load the model once. Requests are sorted by prompt
+    length and cut into chunks of at most ``batch_size`` (fewer when that leaves a worker
+    idle), so each chunk is one padded batch and memory stays bounded however many
+    requests there are. Each sample depends only on its prompt and seed, so the texts
+    equal those of ``LoadedModel.generate`` up to floating-point differences between
+    thread counts. ``pool`` is a ``worker_pool`` to reuse (its own model and dtype
+    settings apply); without one, a pool is started and shut down for this call.
+    """
+    import concurrent.futures
+
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1.")
+    spec = name if isinstance(name, ModelSpec) else resolve_model(name, model_dir=model_dir)
+    own_pool = pool is None
+    if own_pool:
+        pool = worker_pool(spec, workers=workers, model_dir=model_dir, device=device, dtype=dtype)
+    workers, threads = pool.credence_workers, pool.credence_threads
+    # Characters stand in for tokens here: the parent never loads the tokenizer.
+    order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt))
+    size = max(1, min(batch_size, -(-len(order) // workers)))
+    chunks = [order[start : start + size] for start in range(0, len(order), size)]
+    results: list[GenerationResult | None] = [None] * len(requests)
+    identity: ModelIdentity | None = None
+    try:
+        futures = {
+            pool.submit(_worker_generate, [requests[i] for i in chunk], settings, batch_size): chunk
+            for chunk in chunks
+        }
+        for future in concurrent.futures.as_completed(futures):
+            identity, chunk_results = future.result()
+            for i, result in zip(futures[future], chunk_results, strict=True):
+                results[i] = result
+            if progress is not None:
+                progress(chunk_results)
+    finally:
+        if own_pool:
+            pool.shutdown()
+    if identity is None:
+        identity = load_model(spec, model_dir=model_dir, device=device, dtype=dtype).identity
+    return ParallelGeneration(
+        identity=identity,
+        results=[r for r in results if r is not None],
+        workers=workers,
+        threads_per_worker=threads,
+    )
+
+
+def sample_next_tokens(logits: Any, settings: SamplingSettings, uniforms: Any) -> Any:
+    """One token per row, by inverse CDF: row ``i`` takes the first candidate whose
+    cumulative probability exceeds ``uniforms[i]`` (a number in [0, 1)).
+
+    The candidates are the top-k tokens in descending order (all tokens, sorted, when
+    top-k is off), after temperature and nucleus filtering as in ``next_token_probs``;
+    working on k candidates instead of the vocabulary makes this one small vectorised
+    operation for the whole batch. A row's token depends only on its logits and its
+    uniform. With top_k=1 it is the argmax.
+    """
+    import torch
+
+    logits = logits.float() / settings.temperature
+    vocab = logits.shape[-1]
+    if 0 < settings.top_k < vocab:
+        values, index = torch.topk(logits, settings.top_k, dim=-1)
+    else:
+        values, index = torch.sort(logits, descending=True, dim=-1)
+    probs = values.softmax(dim=-1)
+    if settings.top_p < 1.0:
+        # Same rule as next_token_probs: drop a candidate once those ranked above it
+        # reach top_p; the most likely candidate always stays.
+        before = probs.cumsum(dim=-1) - probs
+        probs = probs.masked_fill(before >= settings.top_p, 0.0)
+    cumulative = probs.double().cumsum(dim=-1)
+    target = uniforms.to(cumulative.device, torch.float64)[:, None] * cumulative[:, -1:]
+    chosen = torch.searchsorted(cumulative, target, right=True)
+    # Rounding can put the target at the very end; fall back to the last candidate kept
+    # (a zero-probability candidate is never chosen).
+    last_kept = (probs > 0).sum(dim=-1, keepdim=True) - 1
+    chosen = torch.minimum(chosen, last_kept)
+    return index.gather(-1, chosen).squeeze(-1)
 
 
 def next_token_probs(logits: Any, settings: SamplingSettings) -> Any:

@@ -6,14 +6,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from generation import services
+from generation import selection, services
 from generation.models import DetectorScore, GenerationChunk, GenerationRun, Sample
 from surveys.models import Article
 
@@ -28,6 +29,10 @@ SETTINGS_FIELDS = (
     "temperature",
     "seed",
     "batch_size",
+    "context_articles",
+    "length_match",
+    "word_budget",
+    "prepend_lede",
 )
 
 
@@ -40,7 +45,7 @@ class GenerationRunForm(forms.ModelForm):  # type: ignore[type-arg]
         data = super().clean() or {}
         if self.instance.pk and self.instance.status != GenerationRun.Status.QUEUED:
             return data  # settings are read-only once a run has started
-        needed = [f for f in SETTINGS_FIELDS if f != "source_articles"]
+        needed = [f for f in SETTINGS_FIELDS if f not in {"source_articles", "word_budget"}]
         if any(data.get(f) is None for f in needed):
             return data  # the field errors already say what is missing
         errors = services.run_validate(
@@ -53,6 +58,9 @@ class GenerationRunForm(forms.ModelForm):  # type: ignore[type-arg]
             temperature=data["temperature"],
             batch_size=data["batch_size"],
             prompt_kind=data["prompt_kind"],
+            context_articles=data["context_articles"],
+            length_match=data["length_match"],
+            word_budget=data.get("word_budget"),
         )
         for field, problems in errors.items():
             self.add_error(field if field in self.fields else None, problems)
@@ -86,7 +94,9 @@ class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "created_at",
     )
     fieldsets = (
-        (None, {"fields": ("name", "model_name", "source_articles", "prompt_kind")}),
+        (None, {"fields": ("name", "model_name", "source_articles", "prompt_kind",
+                           "context_articles")}),
+        ("Clean-up", {"fields": ("length_match", "word_budget", "prepend_lede")}),
         (
             "Sampling",
             {"fields": ("samples_per_prompt", "max_new_tokens", "top_k", "top_p", "temperature",
@@ -209,6 +219,27 @@ class DetectorScoreAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
+class FlagFilter(admin.SimpleListFilter):
+    title = "quality flag"
+    parameter_name = "flag"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(flag, flag.replace("_", " ")) for flag in selection.FLAGS] + [("none", "no flag")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Sample]) -> QuerySet[Sample]:
+        value = self.value()
+        if value == "none":
+            return queryset.filter(flags=[])
+        if value in selection.FLAGS:
+            # Flags are a JSON list of plain names; matching the quoted name works on
+            # SQLite and PostgreSQL alike (JSON "contains" does not exist on SQLite).
+            return queryset.filter(flags__icontains=f'"{value}"')
+        return queryset
+
+
+REVIEW_DECISIONS = ("approve", "reject", "approve_next")
+
+
 @admin.register(Sample)
 class SampleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     actions = ["approve_selected", "reject_selected"]
@@ -218,27 +249,91 @@ class SampleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "source_title",
         "sample_index",
         "review",
+        "flag_badges",
         "words",
-        "new_tokens",
+        "target_words",
+        "selected_by",
+        "rank",
         "run",
     )
-    list_filter = ("review", "run")
+    list_filter = ("review", FlagFilter, "run__model_name", "run", "selected_by")
     list_select_related = ("run", "source_article")
     search_fields = ("source_article__title", "clean_text")
     list_per_page = 50
     fieldsets = (
-        (None, {"fields": ("run", "source_article", "sample_index", "review", "reviewed_by",
-                           "reviewed_at", "article")}),
+        (None, {"fields": ("run", "source_article", "sample_index", "review", "rank",
+                           "selected_by", "reviewed_by", "reviewed_at", "article")}),
         ("Texts", {"fields": ("side_by_side", "raw_text_block")}),
+        ("Clean-up", {"fields": ("flags", "cleanup_version", "cleanup_steps", "word_budget")}),
         ("Reproduction", {"fields": ("prompt", "seed", "new_tokens", "settings")}),
     )  # fmt: skip
 
     def get_readonly_fields(self, request: HttpRequest, obj: Sample | None = None) -> Any:
-        # Samples are a record of what the model produced; review goes through actions.
-        return [f.name for f in Sample._meta.fields] + ["side_by_side", "raw_text_block"]
+        # Samples are a record of what the model produced; review goes through the
+        # buttons and actions. Only the curator's rank is edited in the form.
+        fields = [f.name for f in Sample._meta.fields if f.name != "rank"]
+        return [*fields, "side_by_side", "raw_text_block"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_urls(self) -> list[Any]:
+        review = path(
+            "<int:object_id>/review/",
+            self.admin_site.admin_view(self.review_view),
+            name="generation_sample_review",
+        )
+        return [review, *super().get_urls()]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = dict(extra_context or {})
+        if object_id.isdigit():
+            context["review_url"] = reverse("admin:generation_sample_review", args=[object_id])
+            sample = Sample.objects.filter(pk=object_id).first()
+            context["sample_flags"] = sample.flags if sample else []
+            context["sample_review"] = sample.get_review_display() if sample else ""
+        return super().change_view(request, object_id, form_url, context)
+
+    def review_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The curation buttons: approve, reject, or approve and open the next pending
+        sample of the same run."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        sample = get_object_or_404(Sample.objects.select_related("run"), pk=object_id)
+        if not self.has_change_permission(request, sample):
+            raise PermissionDenied
+        change_url = reverse("admin:generation_sample_change", args=[sample.pk])
+        decision = request.POST.get("decision", "")
+        if decision not in REVIEW_DECISIONS:
+            self.message_user(request, f'Unknown decision "{decision}".', messages.ERROR)
+            return redirect(change_url)
+        reviewer = request.user.get_username()
+        try:
+            if decision == "reject":
+                services.sample_reject(sample=sample, reviewer=reviewer)
+            else:
+                services.sample_approve(sample=sample, reviewer=reviewer)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return redirect(change_url)
+        verb = "Rejected" if decision == "reject" else "Approved"
+        self.message_user(request, f"{verb} sample {sample.pk}.", messages.SUCCESS)
+        if decision != "approve_next":
+            return redirect(change_url)
+        pending = Sample.objects.filter(run=sample.run, review=Sample.Review.PENDING).order_by("id")
+        following = pending.filter(id__gt=sample.pk).first() or pending.first()
+        if following is None:
+            self.message_user(request, "No pending sample is left in this run.", messages.INFO)
+            return redirect(
+                reverse("admin:generation_sample_changelist") + f"?run__id__exact={sample.run_id}"
+            )
+        return redirect(reverse("admin:generation_sample_change", args=[following.pk]))
 
     @admin.display(description="Model", ordering="run__model_name")
     def run_model(self, obj: Sample) -> str:
@@ -252,6 +347,21 @@ class SampleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def words(self, obj: Sample) -> int:
         return len(obj.clean_text.split())
 
+    @admin.display(description="Budget", ordering="word_budget")
+    def target_words(self, obj: Sample) -> int | str:
+        return obj.word_budget if obj.word_budget is not None else "—"
+
+    @admin.display(description="Flags")
+    def flag_badges(self, obj: Sample) -> SafeString | str:
+        if not obj.flags:
+            return ""
+        return format_html_join(
+            " ",
+            '<span class="credence-flag" style="background:#ba2121;color:#fff;'
+            'border-radius:3px;padding:1px 5px;font-size:11px">{}</span>',
+            ((flag.replace("_", " "),) for flag in obj.flags),
+        )
+
     @admin.display(description="Source article and sample, side by side")
     def side_by_side(self, obj: Sample) -> SafeString:
         source = obj.source_article
@@ -260,16 +370,24 @@ class SampleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         generated_html = format_html_join("", "<p>{}</p>", ((p,) for p in clean)) or format_html(
             "<p><em>{}</em></p>", "No complete sentence after clean-up."
         )
+        opening = services.sample_prompt_body(sample=obj) if obj.run.prepend_lede else ""
+        column = "flex:1 1 0;min-width:0;max-width:42em;line-height:1.6;font-size:15px"
         return format_html(
-            '<table style="width:100%;table-layout:fixed"><thead><tr>'
-            "<th>Real article: {}</th><th>Generated by {}</th></tr></thead>"
-            '<tbody><tr><td style="vertical-align:top">{}</td>'
-            '<td style="vertical-align:top"><p style="color:#666">{}</p>{}</td></tr></tbody>'
-            "</table>",
+            '<div style="display:flex;gap:2em;align-items:flex-start">'
+            '<div style="{}"><h3>Real article: {}</h3><p style="color:#666">{} words</p>{}</div>'
+            '<div style="{}"><h3>Generated by {}</h3><p style="color:#666">{} words '
+            "(budget {}) {}</p>"
+            '<p style="color:#666">{}</p>{}</div></div>',
+            column,
             source.title,
-            obj.run.model_name,
+            source.word_count,
             source_html,
-            obj.prompt,
+            column,
+            obj.run.model_name,
+            len(obj.clean_text.split()),
+            obj.word_budget if obj.word_budget is not None else "none",
+            self.flag_badges(obj),
+            opening,
             generated_html,
         )
 

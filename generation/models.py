@@ -22,9 +22,21 @@ class GenerationRun(models.Model):
         FAILED = "failed", "Failed"
 
     class PromptKind(models.TextChoices):
+        # Values are those of generation.prompts.KINDS.
         LEDE = "lede", "First paragraph (lede)"
         FIRST_SENTENCE = "first_sentence", "First sentence"
+        FIRST_TWO_PARAGRAPHS = "first_two_paragraphs", "First two paragraphs"
+        HEADLINE_FIRST_SENTENCE = "headline_first_sentence", "Headline and first sentence"
         HEADLINE_LEDE = "headline_lede", "Headline and lede"
+        HEADLINE_LEDE_CONTEXT = (
+            "headline_lede_context",
+            "Headline and lede, after k earlier articles as context",
+        )
+
+    class LengthMatch(models.TextChoices):
+        SOURCE = "source", "The real article's length"
+        FIXED = "fixed", "A fixed word budget"
+        NONE = "none", "No length matching"
 
     name = models.CharField(max_length=200, blank=True)
     model_name = models.CharField(
@@ -36,7 +48,26 @@ class GenerationRun(models.Model):
         Article, related_name="+", help_text="Real articles whose ledes are the prompts."
     )
     prompt_kind = models.CharField(
-        max_length=20, choices=PromptKind.choices, default=PromptKind.LEDE
+        max_length=32, choices=PromptKind.choices, default=PromptKind.LEDE
+    )
+    context_articles = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="For headline_lede_context: how many earlier real articles (by published "
+        "date) precede the prompt.",
+    )
+    length_match = models.CharField(
+        max_length=8,
+        choices=LengthMatch.choices,
+        default=LengthMatch.SOURCE,
+        help_text="Clean-up truncates each continuation at the sentence end nearest this "
+        "length in words.",
+    )
+    word_budget = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Words of the continuation, for a fixed length match."
+    )
+    prepend_lede = models.BooleanField(
+        default=True,
+        help_text="Begin each generated article with the real opening it was prompted with.",
     )
     samples_per_prompt = models.PositiveSmallIntegerField(default=1)
     max_new_tokens = models.PositiveIntegerField(default=200)
@@ -58,8 +89,12 @@ class GenerationRun(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(top_p__gt=0, top_p__lte=1), name="top_p_range"),
-            models.CheckConstraint(condition=models.Q(temperature__gt=0), name="temperature_positive"),
+            models.CheckConstraint(
+                condition=models.Q(top_p__gt=0, top_p__lte=1), name="top_p_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(temperature__gt=0), name="temperature_positive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -81,7 +116,27 @@ class Sample(models.Model):
     seed = models.BigIntegerField()
     settings = models.JSONField(help_text="Decoding settings and model identity used.")
     raw_text = models.TextField(help_text="The continuation exactly as the model produced it.")
-    clean_text = models.TextField(help_text="After clean-up: cut at end-of-text, no partial sentence.")
+    clean_text = models.TextField(
+        help_text="After clean-up: cut at end-of-text, no partial sentence."
+    )
+    cleanup_version = models.CharField(max_length=20, blank=True)
+    cleanup_steps = models.JSONField(
+        default=list, blank=True, help_text="The clean-up steps that changed the text, in order."
+    )
+    word_budget = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The continuation's word budget used by clean-up."
+    )
+    flags = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Quality flags: too_short, repetition, near_duplicate, source_overlap.",
+    )
+    selected_by = models.CharField(
+        max_length=20, blank=True, help_text="The selection mode that made it a stimulus."
+    )
+    rank = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Curator's rank among the prompt's samples (1 = best)."
+    )
     new_tokens = models.PositiveIntegerField(default=0)
     review = models.CharField(max_length=8, choices=Review.choices, default=Review.PENDING)
     reviewed_by = models.CharField(max_length=150, blank=True)
@@ -100,7 +155,8 @@ class Sample(models.Model):
         ordering = ["run", "source_article", "sample_index"]
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "source_article", "sample_index"], name="unique_sample_per_run_prompt_index"
+                fields=["run", "source_article", "sample_index"],
+                name="unique_sample_per_run_prompt_index",
             ),
         ]
 

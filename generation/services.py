@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +30,7 @@ from django.db.models import Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from generation import engine
+from generation import cleanup, engine, prompts, selection
 from generation.models import DetectorScore, GenerationChunk, GenerationRun, Sample
 from surveys.models import Article, content_hash
 
@@ -52,6 +53,7 @@ EngineLoader = Callable[[str], Generator]
 
 MAX_BATCH_SIZE = 256
 MAX_SAMPLES_PER_PROMPT = 100
+MAX_CONTEXT_ARTICLES = 10
 
 
 def model_dir() -> str | None:
@@ -69,13 +71,44 @@ def sample_seed(*, run_seed: int, article_id: int, sample_index: int) -> int:
     return int.from_bytes(digest[:7], "big")  # < 2**56: fits BigIntegerField and torch
 
 
-def prompt_for(*, article: Article, kind: str) -> str:
-    lede = (article.lede or "").strip()
-    if kind == GenerationRun.PromptKind.FIRST_SENTENCE:
-        return engine.first_sentence(lede)
-    if kind == GenerationRun.PromptKind.HEADLINE_LEDE:
-        return f"{article.title.strip()}\n\n{lede}"
-    return lede
+def _source_text(article: Article) -> prompts.SourceText:
+    return prompts.SourceText(title=article.title, body=article.body, published=article.published)
+
+
+def prompt_build(
+    *, article: Article, kind: str, context_articles: int = 0
+) -> tuple[prompts.Prompt, list[int]]:
+    """The prompt of ``kind`` for ``article`` and the ids of the context articles in it
+    (for ``headline_lede_context``: the ``context_articles`` real articles published
+    most recently before it, oldest first; fewer when the pool has fewer)."""
+    context: list[Article] = []
+    if kind == GenerationRun.PromptKind.HEADLINE_LEDE_CONTEXT and context_articles > 0:
+        if article.published is not None:
+            context = list(
+                Article.objects.real()
+                .filter(published__lt=article.published)
+                .exclude(pk=article.pk)
+                .order_by("-published", "-id")[:context_articles]
+            )
+        context.reverse()
+    prompt = prompts.build_prompt(kind, _source_text(article), [_source_text(a) for a in context])
+    return prompt, [a.pk for a in context]
+
+
+def prompt_for(*, article: Article, kind: str, context_articles: int = 0) -> str:
+    """The prompt text of ``kind`` for ``article`` (see ``prompt_build``)."""
+    return prompt_build(article=article, kind=kind, context_articles=context_articles)[0].text
+
+
+def sample_word_budget(*, run: GenerationRun, article: Article, prefix: str) -> int | None:
+    """The continuation's word budget under the run's length matching."""
+    return cleanup.word_budget(
+        length_match=run.length_match,
+        source_words=article.word_count,
+        prefix_words=cleanup.word_count(prefix),
+        prepend_lede=run.prepend_lede,
+        fixed=run.word_budget,
+    )
 
 
 def run_validate(
@@ -89,6 +122,9 @@ def run_validate(
     temperature: float,
     batch_size: int,
     prompt_kind: str,
+    context_articles: int = 0,
+    length_match: str = GenerationRun.LengthMatch.SOURCE,
+    word_budget: int | None = None,
 ) -> dict[str, list[str]]:
     """Everything wrong with these run settings, by field; empty when they are fine.
     Cheap: the model name is resolved without reading weights."""
@@ -113,6 +149,21 @@ def run_validate(
             f'Unknown prompt kind "{prompt_kind}"; use one of '
             f"{', '.join(GenerationRun.PromptKind.values)}."
         ]
+    if not 0 <= context_articles <= MAX_CONTEXT_ARTICLES:
+        errors["context_articles"] = [
+            f"context_articles must be between 0 and {MAX_CONTEXT_ARTICLES}."
+        ]
+    elif context_articles and prompt_kind != GenerationRun.PromptKind.HEADLINE_LEDE_CONTEXT:
+        errors["context_articles"] = [
+            "Context articles are only used by the headline_lede_context prompt kind."
+        ]
+    if length_match not in GenerationRun.LengthMatch.values:
+        errors["length_match"] = [
+            f'Unknown length match "{length_match}"; use one of '
+            f"{', '.join(GenerationRun.LengthMatch.values)}."
+        ]
+    elif length_match == GenerationRun.LengthMatch.FIXED and not (word_budget or 0) >= 1:
+        errors["word_budget"] = ["A fixed length match needs a word budget of at least 1."]
     if not articles:
         errors["source_articles"] = ["Choose at least one source article."]
     not_real = [a.pk for a in articles if a.origin != Article.Origin.REAL]
@@ -140,6 +191,10 @@ def run_create(
     batch_size: int = 16,
     prompt_kind: str = GenerationRun.PromptKind.LEDE,
     name: str = "",
+    context_articles: int = 0,
+    length_match: str = GenerationRun.LengthMatch.SOURCE,
+    word_budget: int | None = None,
+    prepend_lede: bool = True,
 ) -> GenerationRun:
     """Create a queued generation run; nothing is loaded or generated yet.
 
@@ -159,6 +214,9 @@ def run_create(
         temperature=temperature,
         batch_size=batch_size,
         prompt_kind=prompt_kind,
+        context_articles=context_articles,
+        length_match=length_match,
+        word_budget=word_budget,
     )
     if errors:
         raise ValidationError(errors)
@@ -173,6 +231,10 @@ def run_create(
         temperature=temperature,
         seed=seed,
         batch_size=batch_size,
+        context_articles=context_articles,
+        length_match=length_match,
+        word_budget=word_budget,
+        prepend_lede=prepend_lede,
         samples_total=len({a.pk for a in articles}) * samples_per_prompt,
     )
     run.source_articles.set(articles)
@@ -348,6 +410,28 @@ class _Session:
         return self.model
 
 
+def _flag_input(sample: Sample, key: int) -> selection.FlagInput:
+    return selection.FlagInput(
+        key=key,
+        text=sample.clean_text,
+        budget=sample.word_budget,
+        source_body=sample.source_article.body,
+        collapsed="collapse_repetition" in (sample.cleanup_steps or []),
+    )
+
+
+def run_flag(*, run: GenerationRun) -> int:
+    """Recompute the quality flags of every sample of the run, near-duplicates among the
+    run's samples included. Returns how many samples' flags changed."""
+    samples = list(Sample.objects.filter(run=run).select_related("source_article").order_by("id"))
+    flags = selection.quality_flags([_flag_input(s, s.pk) for s in samples])
+    changed = [s for s in samples if s.flags != flags[s.pk]]
+    for sample in changed:
+        sample.flags = flags[sample.pk]
+    Sample.objects.bulk_update(changed, ["flags"])
+    return len(changed)
+
+
 def _chunk_execute(*, session: _Session, chunk: GenerationChunk) -> tuple[int, int]:
     """Generate the chunk's units that have no sample yet and mark it done, in one
     transaction. Returns (samples made, tokens generated)."""
@@ -363,17 +447,25 @@ def _chunk_execute(*, session: _Session, chunk: GenerationChunk) -> tuple[int, i
     if missing:
         model = session.get_model()
         articles = Article.objects.in_bulk([a for a, _ in missing])
+        built = {
+            article_id: prompt_build(
+                article=articles[article_id],
+                kind=run.prompt_kind,
+                context_articles=run.context_articles,
+            )
+            for article_id in {a for a, _ in missing}
+        }
         jobs = [
             (
                 articles[article_id],
                 index,
-                prompt_for(article=articles[article_id], kind=run.prompt_kind),
+                built[article_id][0],
                 sample_seed(run_seed=run.seed, article_id=article_id, sample_index=index),
             )
             for article_id, index in missing
         ]
         results = model.generate(
-            [engine.GenerationRequest(prompt=job[2], seed=job[3]) for job in jobs],
+            [engine.GenerationRequest(prompt=job[2].text, seed=job[3]) for job in jobs],
             session.sampling,
             batch_size=run.batch_size,
         )
@@ -385,28 +477,42 @@ def _chunk_execute(*, session: _Session, chunk: GenerationChunk) -> tuple[int, i
             "chunk": chunk.index,
             "sampler": engine.SAMPLER_VERSION,
             "model": model.identity.as_dict(),
+            "length_match": run.length_match,
+            "prepend_lede": run.prepend_lede,
         }
-        samples = [
-            Sample(
-                run=run,
-                source_article=article,
-                sample_index=index,
-                prompt=prompt,
-                seed=seed,
-                settings={
-                    **base_settings,
-                    "prompt_tokens": result.prompt_tokens,
-                    "prompt_truncated": result.prompt_truncated,
-                    "stopped_at_eos": result.stopped_at_eos,
-                },
-                # PostgreSQL text cannot hold NUL, which byte-level models can emit;
-                # U+FFFD marks where it was.
-                raw_text=result.raw_text.replace("\x00", "\ufffd"),
-                clean_text=result.clean_text,
-                new_tokens=result.new_tokens,
+        for (article, index, prompt, seed), result in zip(jobs, results, strict=True):
+            # PostgreSQL text cannot hold NUL, which byte-level models can emit;
+            # U+FFFD marks where it was.
+            raw = result.raw_text.replace("\x00", "\ufffd")
+            budget = sample_word_budget(run=run, article=article, prefix=prompt.body_prefix)
+            cleaned = cleanup.clean(result.raw_text, budget=budget)
+            samples.append(
+                Sample(
+                    run=run,
+                    source_article=article,
+                    sample_index=index,
+                    prompt=prompt.text,
+                    seed=seed,
+                    settings={
+                        **base_settings,
+                        "prompt_body": prompt.body_prefix,
+                        "context_article_ids": built[article.pk][1],
+                        "prompt_tokens": result.prompt_tokens,
+                        "prompt_truncated": result.prompt_truncated,
+                        "stopped_at_eos": result.stopped_at_eos,
+                    },
+                    raw_text=raw,
+                    clean_text=cleaned.text,
+                    cleanup_version=cleaned.version,
+                    cleanup_steps=list(cleaned.steps),
+                    word_budget=budget,
+                    new_tokens=result.new_tokens,
+                )
             )
-            for (article, index, prompt, seed), result in zip(jobs, results, strict=True)
-        ]
+        # Flags that need no other sample now; near-duplicates when the run is done.
+        flags = selection.quality_flags([_flag_input(s, i) for i, s in enumerate(samples)])
+        for position, sample in enumerate(samples):
+            sample.flags = flags[position]
     now = timezone.now()
     with transaction.atomic():
         # A worker that was wrongly presumed dead may have saved some of these already:
@@ -435,6 +541,7 @@ def _finish_if_complete(run: GenerationRun) -> None:
     if GenerationChunk.objects.filter(run=run).exclude(status=GenerationChunk.Status.DONE).exists():
         runs.update(samples_done=count)
         return
+    run_flag(run=run)
     runs.update(
         status=GenerationRun.Status.DONE, error="", samples_done=count, finished_at=timezone.now()
     )
@@ -598,19 +705,32 @@ def run_launch(*, run: GenerationRun) -> Path:
 # Curation
 
 
+def sample_prompt_body(*, sample: Sample) -> str:
+    """The real opening a sample's article begins with when its run prepends it."""
+    return _prompt_in_body(sample)
+
+
 def _prompt_in_body(sample: Sample) -> str:
-    """The part of the prompt that belongs in the article's text (not the headline)."""
+    """The part of the prompt that belongs in the article's text (not the headline, not
+    context articles). Recorded with samples since clean-up v2; derived for older ones."""
+    recorded = (sample.settings or {}).get("prompt_body")
+    if isinstance(recorded, str):
+        return recorded.strip()
     if sample.run.prompt_kind == GenerationRun.PromptKind.HEADLINE_LEDE:
         return sample.prompt.split("\n\n", 1)[-1].strip()
     return sample.prompt.strip()
 
 
 @transaction.atomic
-def sample_approve(*, sample: Sample, reviewer: str = "") -> Article:
+def sample_approve(
+    *, sample: Sample, reviewer: str = "", selected_by: str = selection.CURATED
+) -> Article:
     """Turn a sample into a generated article of the stimulus pool; idempotent.
 
-    The article's text is the prompt followed by the cleaned continuation, under the
-    source article's headline. Approving an approved sample returns its article.
+    The article's text is the real opening of the prompt (when the run prepends it)
+    followed by the cleaned continuation, under the source article's headline.
+    ``selected_by`` records the selection mode (a curator's approval by default).
+    Approving an approved sample returns its article.
     Raises ValidationError for a sample with no usable text or whose text is already in
     the pool.
     """
@@ -621,7 +741,8 @@ def sample_approve(*, sample: Sample, reviewer: str = "") -> Article:
         article = sample.article
         assert article is not None
         if sample.review != Sample.Review.APPROVED:
-            _review(sample, Sample.Review.APPROVED, reviewer)
+            sample.selected_by = selected_by
+            _review(sample, Sample.Review.APPROVED, reviewer, extra=["selected_by"])
         return article
     continuation = sample.clean_text.strip()
     if not continuation:
@@ -629,7 +750,11 @@ def sample_approve(*, sample: Sample, reviewer: str = "") -> Article:
             f"Sample {sample.pk} has no complete sentence after clean-up; reject it instead."
         )
     source = sample.source_article
-    body = f"{_prompt_in_body(sample)}\n\n{continuation}"
+    body = cleanup.compose_article(
+        prefix=_prompt_in_body(sample),
+        continuation=continuation,
+        prepend_lede=sample.run.prepend_lede,
+    )
     duplicate = Article.objects.filter(content_hash=content_hash(source.title, body)).first()
     if duplicate is not None:
         raise ValidationError(
@@ -644,7 +769,8 @@ def sample_approve(*, sample: Sample, reviewer: str = "") -> Article:
         outlet="",
     )
     sample.article = article
-    _review(sample, Sample.Review.APPROVED, reviewer, extra=["article"])
+    sample.selected_by = selected_by
+    _review(sample, Sample.Review.APPROVED, reviewer, extra=["article", "selected_by"])
     return article
 
 
@@ -661,11 +787,93 @@ def sample_reject(*, sample: Sample, reviewer: str = "") -> Sample:
                 "remove it from the study's conditions first."
             )
         sample.article = None
-        _review(sample, Sample.Review.REJECTED, reviewer, extra=["article"])
+        sample.selected_by = ""
+        _review(sample, Sample.Review.REJECTED, reviewer, extra=["article", "selected_by"])
         article.delete()
         return sample
     _review(sample, Sample.Review.REJECTED, reviewer)
     return sample
+
+
+def sample_rank(*, sample: Sample, rank: int | None) -> Sample:
+    """Set a curator's rank (1 = best among the prompt's samples; None clears it)."""
+    if rank is not None and rank < 1:
+        raise ValidationError("A rank is a whole number of at least 1.")
+    Sample.objects.filter(pk=sample.pk).update(rank=rank)
+    sample.rank = rank
+    return sample
+
+
+@dataclass(frozen=True)
+class SelectionOutcome:
+    mode: str
+    approved: list[int]  # sample ids that are stimuli now
+    problems: list[str]  # samples chosen but not approvable, and why
+    empty: list[int]  # samples never eligible: no complete sentence after clean-up
+
+
+def run_select(
+    *,
+    run: GenerationRun,
+    mode: str,
+    k: int | None = None,
+    seed: int | None = None,
+    reviewer: str = "",
+) -> SelectionOutcome:
+    """Make stimuli of a run's samples by a selection mode (``selection.MODES``).
+
+    ``all``: every usable sample; ``random_k``: ``k`` per prompt drawn with ``seed``;
+    ``closest_length``: per prompt, the one whose cleaned continuation is nearest the
+    real article's length (less the prepended opening); ``curated``: the samples a
+    curator approved, by rank, the first ``k`` per prompt when ``k`` is given. Chosen
+    samples are approved with the mode recorded on them; the others are left as they
+    are (pending ones stay pending). Rejected samples and samples with no text are never
+    chosen. Raises ValidationError, writing nothing, for a bad mode or k.
+    """
+    if mode not in selection.MODES:
+        raise ValidationError(
+            f'Unknown selection mode "{mode}"; use one of {", ".join(selection.MODES)}.'
+        )
+    if k is not None and k < 1:
+        raise ValidationError("k must be at least 1.")
+    if mode == selection.RANDOM_K and k is None:
+        raise ValidationError("random_k needs k, the number of samples per prompt.")
+    samples = list(
+        Sample.objects.filter(run=run).select_related("run", "source_article").order_by("id")
+    )
+    candidates = []
+    for sample in samples:
+        prefix = _prompt_in_body(sample)
+        target = cleanup.word_budget(
+            length_match=GenerationRun.LengthMatch.SOURCE,
+            source_words=sample.source_article.word_count,
+            prefix_words=cleanup.word_count(prefix),
+            prepend_lede=run.prepend_lede,
+        )
+        candidates.append(
+            selection.Candidate(
+                key=sample.pk,
+                prompt=sample.source_article_id,
+                words=cleanup.word_count(sample.clean_text),
+                target_words=target,
+                usable=bool(sample.clean_text.strip()) and sample.review != Sample.Review.REJECTED,
+                approved=sample.review == Sample.Review.APPROVED,
+                rank=sample.rank,
+            )
+        )
+    chosen = selection.select(mode, candidates, k=k, seed=seed)
+    approved, problems = [], []
+    for sample_id in chosen:
+        try:
+            sample_approve(sample=Sample(pk=sample_id), reviewer=reviewer, selected_by=mode)
+        except ValidationError as error:
+            problems.extend(error.messages)
+            continue
+        approved.append(sample_id)
+    if mode == selection.CURATED:
+        Sample.objects.filter(pk__in=approved).update(selected_by=mode)
+    empty = [s.pk for s in samples if not s.clean_text.strip()]
+    return SelectionOutcome(mode=mode, approved=approved, problems=problems, empty=empty)
 
 
 def _review(sample: Sample, review: str, reviewer: str, extra: list[str] | None = None) -> None:

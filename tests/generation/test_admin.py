@@ -36,6 +36,10 @@ def _run_form(**overrides: Any) -> dict[str, Any]:
         "temperature": "1.0",
         "seed": "7",
         "batch_size": "8",
+        "context_articles": "0",
+        "length_match": "source",
+        "word_budget": "",
+        "prepend_lede": "on",
     }
     return {**form, **overrides}
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
-from generation import engine
+from generation import cleanup, engine
 from generation.models import GenerationRun, Sample
 from generation.services import (
     prompt_for,
@@ -125,7 +125,9 @@ def test_run_execute_makes_every_sample_with_its_record(
         assert sample.settings["sampler"] == engine.SAMPLER_VERSION
         assert sample.settings["model"]["weights_sha256"] == run.model_identity["weights_sha256"]
         assert 1 <= sample.new_tokens <= 8
-        assert sample.clean_text == engine.clean_text(sample.raw_text)
+        cleaned = cleanup.clean(sample.raw_text, budget=sample.word_budget)
+        assert (sample.clean_text, sample.cleanup_steps) == (cleaned.text, list(cleaned.steps))
+        assert sample.cleanup_version == cleanup.CLEANUP_VERSION
 
 
 def test_a_nul_character_from_the_model_is_stored_as_a_replacement_character(

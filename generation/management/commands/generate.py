@@ -13,8 +13,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from generation import engine, services
-from generation.models import GenerationRun, Sample
+from generation import engine, selection, services
+from generation.models import GenerationRun
 from surveys.models import Article
 
 
@@ -44,11 +44,38 @@ class Command(BaseCommand):
             choices=GenerationRun.PromptKind.values,
             default=GenerationRun.PromptKind.LEDE,
         )
+        parser.add_argument(
+            "--context-articles",
+            type=int,
+            default=0,
+            help="For --prompt-kind headline_lede_context: how many earlier articles.",
+        )
+        parser.add_argument(
+            "--length-match",
+            choices=GenerationRun.LengthMatch.values,
+            default=GenerationRun.LengthMatch.SOURCE,
+            help="Truncate continuations near the real article's length (source), "
+            "--word-budget words (fixed), or not at all (none).",
+        )
+        parser.add_argument("--word-budget", type=int, default=None)
+        parser.add_argument(
+            "--no-prepend-lede",
+            action="store_true",
+            help="Generated articles are the continuation only, without the real opening.",
+        )
+        parser.add_argument(
+            "--select",
+            choices=selection.MODES,
+            help="After the run, approve samples into the stimulus pool by this mode.",
+        )
+        parser.add_argument("--select-k", type=int, default=None, help="k for --select.")
+        parser.add_argument("--select-seed", type=int, default=None, help="Seed of random_k.")
         parser.add_argument("--name", default="")
         parser.add_argument(
             "--approve-all",
             action="store_true",
-            help="Approve every sample with usable text into the stimulus pool.",
+            help="Approve every sample with usable text into the stimulus pool "
+            "(the same as --select all).",
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
         parser.add_argument(
@@ -96,8 +123,11 @@ class Command(BaseCommand):
         )
         if empty:
             self.stdout.write(f"{empty} sample(s) have no complete sentence after clean-up.")
-        if options["approve_all"]:
-            self._approve_all(run)
+        if options["approve_all"] and options["select"] not in (None, selection.ALL):
+            raise CommandError("Give either --approve-all or --select, not both.")
+        mode = selection.ALL if options["approve_all"] else options["select"]
+        if mode:
+            self._select(run, mode, options["select_k"], options["select_seed"])
 
     def _queue(self, run: GenerationRun) -> None:
         try:
@@ -134,19 +164,25 @@ class Command(BaseCommand):
                 batch_size=options["batch_size"],
                 prompt_kind=options["prompt_kind"],
                 name=options["name"],
+                context_articles=options["context_articles"],
+                length_match=options["length_match"],
+                word_budget=options["word_budget"],
+                prepend_lede=not options["no_prepend_lede"],
             )
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
 
-    def _approve_all(self, run: GenerationRun) -> None:
-        approved, skipped = 0, []
-        for sample in run.samples.exclude(review=Sample.Review.REJECTED).order_by("id"):
-            try:
-                services.sample_approve(sample=sample, reviewer="manage.py generate")
-            except ValidationError as error:
-                skipped.append(f"sample {sample.pk}: {' '.join(error.messages)}")
-                continue
-            approved += 1
-        self.stdout.write(f"Approved {approved} sample(s) into the stimulus pool.")
-        for line in skipped:
-            self.stdout.write(f"  skipped {line}")
+    def _select(self, run: GenerationRun, mode: str, k: int | None, seed: int | None) -> None:
+        try:
+            outcome = services.run_select(
+                run=run, mode=mode, k=k, seed=seed, reviewer="manage.py generate"
+            )
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+        self.stdout.write(
+            f"Approved {len(outcome.approved)} sample(s) into the stimulus pool ({mode})."
+        )
+        for sample_id in outcome.empty:
+            self.stdout.write(f"  skipped sample {sample_id}: no complete sentence after clean-up")
+        for problem in outcome.problems:
+            self.stdout.write(f"  skipped: {problem}")

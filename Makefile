@@ -19,7 +19,8 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 demo: venv
-	$(BIN)/python manage.py demo
+	@# Unbuffered so the progress and the printed links appear at once, even when piped.
+	PYTHONUNBUFFERED=1 $(BIN)/python manage.py demo
 
 test: venv
 	scripts/run-tests.sh

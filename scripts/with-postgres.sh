@@ -10,6 +10,9 @@ if [ -n "${DATABASE_URL:-}" ]; then
     exec "$@"
 fi
 
+# runuser lives in /usr/sbin, which a minimal PATH (cron, CI runners, env -i) leaves out.
+export PATH="$PATH:/usr/sbin:/sbin"
+
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pgbin" ] || [ ! -x "$pgbin/initdb" ]; then
     echo "PostgreSQL server binaries not found (Debian: apt-get install postgresql)." >&2

@@ -35,7 +35,12 @@ from rest_framework.views import APIView
 
 from analysis import stats
 from analysis.frames import RESPONSE_COLUMNS, RESPONSE_FIELDS, articles_manifest_frame
-from analysis.services import POWER_COLUMNS, study_report
+from analysis.services import (
+    DETECTOR_COLUMNS,
+    DISAGREEMENT_COLUMNS,
+    POWER_COLUMNS,
+    study_report,
+)
 from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
 
 # ---------------------------------------------------------------------------------------
@@ -563,8 +568,19 @@ class ResponseListApi(StudyAPIView):
 # ---------------------------------------------------------------------------------------
 # Results
 
-_TEXT_COLUMNS = {"condition", "reference", "question_key", "term"}
-_COUNT_COLUMNS = {"n", "successes", "reference_n"}
+_TEXT_COLUMNS = {
+    "condition",
+    "reference",
+    "question_key",
+    "term",
+    "scorer",
+    "score",
+    "direction",
+    "method",
+    "title",
+    "article_origin",
+}
+_COUNT_COLUMNS = {"n", "successes", "reference_n", "n_pos", "n_neg", "article_id"}
 
 
 def _table_serializer(name: str, columns: Sequence[str]) -> type[serializers.Serializer]:  # type: ignore[type-arg]
@@ -607,7 +623,10 @@ class _RegressionSerializer(serializers.Serializer):  # type: ignore[type-arg]
 class StudyResultsApi(StudyAPIView):
     """The computed results (``analysis.services.study_report``): exclusion ledger,
     credibility rates per condition, comparisons with the reference, the logistic
-    regression (null when it cannot be fitted; see ``notes``), power, Likert means.
+    regression (null when it cannot be fitted; see ``notes``), power, Likert means, and -
+    when detector scores are stored for the study's articles - the ROC AUCs of
+    participants and of each score (``detectors``) and the articles where they disagree
+    most (``disagreements``); both null when nothing was scored.
     Non-finite numbers (NaN, an infinite odds ratio) are null."""
 
     class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -622,6 +641,12 @@ class StudyResultsApi(StudyAPIView):
         likert = _table_serializer("LikertMean", stats.LIKERT_COLUMNS)(many=True)
         power = _table_serializer("Power", POWER_COLUMNS)(many=True)
         regression = _RegressionSerializer(allow_null=True)
+        detectors = _table_serializer("DetectorSeparation", DETECTOR_COLUMNS)(
+            many=True, allow_null=True
+        )
+        disagreements = _table_serializer("Disagreement", DISAGREEMENT_COLUMNS)(
+            many=True, allow_null=True
+        )
         notes = serializers.ListField(child=serializers.CharField())
 
         class Meta:
@@ -653,6 +678,12 @@ class StudyResultsApi(StudyAPIView):
                 "confidence": fit.confidence,
                 "table": _records(fit.table, stats.LOGISTIC_COLUMNS),
             },
+            "detectors": None
+            if report.detectors is None
+            else _records(report.detectors, DETECTOR_COLUMNS),
+            "disagreements": None
+            if report.disagreements is None
+            else _records(report.disagreements, DISAGREEMENT_COLUMNS),
             "notes": list(report.notes),
         }
         return ApiResponse(self.OutputSerializer(data).data)

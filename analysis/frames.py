@@ -15,7 +15,16 @@ import pandas as pd
 from django.db.models import CharField, Count, QuerySet
 from django.db.models.functions import Cast
 
-from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
+from surveys.models import (
+    Article,
+    ArticleScore,
+    Condition,
+    Participant,
+    Question,
+    Response,
+    Study,
+    Trial,
+)
 
 CHUNK_SIZE = 5000
 
@@ -391,3 +400,55 @@ def articles_manifest_frame(*, study: Study) -> pd.DataFrame:
     for column in _MANIFEST_INTEGERS:
         frame[column] = frame[column].astype("Int64")
     return frame
+
+
+SCORE_METRICS: list[str] = list(ArticleScore.METRICS)
+ARTICLE_SCORE_COLUMNS = [
+    "article_id",
+    "article_origin",
+    "title",
+    "condition",
+    "scorer",
+    "n_tokens",
+    *SCORE_METRICS,
+]
+
+
+def _article_conditions(*, study: Study) -> dict[int, str]:
+    """Article id -> the names of the study's conditions it belongs to (its pool, or the
+    condition of a trial that showed it), sorted and joined with ";"."""
+    pairs = set(
+        Condition.articles.through.objects.filter(condition__study=study).values_list(
+            "article_id", "condition__name"
+        )
+    )
+    pairs |= set(
+        Trial.objects.filter(participant__study=study, condition__isnull=False)
+        .values_list("article_id", "condition__name")
+        .distinct()
+    )
+    names: dict[int, set[str]] = {}
+    for article_id, name in pairs:
+        names.setdefault(article_id, set()).add(name)
+    return {article_id: ";".join(sorted(found)) for article_id, found in names.items()}
+
+
+def article_scores_frame(*, study: Study) -> pd.DataFrame:
+    """Detector scores of the study's articles: one row per article x scorer
+    (``ARTICLE_SCORE_COLUMNS``), ordered by scorer then article id. ``condition`` is the
+    study condition the article belongs to (several joined with ";", sorted). Articles
+    without any stored score are absent; an empty frame means nothing was scored."""
+    conditions = _article_conditions(study=study)
+    fields = ["article_id", "article__origin", "article__title", "scorer", "n_tokens"]
+    frame = pd.DataFrame.from_records(
+        ArticleScore.objects.filter(article_id__in=conditions)
+        .order_by("scorer", "article_id")
+        .values_list(*fields, *SCORE_METRICS)
+        .iterator(chunk_size=CHUNK_SIZE),
+        columns=["article_id", "article_origin", "title", "scorer", "n_tokens", *SCORE_METRICS],
+    )
+    frame["condition"] = frame["article_id"].map(conditions).astype(object)
+    frame["n_tokens"] = frame["n_tokens"].astype(int)
+    for column in SCORE_METRICS:
+        frame[column] = frame[column].astype(float)
+    return frame[ARTICLE_SCORE_COLUMNS]

@@ -135,6 +135,68 @@ class DetectionRow:
     krippendorff_alpha: str
 
 
+@dataclass(frozen=True)
+class DetectorRow:
+    scorer: str
+    condition: str
+    score: str
+    auc: str
+    ci: str
+    n: str
+
+
+@dataclass(frozen=True)
+class DisagreementRow:
+    scorer: str
+    article_id: int
+    title: str
+    origin: str
+    condition: str
+    credible_share: str
+    score: str
+    human_pct: str
+    detector_pct: str
+    gap: str
+
+
+def detector_rows(report: StudyReport) -> list[DetectorRow]:
+    """Participants and each detector score: ROC AUC for generated vs real, DeLong 95%."""
+    if report.detectors is None:
+        return []
+    return [
+        DetectorRow(
+            scorer=str(row.scorer),
+            condition=str(row.condition),
+            score=str(row.score) if row.direction == stats.HIGHER else f"{row.score} (lower)",
+            auc=number(cell_float(row.auc), 3),
+            ci=f"[{number(cell_float(row.ci_low), 3)}, {number(cell_float(row.ci_high), 3)}]",
+            n=f"{cell_int(row.n_pos)} vs {cell_int(row.n_neg)}",
+        )
+        for row in report.detectors.itertuples(index=False)
+    ]
+
+
+def disagreement_rows(report: StudyReport) -> list[DisagreementRow]:
+    """The articles participants and the default detector score disagree most about."""
+    if report.disagreements is None:
+        return []
+    return [
+        DisagreementRow(
+            scorer=str(row.scorer),
+            article_id=cell_int(row.article_id),
+            title=str(row.title),
+            origin=str(row.article_origin),
+            condition=str(row.condition),
+            credible_share=pct(cell_float(row.credible_share)),
+            score=number(cell_float(row.mean_logprob), 3),
+            human_pct=number(cell_float(row.human_machine_likeness_pct), 0),
+            detector_pct=number(cell_float(row.detector_machine_likeness_pct), 0),
+            gap=f"{cell_float(row.gap):+.0f}",
+        )
+        for row in report.disagreements.itertuples(index=False)
+    ]
+
+
 def ixs(report: StudyReport) -> list[IndexRow]:
     """The credibility index (1-10) per condition, mean with its 95% t interval."""
     return [
@@ -307,6 +369,8 @@ def table_context(report: StudyReport) -> dict[str, object]:
         "index_tests": index_test_rows(report),
         "index_across": index_across_lines(report),
         "detection": detection_rows(report),
+        "detectors": detector_rows(report),
+        "disagreements": disagreement_rows(report),
     }
 
 
@@ -439,6 +503,29 @@ def report_as_text(report: StudyReport) -> str:
             f"  {d.condition:<{name_width}}  participants={d.participants}  accuracy {d.accuracy}"
             f"  don't know {d.unsure}  hits {d.hit_rate}  false alarms {d.false_alarm_rate}"
             f"  d'={d.d_prime}  c={d.criterion}  Krippendorff alpha={d.krippendorff_alpha}"
+        )
+    detectors = detector_rows(report)
+    if detectors:
+        lines += [
+            "",
+            "Telling generated from real articles: ROC AUC (0.5 = chance) of participants "
+            "(1 - credible share) and of each detector score, DeLong 95% interval, "
+            "n generated vs real articles",
+        ]
+    for dr in detectors:
+        lines.append(f"  {dr.scorer}  {dr.condition}  {dr.score}: AUC {dr.auc} {dr.ci}  n {dr.n}")
+    disagreements = disagreement_rows(report)
+    if disagreements:
+        lines += [
+            "",
+            "Articles where participants and the detector (mean_logprob) disagree most "
+            "(machine-likeness percentiles; gap = participants - detector)",
+        ]
+    for dg in disagreements:
+        lines.append(
+            f"  [{dg.scorer}] #{dg.article_id} {dg.origin} ({dg.condition}) "
+            f'"{dg.title[:60]}": credible {dg.credible_share}, mean_logprob {dg.score}, '
+            f"participants {dg.human_pct} vs detector {dg.detector_pct} (gap {dg.gap})"
         )
     for note in report.notes:
         lines += ["", f"Note: {note}"]

@@ -15,8 +15,10 @@ from analysis.frames import (
     CHUNK_SIZE,
     DATETIME_COLUMNS,
     RESPONSE_COLUMNS,
+    SCORE_METRICS,
     LedgerStep,
     analysed_mask,
+    article_scores_frame,
     exclusion_ledger,
     participants_frame,
     responses_chunks,
@@ -195,6 +197,111 @@ def detection_summary(responses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     return people, pd.DataFrame(rows, columns=DETECTION_SUMMARY_COLUMNS)
 
 
+HUMAN_SCORER = "participants"
+ALL_GENERATED = "(all generated)"
+DEFAULT_SCORE = "mean_logprob"  # the disagreement list ranks articles by this score
+DETECTOR_COLUMNS = ["scorer", "condition", *stats.SEPARATION_COLUMNS]
+ARTICLE_CREDIBILITY_COLUMNS = [
+    "article_id",
+    "article_origin",
+    "condition",
+    "ratings",
+    "credible_share",
+]
+DISAGREEMENT_COLUMNS = [
+    "scorer",
+    "article_id",
+    "title",
+    "article_origin",
+    "condition",
+    "credible_share",
+    DEFAULT_SCORE,
+    "human_machine_likeness_pct",
+    "detector_machine_likeness_pct",
+    "gap",
+    "abs_gap",
+]
+
+
+def article_credibility(binary: pd.DataFrame) -> pd.DataFrame:
+    """Per article: how many analysed answers it got and the share that were "yes"
+    (``ARTICLE_CREDIBILITY_COLUMNS``, by article id). Input: the analysed responses to
+    the yes/no question (``value_numeric`` 1 = yes, 0 = no; missing values left out).
+    ``condition`` joins the conditions the article was rated in with ";"."""
+    data = binary.loc[binary["value_numeric"].notna()]
+    if data.empty:
+        return pd.DataFrame(columns=ARTICLE_CREDIBILITY_COLUMNS)
+    table = (
+        data.groupby("article_id", sort=True)
+        .agg(
+            article_origin=("article_origin", "first"),
+            condition=("condition", lambda c: ";".join(sorted({str(v) for v in c}))),
+            ratings=("value_numeric", "size"),
+            credible_share=("value_numeric", "mean"),
+        )
+        .reset_index()
+    )
+    return table[ARTICLE_CREDIBILITY_COLUMNS]
+
+
+def _labelled(table: pd.DataFrame, scorer: str, by: str | None) -> pd.DataFrame:
+    table = table.copy()
+    if by is None:
+        table.insert(0, "condition", ALL_GENERATED)
+    table.insert(0, "scorer", scorer)
+    return table[DETECTOR_COLUMNS]
+
+
+def _stack(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    filled = [part for part in parts if not part.empty]
+    if not filled:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(filled, ignore_index=True)[columns]
+
+
+def detector_tables(
+    *, scores: pd.DataFrame, human: pd.DataFrame | None, top: int = 10
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Participants next to each stored detector score, and where they disagree.
+
+    ``scores``: ``analysis.frames.article_scores_frame``; ``human``: the
+    :func:`article_credibility` of the analysed answers (None without a yes/no question).
+    Returns (1) ``DETECTOR_COLUMNS``: a "participants" row (``stats.human_separation``,
+    the AUC of 1 - credible share) then, per scorer, one row per metric
+    (``stats.detector_separation``), each the ROC AUC for telling generated from real
+    articles with its DeLong 95% interval, one row per generated condition when the
+    study has several (each against all real articles), else one row per score with
+    ``condition`` = "(all generated)"; (2) per scorer, the ``top`` articles on which
+    participants and ``DEFAULT_SCORE`` disagree most (``DISAGREEMENT_COLUMNS``,
+    ``stats.human_detector_disagreements``), or None without human answers.
+    """
+    conditions = set(scores.loc[scores["article_origin"] == "generated", "condition"])
+    if human is not None:
+        conditions |= set(human.loc[human["article_origin"] == "generated", "condition"])
+    by = "condition" if len(conditions) > 1 else None
+    separation: list[pd.DataFrame] = []
+    if human is not None and not human.empty:
+        separation.append(_labelled(stats.human_separation(human, by=by), HUMAN_SCORER, by))
+    disagreements: list[pd.DataFrame] = []
+    for scorer, group in scores.groupby("scorer", sort=True):
+        table = stats.detector_separation(group, score_columns=SCORE_METRICS, by=by)
+        separation.append(_labelled(table, str(scorer), by))
+        if human is None:
+            continue
+        rated = group.merge(human[["article_id", "credible_share"]], on="article_id", how="left")
+        worst = stats.human_detector_disagreements(rated, score_column=DEFAULT_SCORE, top=top)
+        details = group[["article_id", "title", "condition", DEFAULT_SCORE]]
+        worst = worst.merge(details, on="article_id", how="left").merge(
+            human[["article_id", "credible_share"]], on="article_id", how="left"
+        )
+        worst.insert(0, "scorer", str(scorer))
+        disagreements.append(worst[DISAGREEMENT_COLUMNS])
+    return (
+        _stack(separation, DETECTOR_COLUMNS),
+        None if human is None else _stack(disagreements, DISAGREEMENT_COLUMNS),
+    )
+
+
 @dataclass(frozen=True)
 class StudyReport:
     """Everything the results page and ``manage.py analyze`` show about one study.
@@ -240,6 +347,12 @@ class StudyReport:
     # Per-response seconds from first shown to answered, for plots (one row per
     # participant-article: participant_id, article_id, condition, seconds).
     responses: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Detector scores (``surveys.ArticleScore``), present when any of the study's articles
+    # has one: ROC AUCs of participants and of each score (``DETECTOR_COLUMNS``) and the
+    # articles where participants and the default score disagree most
+    # (``DISAGREEMENT_COLUMNS``; None without a yes/no question). See ``detector_tables``.
+    detectors: pd.DataFrame | None = None
+    disagreements: pd.DataFrame | None = None
 
     @property
     def analysed(self) -> int:
@@ -276,6 +389,7 @@ def study_report(*, study: Study) -> StudyReport:
     proportions = pd.DataFrame(columns=stats.PROPORTION_COLUMNS)
     comparisons = pd.DataFrame(columns=stats.COMPARISON_COLUMNS)
     regression: stats.LogisticFit | None = None
+    binary: pd.DataFrame | None = None
     if question is None:
         notes.append("The study has no yes/no question about the articles.")
     else:
@@ -309,6 +423,12 @@ def study_report(*, study: Study) -> StudyReport:
             kind="stable",
         ).reset_index(drop=True)
     extra = _scale_and_detection(study=study, responses=responses, reference=reference)
+    detectors: pd.DataFrame | None = None
+    disagreements: pd.DataFrame | None = None
+    scores = article_scores_frame(study=study)
+    if not scores.empty:
+        human = article_credibility(binary) if binary is not None else None
+        detectors, disagreements = detector_tables(scores=scores, human=human)
     return StudyReport(
         study_slug=study.slug,
         study_title=study.title,
@@ -321,6 +441,8 @@ def study_report(*, study: Study) -> StudyReport:
         notes=notes,
         regression=regression,
         power=power_table(comparisons),
+        detectors=detectors,
+        disagreements=disagreements,
         **extra,
     )
 

@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from generation import selection, services
-from generation.models import DetectorScore, GenerationChunk, GenerationRun, Sample
+from generation.models import GenerationChunk, GenerationRun, Sample
 from surveys.models import Article
 
 SETTINGS_FIELDS = (
@@ -200,20 +200,6 @@ class GenerationChunkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def get_readonly_fields(self, request: HttpRequest, obj: GenerationChunk | None = None) -> Any:
         return [f.name for f in GenerationChunk._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-
-@admin.register(DetectorScore)
-class DetectorScoreAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("article", "scoring_model", "tokens", "mean_logprob", "perplexity",
-                    "rank_top10", "rank_top100", "rank_top1000")  # fmt: skip
-    list_filter = ("scoring_model", "article__origin")
-    list_select_related = ("article",)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: DetectorScore | None = None) -> Any:
-        return [f.name for f in DetectorScore._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

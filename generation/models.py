@@ -33,6 +33,13 @@ class GenerationRun(models.Model):
             "Headline and lede, after k earlier articles as context",
         )
 
+    class DType(models.TextChoices):
+        # Values are those of generation.engine.DTYPES.
+        AUTO = "auto", "Automatic (bfloat16 where native, float32 elsewhere and for GGUF)"
+        FLOAT32 = "float32", "float32"
+        BFLOAT16 = "bfloat16", "bfloat16"
+        FLOAT16 = "float16", "float16"
+
     class LengthMatch(models.TextChoices):
         SOURCE = "source", "The real article's length"
         FIXED = "fixed", "A fixed word budget"
@@ -74,8 +81,23 @@ class GenerationRun(models.Model):
     top_k = models.PositiveIntegerField(default=40, help_text="0 disables top-k (GPT-2 used 40).")
     top_p = models.FloatField(default=1.0)
     temperature = models.FloatField(default=1.0)
+    repetition_penalty = models.FloatField(
+        default=1.0,
+        help_text="CTRL-style penalty on tokens already in the prompt or the continuation "
+        "(1 disables it; GPT-2's samples used none).",
+    )
+    min_new_tokens = models.PositiveIntegerField(
+        default=0, help_text="End-of-text is suppressed until this many tokens are generated."
+    )
     seed = models.BigIntegerField(default=0)
     batch_size = models.PositiveSmallIntegerField(default=16)
+    dtype = models.CharField(
+        max_length=8,
+        choices=DType.choices,
+        default=DType.AUTO,
+        help_text="Weights' number format; auto is bfloat16 where the hardware computes it "
+        "natively, float32 elsewhere and for GGUF files. Samples record the format used.",
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     # Filled in when the model is loaded: what was actually run.
     model_identity = models.JSONField(default=dict, blank=True, editable=False)
@@ -94,6 +116,9 @@ class GenerationRun(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(temperature__gt=0), name="temperature_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(repetition_penalty__gt=0), name="repetition_penalty_positive"
             ),
         ]
 
@@ -196,33 +221,3 @@ class GenerationChunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run} chunk {self.index} ({self.status})"
-
-
-class DetectorScore(models.Model):
-    """How machine-like an article looks to a scoring language model (GLTR-style).
-
-    One row per article x scoring model; rescoring with the same model replaces it.
-    """
-
-    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="detector_scores")
-    scoring_model = models.CharField(max_length=300, help_text="The model name as given.")
-    model_identity = models.JSONField(default=dict, help_text="What was actually loaded.")
-    tokens = models.PositiveIntegerField(help_text="How many tokens were scored.")
-    mean_logprob = models.FloatField(help_text="Mean natural-log probability per token.")
-    perplexity = models.FloatField()
-    rank_top10 = models.FloatField(help_text="Share of tokens ranked in the model's top 10.")
-    rank_top100 = models.FloatField(help_text="Share of tokens ranked in the model's top 100.")
-    rank_top1000 = models.FloatField(help_text="Share of tokens ranked in the model's top 1000.")
-    scorer_version = models.CharField(max_length=50)
-    created_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["article", "scoring_model"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["article", "scoring_model"], name="unique_detector_score_per_model"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.article_id} scored by {self.scoring_model}"

@@ -31,12 +31,13 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from generation import cleanup, engine, prompts, selection
-from generation.models import DetectorScore, GenerationChunk, GenerationRun, Sample
+from generation.models import GenerationChunk, GenerationRun, Sample
 from surveys.models import Article, content_hash
 
 
 class Generator(Protocol):
-    """What run_execute needs from a loaded model (engine.LoadedModel fits)."""
+    """What run_execute needs from a loaded model (engine.LoadedModel fits; only a
+    LoadedModel is given ``step_progress``, so simpler stand-ins need not take it)."""
 
     identity: engine.ModelIdentity
 
@@ -60,8 +61,17 @@ def model_dir() -> str | None:
     return settings.CREDENCE_MODEL_DIR or None
 
 
-def default_engine_loader(model_name: str) -> Generator:
-    return engine.load_model(model_name, model_dir=model_dir())
+def default_engine_loader(model_name: str, *, dtype: str = "auto") -> Generator:
+    return engine.load_model(model_name, model_dir=model_dir(), dtype=dtype)
+
+
+def default_workers() -> int:
+    """Worker processes for a run on the CPU: ``CREDENCE_GENERATION_WORKERS`` (setting or
+    environment variable); 0 (the default) means one per physical core, 1 one process."""
+    configured = getattr(settings, "CREDENCE_GENERATION_WORKERS", None)
+    if configured is None:
+        configured = os.environ.get("CREDENCE_GENERATION_WORKERS", "") or 0
+    return max(int(configured), 0)
 
 
 def sample_seed(*, run_seed: int, article_id: int, sample_index: int) -> int:
@@ -125,6 +135,9 @@ def run_validate(
     context_articles: int = 0,
     length_match: str = GenerationRun.LengthMatch.SOURCE,
     word_budget: int | None = None,
+    repetition_penalty: float = 1.0,
+    min_new_tokens: int = 0,
+    dtype: str = GenerationRun.DType.AUTO,
 ) -> dict[str, list[str]]:
     """Everything wrong with these run settings, by field; empty when they are fine.
     Cheap: the model name is resolved without reading weights."""
@@ -134,10 +147,19 @@ def run_validate(
     except engine.UnknownModelError as error:
         errors["model_name"] = [str(error)]
     problems = engine.validate_settings(
-        max_new_tokens=max_new_tokens, top_k=top_k, top_p=top_p, temperature=temperature
+        max_new_tokens=max_new_tokens,
+        top_k=top_k,
+        top_p=top_p,
+        temperature=temperature,
+        repetition_penalty=repetition_penalty,
+        min_new_tokens=min_new_tokens,
     )
     if problems:
         errors["settings"] = problems
+    if dtype not in GenerationRun.DType.values:
+        errors["dtype"] = [
+            f'Unknown dtype "{dtype}"; use one of {", ".join(GenerationRun.DType.values)}.'
+        ]
     if not 1 <= samples_per_prompt <= MAX_SAMPLES_PER_PROMPT:
         errors["samples_per_prompt"] = [
             f"samples_per_prompt must be between 1 and {MAX_SAMPLES_PER_PROMPT}."
@@ -195,6 +217,9 @@ def run_create(
     length_match: str = GenerationRun.LengthMatch.SOURCE,
     word_budget: int | None = None,
     prepend_lede: bool = True,
+    repetition_penalty: float = 1.0,
+    min_new_tokens: int = 0,
+    dtype: str = GenerationRun.DType.AUTO,
 ) -> GenerationRun:
     """Create a queued generation run; nothing is loaded or generated yet.
 
@@ -217,6 +242,9 @@ def run_create(
         context_articles=context_articles,
         length_match=length_match,
         word_budget=word_budget,
+        repetition_penalty=repetition_penalty,
+        min_new_tokens=min_new_tokens,
+        dtype=dtype,
     )
     if errors:
         raise ValidationError(errors)
@@ -229,6 +257,9 @@ def run_create(
         top_k=top_k,
         top_p=top_p,
         temperature=temperature,
+        repetition_penalty=repetition_penalty,
+        min_new_tokens=min_new_tokens,
+        dtype=dtype,
         seed=seed,
         batch_size=batch_size,
         context_articles=context_articles,
@@ -388,26 +419,136 @@ class _Heartbeat:
             connections.close_all()  # this thread's connections only
 
 
-class _Session:
-    """What one process needs while it works on a run: the model, loaded on first use."""
+def run_workers(
+    *, run: GenerationRun, requested: int, open_chunks: int, custom_loader: bool = False
+) -> int:
+    """How many processes generate a run's chunks here: 1 means this process alone.
 
-    def __init__(self, run: GenerationRun, loader: EngineLoader) -> None:
-        self.run, self.loader = run, loader
+    ``requested`` 0 is automatic: one worker per physical core when the run is worth
+    the pool's start-up (two or more open chunks, or a chunk of 8 or more rows) and its
+    chunks have rows to share; 1 forces one process; N > 1 asks for N workers. Several
+    processes help only on the CPU, where one process leaves cores idle at decoding's
+    small matrix sizes: a GPU, a model given by ``engine_loader`` or a daemonic process
+    (a Celery prefork worker) gets this process alone.
+    """
+    if requested == 1 or custom_loader:
+        return 1
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:
+        # A daemonic process (a Celery prefork worker) may not start processes; the
+        # queue spreads a run over its workers instead.
+        return 1
+    if requested == 0:
+        cores = engine.physical_cores()
+        # A chunk is one batch split between the workers: one row cannot be split.
+        worth_it = open_chunks >= 2 or run.batch_size >= 8
+        if cores < 2 or run.batch_size < 2 or not worth_it:
+            return 1
+        requested = cores
+    if engine.pick_device() != "cpu":
+        return 1
+    return requested
+
+
+@dataclass(frozen=True)
+class _Made:
+    results: list[engine.GenerationResult]
+    identity: engine.ModelIdentity
+    workers: int
+    threads_per_worker: int
+
+
+class _Session:
+    """What one process needs while it works on a run: the model, loaded on first use,
+    or one pool of worker processes holding it (for the whole ``run_work`` call)."""
+
+    def __init__(
+        self,
+        run: GenerationRun,
+        loader: EngineLoader | None,
+        *,
+        workers: int = 1,
+        step_progress: engine.StepCallback | None = None,
+    ) -> None:
+        self.run = run
+        self.loader: EngineLoader = loader or (
+            lambda name: default_engine_loader(name, dtype=run.dtype)
+        )
+        self.workers, self.step_progress = workers, step_progress
         self.model: Generator | None = None
+        self.pool: Any = None
+        self.identity_saved = False
         self.sampling = engine.SamplingSettings(
             max_new_tokens=run.max_new_tokens,
             top_k=run.top_k,
             top_p=run.top_p,
             temperature=run.temperature,
+            repetition_penalty=run.repetition_penalty,
+            min_new_tokens=run.min_new_tokens,
         )
+
+    def _save_identity(self, identity: engine.ModelIdentity) -> None:
+        if not self.identity_saved:
+            GenerationRun.objects.filter(pk=self.run.pk).update(model_identity=identity.as_dict())
+            self.identity_saved = True
 
     def get_model(self) -> Generator:
         if self.model is None:
             self.model = self.loader(self.run.model_name)
-            GenerationRun.objects.filter(pk=self.run.pk).update(
-                model_identity=self.model.identity.as_dict()
-            )
+            self._save_identity(self.model.identity)
         return self.model
+
+    def generate(self, requests: list[engine.GenerationRequest]) -> _Made:
+        if self.workers > 1:
+            return self._generate_parallel(requests)
+        model = self.get_model()
+        extra: dict[str, Any] = {}
+        if self.step_progress is not None and isinstance(model, engine.LoadedModel):
+            extra["step_progress"] = self.step_progress
+        results = model.generate(requests, self.sampling, batch_size=self.run.batch_size, **extra)
+        import torch
+
+        return _Made(results, model.identity, 1, torch.get_num_threads())
+
+    def _generate_parallel(self, requests: list[engine.GenerationRequest]) -> _Made:
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self.pool is None:
+            self.pool = engine.worker_pool(
+                self.run.model_name,
+                workers=self.workers,
+                model_dir=model_dir(),
+                device="cpu",
+                dtype=self.run.dtype,
+            )
+        try:
+            out = engine.generate_parallel(
+                self.run.model_name,
+                requests,
+                self.sampling,
+                batch_size=self.run.batch_size,
+                model_dir=model_dir(),
+                device="cpu",
+                dtype=self.run.dtype,
+                step_progress=self.step_progress,
+                pool=self.pool,
+            )
+        except BrokenProcessPool:
+            # A worker that cannot load the model dies with its error in its own
+            # output; loading here raises it again, with the instructions, for the caller.
+            engine.load_model(self.run.model_name, model_dir=model_dir(), dtype=self.run.dtype)
+            raise
+        self._save_identity(out.identity)
+        return _Made(out.results, out.identity, out.workers, out.threads_per_worker)
+
+    def close(self, *, failed: bool) -> None:
+        if self.pool is not None:
+            if failed:
+                engine.worker_pool_stop(self.pool)
+            else:
+                self.pool.shutdown()
+            self.pool = None
 
 
 def _flag_input(sample: Sample, key: int) -> selection.FlagInput:
@@ -445,7 +586,6 @@ def _chunk_execute(*, session: _Session, chunk: GenerationChunk) -> tuple[int, i
     missing = [unit for unit in units if unit not in existing]
     samples: list[Sample] = []
     if missing:
-        model = session.get_model()
         articles = Article.objects.in_bulk([a for a, _ in missing])
         built = {
             article_id: prompt_build(
@@ -464,10 +604,8 @@ def _chunk_execute(*, session: _Session, chunk: GenerationChunk) -> tuple[int, i
             )
             for article_id, index in missing
         ]
-        results = model.generate(
-            [engine.GenerationRequest(prompt=job[2].text, seed=job[3]) for job in jobs],
-            session.sampling,
-            batch_size=run.batch_size,
+        made = session.generate(
+            [engine.GenerationRequest(prompt=job[2].text, seed=job[3]) for job in jobs]
         )
         base_settings = {
             **session.sampling.as_dict(),
@@ -476,11 +614,16 @@ def _chunk_execute(*, session: _Session, chunk: GenerationChunk) -> tuple[int, i
             "batch_size": run.batch_size,
             "chunk": chunk.index,
             "sampler": engine.SAMPLER_VERSION,
-            "model": model.identity.as_dict(),
+            "model": made.identity.as_dict(),
+            # The dtype actually used (the run's "auto" resolved) and the one asked for.
+            "dtype": made.identity.dtype,
+            "dtype_setting": run.dtype,
+            "workers": made.workers,
+            "threads_per_worker": made.threads_per_worker,
             "length_match": run.length_match,
             "prepend_lede": run.prepend_lede,
         }
-        for (article, index, prompt, seed), result in zip(jobs, results, strict=True):
+        for (article, index, prompt, seed), result in zip(jobs, made.results, strict=True):
             # PostgreSQL text cannot hold NUL, which byte-level models can emit;
             # U+FFFD marks where it was.
             raw = result.raw_text.replace("\x00", "\ufffd")
@@ -500,6 +643,9 @@ def _chunk_execute(*, session: _Session, chunk: GenerationChunk) -> tuple[int, i
                         "prompt_tokens": result.prompt_tokens,
                         "prompt_truncated": result.prompt_truncated,
                         "stopped_at_eos": result.stopped_at_eos,
+                        # The padded batch it was drawn in (it does not depend on it).
+                        "batch_rows": result.batch_rows,
+                        "batch_width": result.batch_width,
                     },
                     raw_text=raw,
                     clean_text=cleaned.text,
@@ -557,6 +703,7 @@ def run_work(
     engine_loader: EngineLoader | None = None,
     progress: bool = False,
     poll_interval: float = 0.5,
+    workers: int | None = None,
 ) -> GenerationRun:
     """Work on a run's chunks in this process until none is left to claim.
 
@@ -567,10 +714,15 @@ def run_work(
     until they are done or reclaimable. The run is marked done by whoever finishes its
     last chunk. On an error the chunk is released, the run marked failed with the error
     text and the error raised again; working on the run again resumes it.
+
+    ``workers`` (default ``default_workers()``; see ``run_workers``) spreads each
+    chunk's batch over that many processes on the CPU, one pool for this whole call;
+    chunks are still claimed and saved one at a time by this process. The progress bar
+    counts the token budget (samples x max_new_tokens) step by step, so it moves while
+    a batch runs and its ETA holds; its postfix shows tokens generated per second.
     """
     from tqdm import tqdm
 
-    loader = engine_loader or default_engine_loader
     worker = worker or worker_name()
     run = GenerationRun.objects.get(pk=run.pk)
     run_plan(run=run)
@@ -585,15 +737,44 @@ def run_work(
     run.refresh_from_db()
     stale = chunk_stale_after() if stale_after is None else stale_after
     beat = max(stale.total_seconds() / 5, 0.05) if _concurrent_claims() else 0.0
-    session = _Session(run, loader)
+    open_chunks = (
+        GenerationChunk.objects.filter(run=run).exclude(status=GenerationChunk.Status.DONE).count()
+    )
+    processes = run_workers(
+        run=run,
+        requested=default_workers() if workers is None else workers,
+        open_chunks=open_chunks,
+        custom_loader=engine_loader is not None,
+    )
+    samples_before = Sample.objects.filter(run=run).count()
     bar = tqdm(
-        total=samples_total,
-        initial=Sample.objects.filter(run=run).count(),
+        total=samples_total * run.max_new_tokens,
+        initial=samples_before * run.max_new_tokens,
         desc=f"Run {run.pk}",
-        unit="sample",
+        unit="tok",
+        unit_scale=True,
         disable=not progress,
     )
-    chunks_done, tokens, started = 0, 0, time.monotonic()
+    started = time.monotonic()
+    # tokens: generated by this call; moved: budget the bar advanced in the current chunk.
+    count = {"tokens": 0, "moved": 0, "samples": samples_before}
+
+    def show() -> None:
+        rate = count["tokens"] / max(time.monotonic() - started, 1e-9)
+        bar.set_postfix_str(
+            f"{count['samples']}/{samples_total} samples, {rate:.0f} new tok/s", refresh=False
+        )
+
+    def on_step(new_tokens: int, budget: int) -> None:
+        count["tokens"] += new_tokens
+        count["moved"] += budget
+        show()
+        bar.update(budget)
+
+    session = _Session(
+        run, engine_loader, workers=processes, step_progress=on_step if progress else None
+    )
+    chunks_done = tokens = 0
     try:
         while max_chunks is None or chunks_done < max_chunks:
             chunk = chunk_claim(run=run, worker=worker, stale_after=stale)
@@ -605,6 +786,7 @@ def run_work(
                     break
                 time.sleep(poll_interval)  # another worker holds the rest; see who finishes
                 continue
+            count["moved"] = 0
             try:
                 with _Heartbeat(chunk, beat):
                     made, chunk_tokens = _chunk_execute(session=session, chunk=chunk)
@@ -613,9 +795,13 @@ def run_work(
                 raise
             chunks_done += 1
             tokens += chunk_tokens
-            bar.update(made)
-            bar.set_postfix(tokens_per_s=f"{tokens / max(time.monotonic() - started, 1e-9):.0f}")
+            # The exact count replaces the step reports, some of which may still be in
+            # flight from worker processes; the bar takes up what they did not report.
+            count["tokens"], count["samples"] = tokens, count["samples"] + made
+            show()
+            bar.update(max(made * run.max_new_tokens - count["moved"], 0))
     except BaseException as error:
+        session.close(failed=True)
         GenerationRun.objects.filter(pk=run.pk).update(
             status=GenerationRun.Status.FAILED,
             error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__,
@@ -625,6 +811,7 @@ def run_work(
         raise
     finally:
         bar.close()
+    session.close(failed=False)
     _finish_if_complete(run)
     run.refresh_from_db()
     return run
@@ -636,6 +823,7 @@ def run_execute(
     progress: bool = True,
     engine_loader: EngineLoader | None = None,
     stale_after: timedelta | None = None,
+    workers: int | None = None,
 ) -> GenerationRun:
     """Generate every missing sample of a run in this process, resuming where an earlier
     attempt stopped, and return the run marked done.
@@ -643,7 +831,8 @@ def run_execute(
     The foreground way to execute a run (``manage.py generate``): works through the
     run's chunks like a queue worker, waiting at the end for chunks that other live
     workers hold, and taking over those of workers that died. On any error (or an
-    interrupt) the run is marked failed and the error raised again.
+    interrupt) the run is marked failed and the error raised again. ``workers``: see
+    ``run_work`` (by default, on a CPU with several cores, one process per core).
     """
     return run_work(
         run=run,
@@ -651,6 +840,7 @@ def run_execute(
         stale_after=stale_after,
         engine_loader=engine_loader,
         progress=progress,
+        workers=workers,
     )
 
 
@@ -881,59 +1071,3 @@ def _review(sample: Sample, review: str, reviewer: str, extra: list[str] | None 
     sample.reviewed_by = reviewer[:150]
     sample.reviewed_at = timezone.now()
     sample.save(update_fields=["review", "reviewed_by", "reviewed_at", *(extra or [])])
-
-
-# ---------------------------------------------------------------------------------------
-# Detector scores
-
-
-def _default_scorer_loader(model_name: str) -> Any:
-    return engine.load_model(model_name, model_dir=model_dir())
-
-
-def article_score(
-    *, article: Article, model_name: str, engine_loader: Callable[[str], Any] | None = None
-) -> DetectorScore:
-    """Score an article's text with a language model and store it (GLTR-style scores:
-    mean token log-probability, perplexity, top-10/100/1000 rank shares).
-
-    The text scored is the article's body as participants read it. Rescoring with the
-    same model name replaces the earlier row. Raises ValidationError, writing nothing,
-    for an unknown model name or an article with no text; ModelUnavailableError when the
-    model's weights are missing.
-    """
-    from generation import detectors
-
-    model_name = model_name.strip()
-    try:
-        engine.resolve_model(model_name, model_dir=model_dir())
-    except engine.UnknownModelError as error:
-        raise ValidationError({"model_name": [str(error)]}) from None
-    text = (article.body or "").strip()
-    if not text:
-        raise ValidationError(f"Article {article.pk} has no text to score.")
-    loaded = (engine_loader or _default_scorer_loader)(model_name)
-    try:
-        scores = detectors.score_text(
-            text,
-            model=loaded.model,
-            tokenizer=loaded.tokenizer,
-            context_length=loaded.identity.context_length,
-        )
-    except ValueError as error:
-        raise ValidationError(f"Article {article.pk}: {error}") from None
-    score, _ = DetectorScore.objects.update_or_create(
-        article=article,
-        scoring_model=model_name[:300],
-        defaults={
-            "model_identity": loaded.identity.as_dict(),
-            "tokens": scores.tokens,
-            "mean_logprob": scores.mean_logprob,
-            "perplexity": scores.perplexity,
-            "rank_top10": scores.rank_top10,
-            "rank_top100": scores.rank_top100,
-            "rank_top1000": scores.rank_top1000,
-            "scorer_version": detectors.SCORER_VERSION,
-        },
-    )
-    return score

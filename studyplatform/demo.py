@@ -68,8 +68,14 @@ def demo_generate(*, model_name: str, sources: list[Article], max_new_tokens: in
             seed=0,
             # One batch for the demo's 24 ledes: padding is cheap next to a second pass.
             batch_size=min(max(len(sources), 1), 32),
+            # bfloat16 where the CPU or GPU computes it natively, float32 elsewhere and
+            # for the embedded GGUF model, whose kernels compute in float32.
+            dtype=GenerationRun.DType.AUTO,
         )
     if run.status != GenerationRun.Status.DONE:
+        # By default (services.default_workers) a batch of 8 or more ledes on a CPU with
+        # several cores is split over one process per physical core; a GPU or a small
+        # batch stays in this process.
         run = run_execute(run=run, progress=True)
     return run
 

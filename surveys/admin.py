@@ -32,6 +32,7 @@ from surveys.importers import FORMATS, articles_import, decode_upload, format_fr
 from surveys.instruments import INSTRUMENTS, instrument_apply
 from surveys.models import (
     Article,
+    ArticleScore,
     Condition,
     Participant,
     Question,
@@ -990,3 +991,18 @@ class WithdrawalLogAdmin(_ReadOnlyAdmin):
     list_select_related = ("study",)
     search_fields = ("panel_pid", "token")
     date_hierarchy = "withdrawn_at"
+
+
+@admin.register(ArticleScore)
+class ArticleScoreAdmin(_ReadOnlyAdmin):
+    """Detector scores (written by ``manage.py score_articles``): read-only, but
+    deletable, since deleting an article in the admin deletes its scores with it."""
+
+    list_display = ("article", "scorer", "n_tokens", "mean_logprob", "perplexity",
+                    "rank_lt_10", "rank_lt_100", "rank_lt_1000", "created_at")  # fmt: skip
+    list_filter = ("scorer", "article__origin")
+    list_select_related = ("article",)
+    search_fields = ("article__title", "scorer")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.has_perm("surveys.delete_articlescore"))

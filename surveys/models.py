@@ -485,3 +485,46 @@ class WithdrawalLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study.slug}/{self.panel_pid or self.token} withdrew"
+
+
+class ArticleScore(models.Model):
+    """How machine-like an article's text looks to a scoring language model (GLTR-style).
+
+    A property of the stimulus, so it lives with the articles: generation computes it,
+    analysis compares it with participants' judgements. One row per article x scorer
+    (the scoring model's name as given); rescoring with the same scorer replaces it.
+    """
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="scores")
+    scorer = models.CharField(max_length=300, help_text="The scoring model's name as given.")
+    scorer_identity = models.JSONField(
+        default=dict, blank=True, help_text="What was actually loaded (files, hashes, size)."
+    )
+    scorer_version = models.CharField(
+        max_length=50, blank=True, help_text="Version of the scoring procedure."
+    )
+    n_tokens = models.PositiveIntegerField(help_text="How many tokens were scored.")
+    mean_logprob = models.FloatField(help_text="Mean natural-log probability per token.")
+    perplexity = models.FloatField(help_text="exp(-mean_logprob).")
+    rank_lt_10 = models.FloatField(help_text="Share of tokens ranked in the model's top 10.")
+    rank_lt_100 = models.FloatField(help_text="Share of tokens ranked in the model's top 100.")
+    rank_lt_1000 = models.FloatField(help_text="Share of tokens ranked in the model's top 1000.")
+    created_at = models.DateTimeField(auto_now=True)
+
+    METRICS = ("mean_logprob", "perplexity", "rank_lt_10", "rank_lt_100", "rank_lt_1000")
+
+    class Meta:
+        ordering = ["article", "scorer"]
+        constraints = [
+            models.UniqueConstraint(fields=["article", "scorer"], name="unique_score_per_scorer"),
+            models.CheckConstraint(
+                condition=Q(rank_lt_10__gte=0)
+                & Q(rank_lt_10__lte=models.F("rank_lt_100"))
+                & Q(rank_lt_100__lte=models.F("rank_lt_1000"))
+                & Q(rank_lt_1000__lte=1),
+                name="score_rank_shares_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.article_id} scored by {self.scorer}"

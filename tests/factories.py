@@ -15,8 +15,10 @@ class RealArticleFactory(factory.django.DjangoModelFactory):
     origin = Article.Origin.REAL
     title = factory.Sequence(lambda n: f"Council approves budget for year {2000 + n}")
     body = factory.Sequence(
-        lambda n: f"The city council approved budget number {n} on Monday.\n\n"
-        "Officials said the plan funds schools and roads. Critics called it too small."
+        lambda n: (
+            f"The city council approved budget number {n} on Monday.\n\n"
+            "Officials said the plan funds schools and roads. Critics called it too small."
+        )
     )
     outlet = "Wikinews"
     url = factory.Sequence(lambda n: f"https://en.wikinews.org/wiki/Test_article_{n}")

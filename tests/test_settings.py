@@ -17,8 +17,12 @@ def _settings_probe(env: dict[str, str], expression: str) -> subprocess.Complete
         f"django.setup(); from django.conf import settings; print({expression})"
     )
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env={**base, **env},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -42,4 +46,5 @@ def test_database_url_selects_postgresql(tmp_path):
         "settings.DATABASES['default']['ENGINE'], settings.DATABASES['default']['HOST']",
     )
     assert result.returncode == 0, result.stderr
-    assert "postgresql" in result.stdout and "dbhost" in result.stdout
+    assert "postgresql" in result.stdout
+    assert "dbhost" in result.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +82,10 @@ def source_articles(db: None) -> list[Article]:
             "\n\nTurnout is expected to be high.",
         ),
     ]
+
+
+@pytest.fixture(autouse=True)
+def _one_generation_process(settings: Any) -> None:
+    """Runs execute in the test process: a pool of worker processes costs seconds to
+    start. tests/generation/test_services_speed.py asks for workers explicitly."""
+    settings.CREDENCE_GENERATION_WORKERS = 1

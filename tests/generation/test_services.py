@@ -155,10 +155,13 @@ def test_a_sample_is_reproducible_from_its_record(
     run = run_execute(run=_run(tiny_model_name, source_articles), progress=False)
     sample = Sample.objects.filter(run=run).order_by("id").last()
     assert sample is not None
-    settings = engine.SamplingSettings(
-        **{k: sample.settings[k] for k in ("max_new_tokens", "top_k", "top_p", "temperature")}
-    )
-    model = engine.load_model(sample.settings["model"]["source"])
+    fields = ("max_new_tokens", "top_k", "top_p", "temperature", "repetition_penalty",
+              "min_new_tokens")  # fmt: skip
+    settings = engine.SamplingSettings(**{k: sample.settings[k] for k in fields})
+    # The run's dtype is "auto"; the sample records what that was on this machine.
+    assert sample.settings["dtype"] == sample.settings["model"]["dtype"]
+    assert sample.settings["dtype"] == engine.resolve_dtype("auto", "cpu")
+    model = engine.load_model(sample.settings["model"]["source"], dtype=sample.settings["dtype"])
     again = model.generate([engine.GenerationRequest(sample.prompt, sample.seed)], settings)[0]
     assert again.raw_text == sample.raw_text
 

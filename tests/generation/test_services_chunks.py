@@ -7,14 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.db import connection, connections
 from django.utils import timezone
 
 from generation import engine
-from generation.models import DetectorScore, GenerationChunk, GenerationRun, Sample
+from generation.models import GenerationChunk, GenerationRun, Sample
 from generation.services import (
-    article_score,
     chunk_claim,
     run_create,
     run_enqueue,
@@ -24,7 +22,6 @@ from generation.services import (
     worker_name,
 )
 from surveys.models import Article
-from tests.factories import GeneratedArticleFactory, RealArticleFactory
 
 
 def _run(model: str, articles: list[Article], **kwargs: Any) -> GenerationRun:
@@ -261,39 +258,3 @@ def test_a_task_for_a_deleted_run_does_nothing(eager_celery: Any) -> None:
     from generation.tasks import run_chunk_execute
 
     assert run_chunk_execute.delay(987654).get() == 0
-
-
-# ---------------------------------------------------------------------------------------
-# Detector scores
-
-
-@pytest.mark.django_db
-def test_article_score_stores_one_row_per_article_and_model(tiny_model_name: str) -> None:
-    article = GeneratedArticleFactory.create()
-    score = article_score(article=article, model_name=tiny_model_name)
-    score.refresh_from_db()
-    assert score.tokens > 10
-    assert score.perplexity == pytest.approx(2.718281828 ** (-score.mean_logprob), rel=1e-6)
-    assert 0 <= score.rank_top10 <= score.rank_top100 <= score.rank_top1000 == 1.0  # vocab 500
-    assert score.model_identity["param_count"] > 0
-    again = article_score(article=article, model_name=tiny_model_name)
-    assert again.pk == score.pk
-    assert DetectorScore.objects.filter(article=article).count() == 1
-
-
-@pytest.mark.django_db
-def test_article_score_refuses_an_unknown_model_and_writes_nothing() -> None:
-    article = RealArticleFactory.create()
-    with pytest.raises(ValidationError, match='Unknown model "gpt5"'):
-        article_score(article=article, model_name="gpt5")
-    assert not DetectorScore.objects.exists()
-
-
-@pytest.mark.django_db
-def test_article_score_refuses_an_empty_article(tiny_model_name: str) -> None:
-    article = RealArticleFactory.create()
-    Article.objects.filter(pk=article.pk).update(body="  ")
-    article.refresh_from_db()
-    with pytest.raises(ValidationError, match="no text to score"):
-        article_score(article=article, model_name=tiny_model_name)
-    assert not DetectorScore.objects.exists()

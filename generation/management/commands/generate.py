@@ -37,6 +37,33 @@ class Command(BaseCommand):
         parser.add_argument("--top-k", type=int, default=40)
         parser.add_argument("--top-p", type=float, default=1.0)
         parser.add_argument("--temperature", type=float, default=1.0)
+        parser.add_argument(
+            "--repetition-penalty",
+            type=float,
+            default=1.0,
+            help="CTRL-style penalty on tokens already in the prompt or continuation "
+            "(1 = off, as in GPT-2's samples; 1.2 is a common choice).",
+        )
+        parser.add_argument(
+            "--min-new-tokens",
+            type=int,
+            default=0,
+            help="Suppress end-of-text until this many tokens are generated.",
+        )
+        parser.add_argument(
+            "--dtype",
+            choices=GenerationRun.DType.values,
+            default=GenerationRun.DType.AUTO,
+            help="Number format of the weights; auto is bfloat16 where the hardware "
+            "computes it natively, float32 elsewhere and for GGUF files (the embedded model).",
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="Processes generating on the CPU: 0 = one per physical core when the run "
+            "is big enough (default, or CREDENCE_GENERATION_WORKERS), 1 = this process only.",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument(
@@ -89,6 +116,8 @@ class Command(BaseCommand):
         run_id: int | None = options["run_id"]
         if run_id is not None and options["model"]:
             raise CommandError("Give either a run id or --model, not both.")
+        if options["workers"] is not None and options["workers"] < 0:
+            raise CommandError("--workers must be 0 (automatic) or a positive number.")
         if run_id is not None:
             run = GenerationRun.objects.filter(pk=run_id).first()
             if run is None:
@@ -104,7 +133,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Executing run {run.pk} ({run.model_name}, {run.samples_total} samples)")
         started = time.monotonic()
         try:
-            run = services.run_execute(run=run, progress=not options["no_progress"])
+            run = services.run_execute(
+                run=run, progress=not options["no_progress"], workers=options["workers"]
+            )
         except (engine.ModelUnavailableError, engine.UnknownModelError) as error:
             raise CommandError(str(error)) from None
         except Exception as error:
@@ -121,6 +152,12 @@ class Command(BaseCommand):
                 f"{tokens} tokens in total; this call took {elapsed:.1f} s."
             )
         )
+        last = run.samples.order_by("-id").values_list("settings", flat=True).first() or {}
+        if last:
+            self.stdout.write(
+                f"dtype {last.get('dtype', '?')}, {last.get('workers', '?')} process(es) x "
+                f"{last.get('threads_per_worker', '?')} thread(s)."
+            )
         if empty:
             self.stdout.write(f"{empty} sample(s) have no complete sentence after clean-up.")
         if options["approve_all"] and options["select"] not in (None, selection.ALL):
@@ -160,6 +197,9 @@ class Command(BaseCommand):
                 top_k=options["top_k"],
                 top_p=options["top_p"],
                 temperature=options["temperature"],
+                repetition_penalty=options["repetition_penalty"],
+                min_new_tokens=options["min_new_tokens"],
+                dtype=options["dtype"],
                 seed=options["seed"],
                 batch_size=options["batch_size"],
                 prompt_kind=options["prompt_kind"],

@@ -24,6 +24,14 @@ if [ ! -x /usr/bin/redis-server ]; then
     fi
 fi
 
+# The order of the style guide: lint, types, migrations, tests. Skipped when pytest
+# arguments are given, so `scripts/run-tests.sh -k flow` stays quick.
+if [ $# -eq 0 ]; then
+    $bin/ruff check .
+    $bin/ruff format --check .
+    $bin/mypy analysis surveys studyplatform
+fi
+
 scripts/with-postgres.sh bash -c "
     set -e
     $bin/python manage.py makemigrations --check --dry-run

@@ -486,9 +486,9 @@ def load_model(
 ) -> LoadedModel:
     """Load a model (once per process and settings) and record its identity.
 
-    ``dtype`` is one of ``DTYPES``; ``"auto"`` is float32 for a GGUF file (its kernels
-    compute in float32), else resolved by ``resolve_dtype``; the identity records the
-    dtype actually loaded. Attention is PyTorch's SDPA where the
+    ``dtype`` is one of ``DTYPES``, ``"auto"`` resolved by ``resolve_dtype``; the
+    identity records the dtype actually loaded (a GGUF file is de-quantized on load, so
+    its dtype is chosen like any other model's). Attention is PyTorch's SDPA where the
     architecture supports it (faster than the eager implementation on CPU and GPU).
     Raises ``UnknownModelError`` for a name that means nothing and
     ``ModelUnavailableError``, with instructions, when the weights are missing.
@@ -497,11 +497,6 @@ def load_model(
 
     spec = name if isinstance(name, ModelSpec) else resolve_model(name, model_dir=model_dir)
     device = device or pick_device()
-    if dtype == "auto" and spec.gguf_file:
-        # transformers keeps a GGUF file's weights packed and its kernels compute in
-        # float32: bfloat16 only adds casts (54 against 80 tokens/s for the embedded
-        # model on a 2-core AVX512-BF16 CPU).
-        dtype = "float32"
     dtype = resolve_dtype(dtype, device)
     key = (spec, device, dtype, cache_dir or "")
     with _cache_lock:

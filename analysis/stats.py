@@ -398,11 +398,14 @@ def likert_means(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     data = df.loc[df["value_numeric"].notna(), ["condition", "question_key", "value_numeric"]]
     if data.empty:
         return pd.DataFrame(columns=LIKERT_COLUMNS)
-    grouped = (
-        data.groupby(["condition", "question_key"], sort=True)["value_numeric"]
-        .agg(n="size", mean="mean", sd="std")
-        .reset_index()
-    )
+    grouped = _group_means(data, ["condition", "question_key"], "value_numeric", confidence)
+    return grouped[LIKERT_COLUMNS]
+
+
+def _group_means(data: pd.DataFrame, by: list[str], value: str, confidence: float) -> pd.DataFrame:
+    """n, mean, sd and the one-sample t interval of ``value`` per group of ``by``
+    (NaN interval for a group of one)."""
+    grouped = data.groupby(by, sort=True)[value].agg(n="size", mean="mean", sd="std").reset_index()
     n = grouped["n"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         t = sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, np.maximum(n - 1, 1))
@@ -410,7 +413,7 @@ def likert_means(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     grouped["ci_low"] = grouped["mean"] - half
     grouped["ci_high"] = grouped["mean"] + half
     grouped["n"] = grouped["n"].astype(int)
-    return grouped[LIKERT_COLUMNS]
+    return grouped
 
 
 # ---------------------------------------------------------------------------------------
@@ -739,19 +742,7 @@ def means_by_condition(
     data = df.loc[df[value].notna(), ["condition", value]]
     if data.empty:
         return pd.DataFrame(columns=MEAN_COLUMNS)
-    grouped = (
-        data.groupby("condition", sort=True)[value]
-        .agg(n="size", mean="mean", sd="std")
-        .reset_index()
-    )
-    n = grouped["n"].to_numpy(dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, np.maximum(n - 1, 1))
-        half = np.where(n > 1, t * grouped["sd"].to_numpy(dtype=float) / np.sqrt(n), np.nan)
-    grouped["ci_low"] = grouped["mean"] - half
-    grouped["ci_high"] = grouped["mean"] + half
-    grouped["n"] = grouped["n"].astype(int)
-    return grouped[MEAN_COLUMNS]
+    return _group_means(data, ["condition"], value, confidence)[MEAN_COLUMNS]
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -384,30 +385,30 @@ class SampleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description="Approve selected samples (add to the stimulus pool)",
                   permissions=["change"])  # fmt: skip
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[Sample]) -> None:
-        approved, problems = 0, []
-        for sample in queryset.order_by("id"):
-            try:
-                services.sample_approve(sample=sample, reviewer=request.user.get_username())
-            except ValidationError as error:
-                problems.extend(error.messages)
-                continue
-            approved += 1
-        if approved:
-            self.message_user(request, f"Approved {approved} sample(s).", messages.SUCCESS)
-        for problem in problems:
-            self.message_user(request, problem, messages.ERROR)
+        self._review_each(request, queryset, services.sample_approve, "Approved")
 
     @admin.action(description="Reject selected samples", permissions=["change"])
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[Sample]) -> None:
-        rejected, problems = 0, []
+        self._review_each(request, queryset, services.sample_reject, "Rejected")
+
+    def _review_each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Sample],
+        review: Callable[..., object],
+        done: str,
+    ) -> None:
+        """Apply one review service to each selected sample; report successes and every
+        refusal (a sample without a complete sentence, an article already in a study)."""
+        reviewed, problems = 0, []
         for sample in queryset.order_by("id"):
             try:
-                services.sample_reject(sample=sample, reviewer=request.user.get_username())
+                review(sample=sample, reviewer=request.user.get_username())
             except ValidationError as error:
                 problems.extend(error.messages)
                 continue
-            rejected += 1
-        if rejected:
-            self.message_user(request, f"Rejected {rejected} sample(s).", messages.SUCCESS)
+            reviewed += 1
+        if reviewed:
+            self.message_user(request, f"{done} {reviewed} sample(s).", messages.SUCCESS)
         for problem in problems:
             self.message_user(request, problem, messages.ERROR)

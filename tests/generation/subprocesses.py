@@ -13,6 +13,9 @@ from urllib.parse import quote
 
 from django.db import connection
 
+from surveys.models import Article
+from tests.factories import RealArticleFactory
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -68,3 +71,14 @@ def stop(process: subprocess.Popen[bytes], *, grace: float = 10) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def stories(count: int) -> list[Article]:
+    """Short real articles with distinct one-sentence ledes, for runs in other processes."""
+    return [
+        RealArticleFactory.create(
+            body=f"Story {n} began when the council met on Monday to vote on plan {n}."
+            "\n\nIt passed."
+        )
+        for n in range(count)
+    ]

@@ -11,8 +11,7 @@ import pytest
 
 from generation.models import GenerationChunk, GenerationRun, Sample
 from generation.services import run_create, run_execute, worker_name
-from tests.factories import RealArticleFactory
-from tests.generation.subprocesses import ROOT, child_env, wait_until
+from tests.generation.subprocesses import ROOT, child_env, stories, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -20,11 +19,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def test_a_run_killed_mid_way_resumes_with_every_sample_exactly_once(
     tiny_model_name: str, tmp_path: Path
 ) -> None:
-    articles = [
-        RealArticleFactory.create(body=f"Story {n} began when the council met on Monday "
-                                       f"to vote on plan {n}.\n\nIt passed.")
-        for n in range(6)
-    ]  # fmt: skip
+    articles = stories(6)
     run = run_create(
         model_name=tiny_model_name,
         source_articles=articles,
@@ -84,11 +79,7 @@ def test_a_run_killed_mid_way_resumes_with_every_sample_exactly_once(
 def test_two_generate_processes_on_one_run_share_it_without_duplicates(
     tiny_model_name: str, tmp_path: Path
 ) -> None:
-    articles = [
-        RealArticleFactory.create(body=f"Story {n} began when the council met on Monday "
-                                       f"to vote on plan {n}.\n\nIt passed.")
-        for n in range(6)
-    ]  # fmt: skip
+    articles = stories(6)
     run = run_create(
         model_name=tiny_model_name,
         source_articles=articles,

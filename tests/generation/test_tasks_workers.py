@@ -13,8 +13,7 @@ import pytest
 
 from generation.models import GenerationChunk, GenerationRun, Sample
 from generation.services import run_create
-from tests.factories import RealArticleFactory
-from tests.generation.subprocesses import ROOT, child_env, free_port, stop, wait_until
+from tests.generation.subprocesses import ROOT, child_env, free_port, stop, stories, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -67,11 +66,7 @@ def celery_app(redis_url: str) -> Iterator[Any]:
 def test_two_workers_share_a_run_and_make_every_sample_once(
     tiny_model_name: str, redis_url: str, celery_app: Any, tmp_path: Path
 ) -> None:
-    articles = [
-        RealArticleFactory.create(body=f"Story {n} began when the council met on Monday "
-                                       f"to vote on plan {n}.\n\nIt passed.")
-        for n in range(6)
-    ]  # fmt: skip
+    articles = stories(6)
     run = run_create(
         model_name=tiny_model_name,
         source_articles=articles,

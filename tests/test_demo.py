@@ -50,3 +50,11 @@ def test_demo_with_an_unknown_model_fails_with_a_clear_message():
         call_command(
             "demo", model="nonexistent-model", articles=2, no_serve=True, stdout=StringIO()
         )
+
+
+@pytest.mark.django_db
+def test_demo_with_malformed_rates_fails_before_generating_anything():
+    with pytest.raises(CommandError, match="Bad rate"):
+        call_command("demo", rates="real=high", no_serve=True, stdout=StringIO())
+    assert not GenerationRun.objects.exists()
+    assert not Article.objects.exists()

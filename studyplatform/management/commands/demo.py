@@ -39,9 +39,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from studyplatform import demo
-        from surveys.simulation import simulate
+        from surveys.management.commands.simulate_participants import parse_rates
+        from surveys.simulation import SimulationError, simulate
 
         started = time.monotonic()
+        # Checked before anything slow runs, so a typo fails at once.
+        rates = parse_rates(options["rates"])
         self._step("Migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
 
@@ -75,9 +78,11 @@ class Command(BaseCommand):
             model_label=label,
         )
 
-        rates = _parse_rates(options["rates"])
         self._step(f"Simulating {options['participants']} participants through the site")
-        simulate(study=study, n=options["participants"], rates=rates, seed=0, progress=True)
+        try:
+            simulate(study=study, n=options["participants"], rates=rates, seed=0, progress=True)
+        except SimulationError as error:
+            raise CommandError(str(error)) from None
 
         self._step("Results")
         call_command("analyze", study.slug, stdout=self.stdout)
@@ -95,14 +100,3 @@ class Command(BaseCommand):
 
     def _step(self, text: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(f"==> {text}"))
-
-
-def _parse_rates(text: str) -> dict[str, float]:
-    rates = {}
-    for part in text.split(","):
-        name, _, value = part.partition("=")
-        try:
-            rates[name.strip()] = float(value)
-        except ValueError:
-            raise CommandError(f'Bad --rates entry "{part}": use name=0.83,other=0.72') from None
-    return rates

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -100,6 +101,45 @@ class Article(models.Model):
         return [p.strip() for p in self.body.split("\n\n") if p.strip()]
 
 
+class Team(models.Model):
+    """A research team: its members, and nobody else but superusers, see its studies' data."""
+
+    name = models.CharField(max_length=200, unique=True)
+    members = models.ManyToManyField(  # type: ignore[var-annotated]
+        settings.AUTH_USER_MODEL, through="TeamMembership", related_name="research_teams"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMembership(models.Model):
+    """One person's role in a research team."""
+
+    class Role(models.TextChoices):
+        RESEARCHER = "researcher", "Researcher: designs and runs studies, sees their data"
+        ANALYST = "analyst", "Analyst: sees and exports data, cannot change designs"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_memberships"
+    )
+    role = models.CharField(max_length=12, choices=Role.choices, default=Role.RESEARCHER)
+
+    class Meta:
+        ordering = ["team", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user"], name="one_membership_per_team"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.role})"
+
+
 class Study(models.Model):
     """A credibility study: conditions, questions, texts, and its lifecycle."""
 
@@ -115,6 +155,15 @@ class Study(models.Model):
 
     slug = models.SlugField(max_length=80, unique=True)
     title = models.CharField(max_length=200)
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="studies",
+        help_text="Only this team's members (and superusers) see the study and its data. "
+        "A study without a team is visible to superusers only.",
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     design = models.CharField(
         max_length=8,
@@ -167,6 +216,18 @@ class Study(models.Model):
         help_text="Code given instead of the completion code to participants who completed "
         "but failed an attention check (Prolific asks for a separate code so that they can "
         "be screened or asked to return). Leave empty to give them the completion code.",
+    )
+    screened_out_code = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Code shown to participants screened out because they did not pass the "
+        "comprehension questions (sent to the completion URL as {code}). Leave empty to "
+        "show no code and no link.",
+    )
+    comprehension_attempts = models.PositiveSmallIntegerField(
+        default=2,
+        help_text="How many tries participants get at the comprehension questions (asked "
+        "after the instructions) before they are screened out.",
     )
     withdrawn_code = models.CharField(
         max_length=64,
@@ -228,6 +289,19 @@ class Condition(models.Model):
         help_text="Within-subjects designs only: how many of this condition's articles each "
         "participant reads. Unused (0) in between-subjects designs.",
     )
+    # Presentation manipulations: everything else on the article page is identical across
+    # conditions, so these are the only differences a participant can see.
+    branding = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Outlet name shown as a masthead above each article of this condition "
+        "(the branding manipulation). Empty: no masthead.",
+    )
+    disclaimer = models.TextField(
+        blank=True,
+        help_text='Notice shown above each article of this condition, e.g. "This article '
+        'was written by an AI system." Empty: no notice.',
+    )
 
     class Meta:
         ordering = ["study", "id"]
@@ -257,14 +331,15 @@ class Question(models.Model):
 
     class Scope(models.TextChoices):
         PER_ARTICLE = "article", "Asked about each article"
-        ATTENTION_CHECK = "attention", "Attention check (asked once)"
+        ATTENTION_CHECK = "attention", "Attention check (asked once, among the articles)"
+        COMPREHENSION = "comprehension", "Comprehension check (after the instructions)"
         PARTICIPANT = "participant", "About the participant (asked once, after the articles)"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="questions")
     key = models.SlugField(max_length=60, help_text='Column name in exports, e.g. "credible".')
     text = models.TextField()
     kind = models.CharField(max_length=12, choices=Kind.choices)
-    scope = models.CharField(max_length=12, choices=Scope.choices, default=Scope.PER_ARTICLE)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.PER_ARTICLE)
     scale_min = models.SmallIntegerField(null=True, blank=True)
     scale_max = models.SmallIntegerField(null=True, blank=True)
     min_label = models.CharField(max_length=100, blank=True)
@@ -277,7 +352,15 @@ class Question(models.Model):
     )
     required = models.BooleanField(default=True)
     expected_answer = models.CharField(
-        max_length=200, blank=True, help_text="For attention checks: the answer that passes."
+        max_length=200,
+        blank=True,
+        help_text="For attention and comprehension checks: the answer that passes.",
+    )
+    after_article = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Attention checks only: asked right after the participant's n-th article "
+        "(1 = after the first). Empty: after the last article.",
     )
     position = models.PositiveSmallIntegerField(default=0)
 
@@ -339,6 +422,7 @@ class Participant(models.Model):
         IN_PROGRESS = "in_progress", "In progress"
         COMPLETED = "completed", "Completed"
         WITHDRAWN = "withdrawn", "Withdrawn"
+        SCREENED_OUT = "screened_out", "Screened out"
 
     class Panel(models.TextChoices):
         NONE = "", "Direct link"
@@ -389,6 +473,48 @@ class Participant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study.slug}/{self.panel_pid or self.token}"
+
+
+class ExclusionRule(models.Model):
+    """A rule, fixed before launch, that removes participants from the analysis.
+
+    Test sessions and incomplete participations are always left out; these rules come
+    after them, in ``position`` order, and each excluded participant is recorded with the
+    first rule that removed them.
+    """
+
+    class Kind(models.TextChoices):
+        FAILED_CHECK = "failed_check", "Failed an attention check"
+        TOO_FAST = "too_fast", "Read articles faster than N words per second"
+        STRAIGHT_LINING = "straight_lining", "Gave the same answer to every article"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="exclusion_rules")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Too fast: the reading speed in words per second above which an article "
+        "counts as not read (e.g. 15; people read about 4).",
+    )
+    question_key = models.SlugField(
+        max_length=60,
+        blank=True,
+        help_text="Straight-lining: the rating question to check. Empty: every rating-scale "
+        "and slider question about the articles.",
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="too_fast") | Q(threshold__gt=0),
+                name="too_fast_rule_has_threshold",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}: {self.get_kind_display()}"
 
 
 class Trial(models.Model):

@@ -112,6 +112,9 @@ def study_design_document(*, study: Study) -> dict[str, object]:
                 # before quotas existed.
                 **({"quota": c.quota} if c.quota is not None else {}),
                 **({"per_participant": c.per_participant} if within else {}),
+                # Manipulations, likewise only when set.
+                **({"branding": c.branding} if c.branding else {}),
+                **({"disclaimer": c.disclaimer} if c.disclaimer else {}),
             }
             for c in study.conditions.order_by("name")
         ],
@@ -127,9 +130,27 @@ def study_design_document(*, study: Study) -> dict[str, object]:
                 "required": q.required,
                 "expected": q.expected_answer,
                 "position": q.position,
+                **({"after_article": q.after_article} if q.after_article is not None else {}),
             }
             for q in study.questions.order_by("scope", "position", "key")
         ],
+        # Exclusion rules are part of the pre-registered design; only when there are any,
+        # so that studies without them keep their hash.
+        **(
+            {
+                "exclusion_rules": [
+                    [r.kind, r.threshold, r.question_key]
+                    for r in study.exclusion_rules.order_by("position", "id")
+                ]
+            }
+            if study.exclusion_rules.exists()
+            else {}
+        ),
+        **(
+            {"comprehension_attempts": study.comprehension_attempts}
+            if study.questions.filter(scope=Question.Scope.COMPREHENSION).exists()
+            else {}
+        ),
     }
 
 

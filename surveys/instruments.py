@@ -8,8 +8,17 @@ clarity on four-point scales. The item texts here are neutral wordings of those 
 check them against the paper's appendix before claiming an exact replication.
 
 ``detection`` asks, about each article, whether a person or a machine wrote it, on a
-five-point scale with an explicit "I don't know" (in the spirit of the human evaluation
-in Clark et al. (2021), "All That's 'Human' Is Not Gold", ACL, which used four points).
+five-point scale with an explicit "I don't know" (as in Brown et al. (2020), "Language
+Models are Few-Shot Learners", sec. 3.9.4, the GPT-3 news study). ``detection_4`` is the
+four-point scale of Clark et al. (2021), "All That's 'Human' Is Not Gold", ACL:
+definitely / possibly human-written, possibly / definitely machine-generated, with no
+neutral point. Analysis scores both (``DETECTION_KEYS``): each answer counts as a
+"human" or "machine" judgement by the word it names (analysis.stats.detection_judgement),
+"I don't know" as undecided.
+``attention`` is an instructed-response item asked among the articles (after the
+first); ``comprehension`` asks, after the instructions, two questions about the default
+instructions text (edit them if the instructions change) that participants must answer
+right to go on.
 ``demographics`` is asked once per participant, after the articles: age bracket, gender,
 party identification, 7-point ideology, prior exposure to the stories and whether they
 looked anything up, plus where they get their news (tick all that apply) and general
@@ -40,6 +49,7 @@ class QuestionSpec:
     choices: tuple[str, ...] = ()
     expected_answer: str = ""
     required: bool = True
+    after_article: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,19 @@ DETECTION_OPTIONS = (
     "Very likely written by a machine",
     "I don't know",
 )
+
+# Clark et al. (2021): the four choices their evaluators had.
+DETECTION_4_OPTIONS = (
+    "Definitely human-written",
+    "Possibly human-written",
+    "Possibly machine-generated",
+    "Definitely machine-generated",
+)
+
+# Keys of the per-article "human or machine?" questions that analysis scores as
+# detection judgements, in the order it looks for them: a question keyed "detection"
+# (written by hand), then the instruments' five- and four-point questions.
+DETECTION_KEYS = ("detection", "written_by", "written_by_4")
 
 _ABOUT = Question.Scope.PARTICIPANT
 
@@ -180,6 +203,38 @@ INSTRUMENTS: dict[str, Instrument] = {
                 scope=Question.Scope.ATTENTION_CHECK,
                 choices=_AGREEMENT,
                 expected_answer="Somewhat disagree",
+                # Among the articles, as Prolific's policy allows: right after the first
+                # (after the only one when participants read one).
+                after_article=1,
+            ),
+        ),
+    ),
+    "comprehension": Instrument(
+        label="Comprehension check (after the instructions)",
+        questions=(
+            QuestionSpec(
+                key="understood_task",
+                text="What will you do in this study?",
+                kind=Question.Kind.CHOICE,
+                scope=Question.Scope.COMPREHENSION,
+                choices=(
+                    "Write short news articles of my own",
+                    "Read news articles and answer questions about each one",
+                    "Watch news videos and summarise them",
+                    "Sort news articles by topic",
+                ),
+                expected_answer="Read news articles and answer questions about each one",
+            ),
+            QuestionSpec(
+                key="understood_answers",
+                text="Are there right or wrong answers to the questions about the articles?",
+                kind=Question.Kind.CHOICE,
+                scope=Question.Scope.COMPREHENSION,
+                choices=(
+                    "Yes: each question has one right answer",
+                    "No: I give my own judgement",
+                ),
+                expected_answer="No: I give my own judgement",
             ),
         ),
     ),
@@ -191,6 +246,17 @@ INSTRUMENTS: dict[str, Instrument] = {
                 text="Do you think this article was written by a human or by a machine?",
                 kind=Question.Kind.CHOICE,
                 choices=DETECTION_OPTIONS,
+            ),
+        ),
+    ),
+    "detection_4": Instrument(
+        label="Human or machine? Four points, Clark et al. (2021) (per article)",
+        questions=(
+            QuestionSpec(
+                key="written_by_4",
+                text="Was this article written by a human or by a machine?",
+                kind=Question.Kind.CHOICE,
+                choices=DETECTION_4_OPTIONS,
             ),
         ),
     ),
@@ -234,6 +300,7 @@ def instrument_apply(*, study: Study, name: str) -> list[Question]:
                 choices=list(spec.choices),
                 expected_answer=spec.expected_answer,
                 required=spec.required,
+                after_article=spec.after_article,
                 position=0 if last is None else last + 1,
             )
         )

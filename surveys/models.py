@@ -454,6 +454,11 @@ class Participant(models.Model):
     # Set when the "about you" page was submitted: its questions may all be optional, so
     # stored answers alone cannot tell that the page is done.
     about_submitted_at = models.DateTimeField(null=True, blank=True)
+    # Counted under the participant's row lock, one per accepted submission of the
+    # comprehension page: the stored answers are those of the last try only.
+    comprehension_tries = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times the comprehension questions were answered."
+    )
     completed_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField()
     completion_code = models.CharField(max_length=64, default=_new_completion_code)
@@ -508,7 +513,7 @@ class ExclusionRule(models.Model):
         ordering = ["study", "position", "id"]
         constraints = [
             models.CheckConstraint(
-                condition=~Q(kind="too_fast") | Q(threshold__gt=0),
+                condition=~Q(kind="too_fast") | Q(threshold__isnull=False, threshold__gt=0),
                 name="too_fast_rule_has_threshold",
             ),
         ]

@@ -13,6 +13,7 @@ import random
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, TypedDict
 
 from django.core.exceptions import ValidationError
@@ -20,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from surveys.exclusions import exclusion_rule_problems
 from surveys.models import (
     Article,
     Condition,
@@ -218,11 +220,55 @@ def study_validate_design(*, study: Study) -> None:
         problems.append("Mark exactly one condition as the reference (e.g. the real articles).")
     if not study.questions.filter(scope=Question.Scope.PER_ARTICLE).exists():
         problems.append("The study has no questions about the articles.")
-    for check in study.questions.filter(scope=Question.Scope.ATTENTION_CHECK):
-        if not check.expected_answer:
-            problems.append(f'Attention check "{check.key}" has no expected answer.')
+    problems.extend(_check_problems(study))
+    problems.extend(exclusion_rule_problems(study=study))
     if problems:
         raise ValidationError(problems)
+
+
+def _expected_problem(question: Question, label: str) -> str | None:
+    """Why a check's expected answer cannot pass, or None."""
+    if not question.expected_answer.strip():
+        return f'{label} "{question.key}" has no expected answer.'
+    offered = {
+        Question.Kind.BINARY: ["yes", "no"],
+        Question.Kind.CHOICE: [str(c) for c in question.choices],
+    }.get(Question.Kind(question.kind))
+    expected = question.expected_answer.strip().lower()
+    if offered is not None and expected not in [o.strip().lower() for o in offered]:
+        return (
+            f'{label} "{question.key}" expects "{question.expected_answer}", which is not '
+            f"one of its options ({', '.join(offered)}): nobody could pass it."
+        )
+    return None
+
+
+def _check_problems(study: Study) -> list[str]:
+    """Attention checks: a passable expected answer, placed after an article every
+    participant reads. Comprehension questions: a passable expected answer, at least one
+    try."""
+    problems: list[str] = []
+    n_articles = study_articles_per_participant(study=study)
+    for check in study.questions.filter(scope=Question.Scope.ATTENTION_CHECK):
+        if (problem := _expected_problem(check, "Attention check")) is not None:
+            problems.append(problem)
+        after = check.after_article
+        if after is not None and not 1 <= after <= max(n_articles, 1):
+            problems.append(
+                f'Attention check "{check.key}" is asked after article {after}, but each '
+                f"participant reads {n_articles}: choose a number from 1 to "
+                f"{max(n_articles, 1)}, or leave it empty to ask it after the last article."
+            )
+    comprehension = study.questions.filter(scope=Question.Scope.COMPREHENSION)
+    for question in comprehension:
+        if (problem := _expected_problem(question, "Comprehension question")) is not None:
+            problems.append(problem)
+    if comprehension.exists() and study.comprehension_attempts < 1:
+        problems.append(
+            "Give participants at least one try at the comprehension questions "
+            "(comprehension attempts)."
+        )
+    return problems
 
 
 def study_assert_editable(*, study: Study) -> None:
@@ -729,6 +775,62 @@ def attention_answer(
     locked = _lock_open_participant(participant)
     _responses_upsert(participant=locked, trial=None, answers=answers)
     Participant.objects.filter(pk=locked.pk).update(last_seen_at=timezone.now())
+
+
+class ComprehensionOutcome(StrEnum):
+    """What one submission of the comprehension page led to."""
+
+    PASSED = "passed"
+    RETRY = "retry"  # wrong, tries left: the page is shown again
+    SCREENED_OUT = "screened_out"  # wrong on the last try
+    STALE = "stale"  # a double submit or an outdated form: nothing was written
+
+
+@transaction.atomic
+def comprehension_answer(
+    *,
+    participant: Participant,
+    answers: Mapping[Question, tuple[str, float | None]],
+    attempt: int,
+) -> ComprehensionOutcome:
+    """Record one try at the comprehension questions (asked after the instructions).
+
+    ``attempt`` is the try the submitted form was shown for (1 for the first): a double
+    submit or a resubmission of an older form does not match the stored count and
+    writes nothing, so it cannot use up a try. The stored answers are those of the
+    last try; ``comprehension_tries`` counts the tries. When every answer is the
+    expected one the participant goes on to the articles; wrong answers on the last of
+    the study's ``comprehension_attempts`` tries screen the participant out: status
+    ``screened_out`` and the study's screened-out code. A screened-out participant
+    holds no place, so their condition and articles are free for the next newcomer.
+    """
+    from surveys.selectors import answer_matches, questions_for
+
+    locked = _lock_open_participant(participant)
+    questions = questions_for(study=locked.study, scope=Question.Scope.COMPREHENSION)
+    if attempt != locked.comprehension_tries + 1 or not questions:
+        return ComprehensionOutcome.STALE
+    Response.objects.filter(
+        participant=locked,
+        trial__isnull=True,
+        question__in=[q for q in questions if q not in answers],
+    ).delete()
+    _responses_upsert(participant=locked, trial=None, answers=answers)
+    passed = all(
+        q in answers and answer_matches(question=q, value=answers[q][0]) for q in questions
+    )
+    locked.comprehension_tries = attempt
+    locked.last_seen_at = timezone.now()
+    fields = ["comprehension_tries", "last_seen_at"]
+    outcome = ComprehensionOutcome.PASSED if passed else ComprehensionOutcome.RETRY
+    if not passed and attempt >= max(locked.study.comprehension_attempts, 1):
+        locked.status = Participant.Status.SCREENED_OUT
+        # Stored, like the failed-check code: later edits of the study do not change it.
+        locked.completion_code = locked.study.screened_out_code
+        fields += ["status", "completion_code"]
+        outcome = ComprehensionOutcome.SCREENED_OUT
+    locked.save(update_fields=fields)
+    return outcome
 
 
 @transaction.atomic

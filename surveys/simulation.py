@@ -3,7 +3,8 @@
 The bot reads the HTML forms (stdlib ``html.parser``), posts them like a browser, and so
 exercises the whole stack: URLs, middleware (sessions, CSRF), views, services, database
 constraints. It may *read* the database (to learn which condition each article was drawn from, and
-the expected answers of attention checks), but every write goes through HTTP.
+the expected answers of attention and comprehension checks), but every write goes through
+HTTP.
 
 Two transports: Django's test ``Client`` in-process (the default, no server needed), or
 real HTTP against a running server (``base_url``) with urllib and a cookie jar.
@@ -29,6 +30,7 @@ from django.test import Client
 from tqdm import tqdm
 
 from surveys.models import Participant, Question, Response, Study, Trial
+from surveys.selectors import check_pages
 from surveys.services import study_articles_per_participant
 
 USER_AGENT = "credence-simulator/1.0"
@@ -251,6 +253,7 @@ class SimulationSummary:
     already_completed: int = 0
     dropped_out: int = 0
     failed_attention: int = 0
+    screened_out: int = 0
     errors: list[str] = field(default_factory=list)
     conditions: dict[str, ConditionSummary] = field(default_factory=dict)
     seconds: float = 0.0
@@ -261,6 +264,7 @@ class SimulationSummary:
             f"Simulated {self.n} participants in {self.study!r} (seed {self.seed}) in "
             f"{self.seconds:.1f} s, {self.requests} requests: {self.completed_now} completed now, "
             f"{self.already_completed} had already completed, {self.dropped_out} dropped out, "
+            f"{self.screened_out} were screened out by the comprehension questions, "
             f"{self.failed_attention} failed the attention check, {len(self.errors)} errors.",
             f"{'condition':<20} {'true':>6} {'enrolled':>9} {'completed':>10} "
             f"{'credible':>12} {'observed':>9}",
@@ -279,7 +283,7 @@ class SimulationSummary:
 class _StudyFacts:
     slug: str
     credible_key: str
-    expected: dict[str, str]  # attention check key -> expected answer
+    expected: dict[str, str]  # attention and comprehension check key -> expected answer
     likert: dict[str, tuple[int, int]]
     rates: dict[str, float]
     total_posts: int
@@ -330,8 +334,14 @@ def _study_facts(study: Study, rates: Mapping[str, float]) -> _StudyFacts:
         if not 0.0 <= rate <= 1.0:
             raise SimulationError(f'The rate for "{name}" must be between 0 and 1, not {rate}.')
     per_article = list(study.questions.filter(scope=Question.Scope.PER_ARTICLE))
-    checks = list(study.questions.filter(scope=Question.Scope.ATTENTION_CHECK))
+    checks = list(
+        study.questions.filter(
+            scope__in=[Question.Scope.ATTENTION_CHECK, Question.Scope.COMPREHENSION]
+        )
+    )
     about = study.questions.filter(scope=Question.Scope.PARTICIPANT).exists()
+    comprehension = study.questions.filter(scope=Question.Scope.COMPREHENSION).exists()
+    n_articles = study_articles_per_participant(study=study)
     return _StudyFacts(
         slug=study.slug,
         credible_key=_credible_key(per_article),
@@ -344,11 +354,12 @@ def _study_facts(study: Study, rates: Mapping[str, float]) -> _StudyFacts:
             and q.scale_max is not None
         },
         rates=dict(rates),
-        # consent, instructions, the articles, the about-you and check pages (if any),
-        # finish
+        # consent, instructions, the comprehension page (each try), the articles with the
+        # check pages among them, the about-you page (if any), finish
         total_posts=3
-        + study_articles_per_participant(study=study)
-        + (1 if checks else 0)
+        + (max(study.comprehension_attempts, 1) if comprehension else 0)
+        + n_articles
+        + len(check_pages(study=study, n_articles=n_articles))
         + (1 if about else 0),
     )
 
@@ -419,12 +430,15 @@ def _run_one(
     rng: random.Random,
     dropout: float,
     fail_attention: float,
+    fail_comprehension: float = 0.0,
 ) -> str:
     """Take one participant through the study. Returns "completed", "already",
-    "dropped" or "failed:<reason>"; fails attention checks when told to."""
+    "dropped", "screened_out" or "failed:<reason>"; fails attention checks, or every try
+    at the comprehension questions, when told to."""
     drops = rng.random() < dropout
     drop_after = rng.randint(1, facts.total_posts - 1) if drops else -1
     fails = rng.random() < fail_attention
+    misunderstands = rng.random() < fail_comprehension
     query = urllib.parse.urlencode(
         {"PROLIFIC_PID": pid, "STUDY_ID": f"SIM-{study.seed}", "SESSION_ID": pid}
     )
@@ -432,6 +446,8 @@ def _run_one(
     page = transport.get(f"{entry}?{query}")
     if page.step == "debrief":
         return "already"
+    if page.step == "screened-out":
+        return "screened_out"
     # A participant never needs more pages than this; more means the flow is stuck.
     for posts in range(4 * facts.total_posts + 4):
         if page.status != 200:
@@ -441,6 +457,8 @@ def _run_one(
         forms = [f for f in page.forms if f.method.lower() == "post"]
         if page.step == "debrief":
             return "completed" if page.completion_code else "failed:no completion code shown"
+        if page.step == "screened-out":
+            return "screened_out"
         if not forms:
             return f"failed:no form on the {page.step or 'unknown'} page at {page.url}"
         form = forms[0]
@@ -466,6 +484,8 @@ def _run_one(
             data = _answer_about(form, rng)
         elif page.step == "check":
             data = _answer_checks(form, facts, fails, rng)
+        elif page.step == "comprehension":
+            data = _answer_checks(form, facts, misunderstands, rng)
         elif page.step in ("instructions", "finish"):
             data = form.hidden()
         else:
@@ -507,6 +527,7 @@ def simulate(
     seed: int = 0,
     dropout: float = 0.0,
     fail_attention: float = 0.0,
+    fail_comprehension: float = 0.0,
     base_url: str | None = None,
     progress: bool = True,
     test: bool = False,
@@ -516,14 +537,20 @@ def simulate(
     Each answers the study's yes/no credibility question "yes" with the probability its
     condition has in ``rates`` (which must name every condition), rates Likert items in
     line with that answer, passes attention checks unless in the ``fail_attention``
-    fraction, and abandons the study at a random step if in the ``dropout`` fraction.
+    fraction, answers the comprehension questions wrongly on every try (and so is
+    screened out) if in the ``fail_comprehension`` fraction, and abandons the study at a
+    random step if in the ``dropout`` fraction.
     Participant i has panel id ``SIM-<seed>-<i>``, so a rerun with the same seed resumes
     the same participations instead of adding new ones. ``test`` enrols flagged preview
     participants through the staff preview page (in-process transport only).
     """
     if n < 1:
         raise SimulationError("n must be at least 1.")
-    for name, value in (("dropout", dropout), ("fail_attention", fail_attention)):
+    for name, value in (
+        ("dropout", dropout),
+        ("fail_attention", fail_attention),
+        ("fail_comprehension", fail_comprehension),
+    ):
         if not 0.0 <= value <= 1.0:
             raise SimulationError(f"{name} must be between 0 and 1, not {value}.")
     if study.status == Study.Status.CLOSED:
@@ -558,6 +585,7 @@ def simulate(
             rng=random.Random(f"{seed}:{i}"),
             dropout=dropout,
             fail_attention=fail_attention,
+            fail_comprehension=fail_comprehension,
         )
         summary.requests += transport.requests
         if outcome == "completed":
@@ -566,6 +594,8 @@ def simulate(
             summary.already_completed += 1
         elif outcome == "dropped":
             summary.dropped_out += 1
+        elif outcome == "screened_out":
+            summary.screened_out += 1
         else:
             summary.errors.append(f"{pids[i]}: {outcome.removeprefix('failed:')}")
     summary.failed_attention = _failed_attention_count(study, pids)

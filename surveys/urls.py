@@ -15,6 +15,10 @@ urlpatterns: list[URLPattern] = [
     path("p/<uuid:token>/instructions/", views.instructions, name="instructions"),
     path("p/<uuid:token>/article/<int:position>/", views.article, name="article"),
     path("p/<uuid:token>/about-you/", views.about_you, name="about_you"),
+    path("p/<uuid:token>/comprehension/", views.comprehension, name="comprehension"),
+    # The attention checks asked after the participant's article <after>; without it,
+    # wherever the participant is. One name: reverse() picks by the arguments given.
+    path("p/<uuid:token>/check/<int:after>/", views.check, name="check"),
     path("p/<uuid:token>/check/", views.check, name="check"),
     path("p/<uuid:token>/finish/", views.finish, name="finish"),
     path("p/<uuid:token>/debrief/", views.debrief, name="debrief"),

@@ -1,5 +1,6 @@
-"""Participant pages: consent, instructions, one article per page, questions about the
-participant, attention check, finish, debrief. Server-rendered, no JavaScript needed.
+"""Participant pages: consent, instructions, comprehension questions, one article per page
+with the attention-check pages among them, questions about the participant, finish,
+debrief. Server-rendered, no JavaScript needed.
 
 Where a participant may go is derived from stored answers only
 (``participant_next_step``): pages ahead of them redirect back to their step, earlier
@@ -27,18 +28,21 @@ from surveys.models import WIKINEWS_ATTRIBUTION, Participant, Question, Study, T
 from surveys.selectors import (
     Step,
     attention_answers,
+    check_pages,
     completion_link,
     participant_by_token,
     participant_next_step,
     participant_trials,
     questions_for,
     step_is_reachable,
+    study_role_of,
     trial_answers,
     withdrawal_articles,
 )
 from surveys.services import (
     MAX_TAB_AWAYS,
     MAX_VISIBLE_MS,
+    ComprehensionOutcome,
     PanelIds,
     ParticipationClosedError,
     StudyClosedError,
@@ -46,6 +50,7 @@ from surveys.services import (
     about_answer,
     answers_validate,
     attention_answer,
+    comprehension_answer,
     instructions_mark_seen,
     participant_complete,
     participant_enroll,
@@ -73,12 +78,14 @@ def step_url(participant: Participant, step: Step) -> str:
     token = participant.token
     if step.name == "instructions":
         return reverse("surveys:instructions", args=[token])
+    if step.name == "comprehension":
+        return reverse("surveys:comprehension", args=[token])
     if step.name == "trial":
         return reverse("surveys:article", args=[token, step.position])
     if step.name == "about":
         return reverse("surveys:about_you", args=[token])
     if step.name == "check":
-        return reverse("surveys:check", args=[token])
+        return reverse("surveys:check", args=[token, step.position])
     if step.name == "finish":
         return reverse("surveys:finish", args=[token])
     return reverse("surveys:debrief", args=[token])
@@ -253,7 +260,8 @@ def preview(request: HttpRequest, slug: str) -> HttpResponse:
     """Enrol a flagged test participant (any status but closed) and enter the flow.
     Panel parameters are honoured, so the panel round trip can be tried out too."""
     study = Study.objects.filter(slug=slug).first()
-    if study is None:
+    # Another team's study is as good as absent: previews show its design.
+    if study is None or study_role_of(user=request.user, study=study) is None:
         return _render(request, "study_not_found.html", {"slug": slug}, status=404)
     if study.status == Study.Status.CLOSED:
         return _render(request, "study_closed.html", {"study": study}, status=410)
@@ -324,7 +332,7 @@ def instructions(request: HttpRequest, token: UUID) -> HttpResponse:
 def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
     participant = _participant_or_404(token)
     trial = (
-        Trial.objects.select_related("article")
+        Trial.objects.select_related("article", "condition")
         .filter(participant=participant, position=position)
         .first()
     )
@@ -364,6 +372,9 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
             "study": participant.study,
             "trial": trial,
             "article": trial.article,
+            # The presentation manipulations of the condition this article was drawn
+            # from: the only things that differ between conditions' pages.
+            "condition": trial.condition or participant.condition,
             "total": participant.trials.count(),
             "fields": _question_fields(questions, values, errors),
             "errors": errors,
@@ -379,19 +390,18 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
 
 def _once_asked_page(
     request: HttpRequest,
-    token: UUID,
+    participant: Participant,
     *,
-    step: str,
-    scope: str,
+    step: Step,
+    questions: list[Question],
     template: str,
     record: Callable[..., None],
+    context: Mapping[str, object] | None = None,
 ) -> HttpResponse:
     """A page of questions asked once per participant (trial-less answers): show them
     prefilled, validate, record idempotently, go on to the next step."""
-    participant = _participant_or_404(token)
-    if (response := _guard(participant, Step(step))) is not None:
+    if (response := _guard(participant, step)) is not None:
         return response
-    questions = questions_for(study=participant.study, scope=scope)
     if not questions:
         return _to_next_step(participant)
     if request.method == "POST":
@@ -412,6 +422,7 @@ def _once_asked_page(
             "study": participant.study,
             "fields": _question_fields(questions, values, errors),
             "errors": errors,
+            **(context or {}),
         },
     )
 
@@ -419,26 +430,88 @@ def _once_asked_page(
 @require_http_methods(["GET", "POST"])
 def about_you(request: HttpRequest, token: UUID) -> HttpResponse:
     """Questions asked once per participant (demographics and the like), after the
-    articles and before the attention check."""
+    articles and the attention checks."""
+    participant = _participant_or_404(token)
     return _once_asked_page(
         request,
-        token,
-        step="about",
-        scope=Question.Scope.PARTICIPANT,
+        participant,
+        step=Step("about"),
+        questions=questions_for(study=participant.study, scope=Question.Scope.PARTICIPANT),
         template="about_you.html",
         record=about_answer,
     )
 
 
 @require_http_methods(["GET", "POST"])
-def check(request: HttpRequest, token: UUID) -> HttpResponse:
+def check(request: HttpRequest, token: UUID, after: int | None = None) -> HttpResponse:
+    """The attention checks asked right after the participant's article ``after`` (one
+    page for every check placed there). Without ``after``: the check page the
+    participant is at, else the last one they have reached (so that a study with one
+    check page keeps one plain address)."""
+    participant = _participant_or_404(token)
+    pages = check_pages(study=participant.study, n_articles=participant.trials.count())
+    if after is None:
+        current = participant_next_step(participant=participant)
+        reached = [
+            slot
+            for slot in pages
+            if step_is_reachable(requested=Step("check", slot), current=current)
+        ]
+        if not reached:
+            return redirect(step_url(participant, current))
+        after = current.position if current.name == "check" else reached[-1]
+    if after not in pages:
+        raise Http404("No attention check after this article.")
     return _once_asked_page(
         request,
-        token,
-        step="check",
-        scope=Question.Scope.ATTENTION_CHECK,
+        participant,
+        step=Step("check", after),
+        questions=pages[after],
         template="check.html",
         record=attention_answer,
+        context={"after": after},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def comprehension(request: HttpRequest, token: UUID) -> HttpResponse:
+    """The comprehension questions, after the instructions. Wrong answers bring the page
+    back, empty, with a neutral message, until the study's tries are used up; then the
+    participant is screened out (the debrief page tells them, with their code)."""
+    participant = _participant_or_404(token)
+    if (response := _guard(participant, Step("comprehension"))) is not None:
+        return response
+    study = participant.study
+    questions = questions_for(study=study, scope=Question.Scope.COMPREHENSION)
+    errors: dict[str, str] = {}
+    values: Mapping[str, str] = {}
+    if request.method == "POST":
+        parsed, errors = answers_validate(questions=questions, data=request.POST)
+        if not errors:
+            attempt = timing_parse(raw=request.POST.get("attempt"), maximum=1000) or 0
+            with contextlib.suppress(ParticipationClosedError):
+                outcome = comprehension_answer(
+                    participant=participant, answers=parsed, attempt=attempt
+                )
+                if outcome == ComprehensionOutcome.RETRY:
+                    # Shown again by a GET, so that a refresh re-submits nothing.
+                    return redirect(reverse("surveys:comprehension", args=[participant.token]))
+            participant.refresh_from_db()
+            return _to_next_step(participant)
+        values = request.POST
+    tries = participant.comprehension_tries
+    return _render(
+        request,
+        "comprehension.html",
+        {
+            "participant": participant,
+            "study": study,
+            "fields": _question_fields(questions, values, errors),
+            "errors": errors,
+            "attempt": tries + 1,
+            "retry": tries > 0 and not errors,
+            "tries_left": max(study.comprehension_attempts, 1) - tries,
+        },
     )
 
 
@@ -462,6 +535,17 @@ def finish(request: HttpRequest, token: UUID) -> HttpResponse:
 def debrief(request: HttpRequest, token: UUID) -> HttpResponse:
     participant = _participant_or_404(token)
     study = participant.study
+    if participant.status == Participant.Status.SCREENED_OUT:
+        # They read no article: the study's general debrief, and their code.
+        return _render(
+            request,
+            "screened_out.html",
+            {
+                "participant": participant,
+                "study": study,
+                "completion_url": completion_link(study=study, code=participant.completion_code),
+            },
+        )
     if participant.status == Participant.Status.WITHDRAWN:
         return _render(
             request,

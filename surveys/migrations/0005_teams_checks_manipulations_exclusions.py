@@ -98,7 +98,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['study', 'position', 'id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('kind', 'too_fast'), _negated=True), ('threshold__gt', 0), _connector='OR'), name='too_fast_rule_has_threshold')],
+                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('kind', 'too_fast'), _negated=True), models.Q(('threshold__gt', 0), ('threshold__isnull', False)), _connector='OR'), name='too_fast_rule_has_threshold')],
             },
         ),
         migrations.AddConstraint(

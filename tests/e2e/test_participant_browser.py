@@ -81,7 +81,7 @@ def test_participant_completes_a_study_with_refresh_and_back_button(live_server,
     answer_article(page, credible="Yes")
     page.get_by_role("button", name="Continue").click()
 
-    page.wait_for_url(re.compile(r"/check/$"))
+    page.wait_for_url(re.compile(r"/check/2/$"))  # the check after the last article
     page.get_by_label("Blue").check()
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url(re.compile(r"/finish/$"))

@@ -57,7 +57,7 @@ def test_visible_time_and_tab_aways_are_stored_with_the_answers(live_server, bro
     page.wait_for_url(re.compile(r"/article/2/$"))
     answer_article(page)
     page.get_by_role("button", name="Continue").click()
-    page.wait_for_url(re.compile(r"/check/$"))
+    page.wait_for_url(re.compile(r"/check/2/$"))  # the check after the last article
     context.close()
 
     participant = Participant.objects.get(panel_pid="TIME-1")

@@ -43,6 +43,10 @@ def walk_to_about(page, url: str) -> None:  # type: ignore[no-untyped-def]
         page.wait_for_url(re.compile(rf"/article/{position}/$"))
         answer_article(page)
         page.get_by_role("button", name=re.compile("Next article|Continue")).click()
+    # The attention check comes right after the last article, before the about-you page.
+    page.wait_for_url(re.compile(r"/check/2/$"))
+    page.get_by_label("Blue").check()
+    page.get_by_role("button", name="Continue").click()
     page.wait_for_url(re.compile(r"/about-you/$"))
 
 
@@ -60,9 +64,6 @@ def fill_demographics(page) -> None:  # type: ignore[no-untyped-def]
 
 
 def finish(page) -> None:  # type: ignore[no-untyped-def]
-    page.wait_for_url(re.compile(r"/check/$"))
-    page.get_by_label("Blue").check()
-    page.get_by_role("button", name="Continue").click()
     page.wait_for_url(re.compile(r"/finish/$"))
     page.get_by_role("button", name="Submit my answers").click()
     page.wait_for_url(re.compile(r"/debrief/$"))

@@ -10,7 +10,15 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils.html import escape
 
-from surveys.models import WIKINEWS_ATTRIBUTION, Participant, Response, Study, Trial
+from surveys.models import (
+    WIKINEWS_ATTRIBUTION,
+    Participant,
+    Response,
+    Study,
+    Team,
+    TeamMembership,
+    Trial,
+)
 from surveys.services import study_set_status
 from tests.factories import StudyFactory
 
@@ -213,7 +221,8 @@ def test_full_walk_through(two_article_study):
         trial.refresh_from_db()
         assert trial.answered_at is not None
         assert dict(trial.responses.values_list("question__key", "value")) == GOOD
-    assert response["Location"] == url(participant, "check/")
+    # The check comes right after the last article (its after_article is empty).
+    assert response["Location"] == url(participant, "check/2/")
 
     response = client.get(url(participant, "check/"))
     assert response.status_code == 200
@@ -287,7 +296,7 @@ def test_refresh_and_back_button_update_answers_without_duplicates(two_article_s
     changed = {**GOOD, "credible": "no", "clear": "1"}
     response = client.post(first, changed)
     assert response.status_code == 302
-    assert response["Location"] == url(participant, "check/")
+    assert response["Location"] == url(participant, "check/2/")
 
     trial = participant.trials.get(position=1)
     assert dict(trial.responses.values_list("question__key", "value")) == changed
@@ -452,9 +461,16 @@ def test_preview_needs_staff_and_creates_a_flagged_test_participant():
     assert client.get(f"/s/{study.slug}/preview/").status_code == 302
     assert Participant.objects.count() == 0
 
+    # Staff of no team (or another team) do not see the study at all.
     staff = get_user_model().objects.create_user("staff", password="x", is_staff=True)
     client = Client()
     client.force_login(staff)
+    assert client.get(f"/s/{study.slug}/preview/").status_code == 404
+    assert Participant.objects.count() == 0
+
+    team = Team.objects.create(name="Lab")
+    Study.objects.filter(pk=study.pk).update(team=team)
+    TeamMembership.objects.create(team=team, user=staff, role=TeamMembership.Role.ANALYST)
     response = client.get(f"/s/{study.slug}/preview/", follow=True)
     assert response.status_code == 200
     participant = Participant.objects.get()
@@ -467,7 +483,9 @@ def test_preview_needs_staff_and_creates_a_flagged_test_participant():
 @pytest.mark.django_db
 def test_preview_of_an_incomplete_design_lists_the_problems():
     study = StudyFactory.create()
-    staff = get_user_model().objects.create_user("staff", password="x", is_staff=True)
+    staff = get_user_model().objects.create_user(
+        "staff", password="x", is_staff=True, is_superuser=True
+    )
     client = Client()
     client.force_login(staff)
     response = client.get(f"/s/{study.slug}/preview/")

@@ -148,7 +148,7 @@ def start(client: Client, study: Study) -> tuple[Participant, str]:
     return participant, f"/p/{participant.token}/"
 
 
-def test_about_you_comes_after_the_articles_and_before_the_check(about_study):
+def test_about_you_comes_after_the_articles_and_the_check(about_study):
     client = Client()
     participant, base = start(client, about_study)
     client.post(base + "instructions/")
@@ -158,6 +158,10 @@ def test_about_you_comes_after_the_articles_and_before_the_check(about_study):
     assert early["Location"] == base + "article/1/"
     response = client.post(base + "article/1/", GOOD)
     assert response.status_code == 302
+    # The attention check is asked among the articles, after the last one here.
+    assert response["Location"] == base + "check/1/"
+    assert client.get(base + "about-you/")["Location"] == base + "check/1/"
+    response = client.post(base + "check/1/", {"attention": "Blue"})
     assert response["Location"] == base + "about-you/"
     page = client.get(base + "about-you/")
     assert page.status_code == 200
@@ -167,12 +171,12 @@ def test_about_you_comes_after_the_articles_and_before_the_check(about_study):
     assert 'type="number" id="id_media_trust" name="media_trust" min="0" max="100"' in html
     assert 'type="range" min="0" max="100"' in html
     assert "slider.js" in html
-    # The check is still ahead.
-    assert client.get(base + "check/")["Location"] == base + "about-you/"
+    # The finish page is still ahead.
+    assert client.get(base + "finish/")["Location"] == base + "about-you/"
 
     response = client.post(base + "about-you/", ABOUT)
     assert response.status_code == 302
-    assert response["Location"] == base + "check/"
+    assert response["Location"] == base + "finish/"
     participant.refresh_from_db()
     assert participant.about_submitted_at is not None
     stored = dict(
@@ -188,7 +192,6 @@ def test_about_you_comes_after_the_articles_and_before_the_check(about_study):
     again = client.get(base + "about-you/").content.decode()
     assert 'value="Television" checked' in again
     assert 'name="media_trust" min="0" max="100" step="1" inputmode="numeric" value="40"' in again
-    client.post(base + "check/", {"attention": "Blue"})
     assert client.post(base + "finish/").status_code == 302
     participant.refresh_from_db()
     assert participant.status == "completed"
@@ -209,6 +212,7 @@ def test_malformed_about_answers_re_render_and_write_nothing(about_study, change
     participant, base = start(client, about_study)
     client.post(base + "instructions/")
     client.post(base + "article/1/", GOOD)
+    client.post(base + "check/1/", {"attention": "Blue"})
     before = Response.objects.count()
     response = client.post(base + "about-you/", {**ABOUT, **change})
     assert response.status_code == 200
@@ -226,16 +230,17 @@ def test_optional_questions_left_empty_still_complete_the_page(about_study):
     participant, base = start(client, about_study)
     client.post(base + "instructions/")
     client.post(base + "article/1/", GOOD)
+    client.post(base + "check/1/", {"attention": "Blue"})
     required_only = {
         k: v for k, v in ABOUT.items() if k not in ("ideology", "news_sources", "media_trust")
     }
     response = client.post(base + "about-you/", required_only)
     assert response.status_code == 302
-    assert response["Location"] == base + "check/"
+    assert response["Location"] == base + "finish/"
     keys = set(
-        Response.objects.filter(participant=participant, trial__isnull=True).values_list(
-            "question__key", flat=True
-        )
+        Response.objects.filter(
+            participant=participant, trial__isnull=True, question__scope="participant"
+        ).values_list("question__key", flat=True)
     )
     assert keys == set(required_only)
 
@@ -245,8 +250,9 @@ def test_without_participant_questions_there_is_no_about_page(live_study):
     _participant, base = start(client, live_study)
     client.post(base + "instructions/")
     response = client.post(base + "article/1/", GOOD | {"written_by": ""})
-    assert response["Location"] == base + "check/"
-    assert client.get(base + "about-you/")["Location"] == base + "check/"
+    assert response["Location"] == base + "check/1/"
+    client.post(base + "check/1/", {"attention": "Blue"})
+    assert client.get(base + "about-you/")["Location"] == base + "finish/"
 
 
 def test_about_you_of_an_unknown_participant_is_404_and_put_is_refused(about_study):

@@ -56,6 +56,13 @@ class Command(BaseCommand):
             help="Fraction who answer the attention check wrongly.",
         )
         parser.add_argument(
+            "--fail-comprehension",
+            type=float,
+            default=0.0,
+            help="Fraction who answer the comprehension questions wrongly on every try "
+            "(and are screened out).",
+        )
+        parser.add_argument(
             "--base-url",
             default=None,
             help="Use real HTTP against a running server, e.g. http://127.0.0.1:8000.",
@@ -80,6 +87,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 dropout=options["dropout"],
                 fail_attention=options["fail_attention"],
+                fail_comprehension=options["fail_comprehension"],
                 base_url=options["base_url"],
                 progress=not options["no_progress"],
                 test=options["test"],

@@ -18,11 +18,12 @@ from generation.models import GenerationRun, Sample
 from generation.services import run_create, run_execute, sample_approve
 from surveys.importers import articles_import
 from surveys.instruments import instrument_apply
-from surveys.models import Article, Condition, Study
+from surveys.models import Article, Condition, Study, Team
 from surveys.services import study_set_status
 
 WIKINEWS_FILE = Path(settings.BASE_DIR) / "data" / "wikinews_articles.jsonl"
 DEMO_SLUG = "demo"
+DEMO_TEAM = "Demo team"
 # Ledes of articles this long or shorter make stories comparable in length with a
 # 200-token continuation (about 150 words after the lede); long features would give
 # the real articles away by their length alone.
@@ -95,16 +96,23 @@ def demo_approve(*, run: GenerationRun) -> list[Article]:
 def demo_study(*, real: list[Article], generated: list[Article], model_label: str) -> Study:
     """A live between-subjects study: each participant reads two articles of one
     condition and rates each with the Kreps et al. questions, plus one attention check."""
+    # Studies belong to research teams; the demo's superuser sees it either way.
+    team, _ = Team.objects.get_or_create(name=DEMO_TEAM)
     study, created = Study.objects.get_or_create(
         slug=DEMO_SLUG,
         defaults={
             "title": "How credible is this news?",
+            "team": team,
             "articles_per_participant": 2,
             "seed": 2019,
             "completion_code": "CREDENCE-DEMO",
         },
     )
     if not created:
+        if study.team_id is None:
+            # A demo database from before teams existed.
+            Study.objects.filter(pk=study.pk).update(team=team)
+            study.refresh_from_db()
         return study
     reference = Condition.objects.create(
         study=study, name="real", label="Real news (Wikinews)", is_reference=True

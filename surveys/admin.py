@@ -5,10 +5,22 @@ condition and question inlines can no longer add, change or delete, and every wr
 below the forms checks ``study_assert_editable``. Status changes only through the
 lifecycle buttons and actions, which call ``study_set_status``. Participants, trials and
 responses are read-only: nothing in the admin can edit an answer.
+
+Research teams decide who sees and changes what, not Django's per-model permissions.
+Every study-related page (studies, conditions, participants, trials, responses,
+withdrawals, and the design inlines) shows only ``surveys.selectors.studies_visible_to``
+the user, and its ``has_*_permission`` methods ask the user's role in the study's team
+(``study_role_of``): superusers may do everything; a team's researchers may view and
+change its studies and add new ones; its analysts may only view (and export on the
+results pages); staff outside the team get 404 on its pages. So a researcher needs only
+``is_staff`` and a team membership, no model permissions. Teams and memberships are
+managed by superusers only. The article pool is shared by all teams and keeps Django's
+model permissions.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django import forms
@@ -18,8 +30,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -28,19 +41,35 @@ from django.views.decorators.http import require_POST
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
+from surveys.exclusions import exclusions_by_condition
 from surveys.importers import FORMATS, articles_import, decode_upload, format_from_filename
 from surveys.instruments import INSTRUMENTS, instrument_apply
 from surveys.models import (
     Article,
     ArticleScore,
     Condition,
+    ExclusionRule,
     Participant,
     Question,
     Response,
     Study,
+    Team,
+    TeamMembership,
     Trial,
     WithdrawalLog,
     content_hash,
+)
+from surveys.planning import sample_size_two_proportions
+from surveys.selectors import (
+    CLASSIC_RATES,
+    role_can_edit,
+    studies_editable_by,
+    studies_visible_to,
+    study_monitor,
+    study_power_plan,
+    study_role_of,
+    teams_for_new_study,
+    user_roles,
 )
 from surveys.services import (
     study_assert_editable,
@@ -50,6 +79,113 @@ from surveys.services import (
 
 LOCKED_STATUSES = (Study.Status.LIVE, Study.Status.CLOSED)
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+# ---------------------------------------------------------------------------------------
+# Research teams: who sees and changes which study (see the module docstring)
+
+
+def _study_of(obj: Any, study_path: str) -> Study:
+    for name in filter(None, study_path.split("__")):
+        obj = getattr(obj, name)
+    return cast(Study, obj)
+
+
+def _may_edit_some_study(request: HttpRequest) -> bool:
+    return any(role_can_edit(role) for role in user_roles(user=request.user))
+
+
+class _TeamScopedView:
+    """For the admin of a study-related model: only the studies the user may see, and
+    viewing by team role instead of Django's model permissions. ``study_path`` leads from
+    the model to its study ("" for Study itself)."""
+
+    study_path = "study"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
+        lookup = f"{self.study_path}__in" if self.study_path else "pk__in"
+        return queryset.filter(**{lookup: studies_visible_to(user=request.user).values("pk")})
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        # Django redirects to the index when the object is outside get_queryset; another
+        # team's objects are plainly not found.
+        obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        if obj is None:
+            raise Http404("No such object, or not one of your team's.")
+        return obj
+
+    def _role(self, request: HttpRequest, obj: Any) -> str | None:
+        return study_role_of(user=request.user, study=_study_of(obj, self.study_path))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(user_roles(user=request.user))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return bool(user_roles(user=request.user))
+        return self._role(request, obj) is not None
+
+
+class _TeamScopedAdmin(_TeamScopedView):
+    """A study design object: researchers (and superusers) change it, analysts only see it."""
+
+    def _may_edit(self, request: HttpRequest, obj: Any) -> bool:
+        if obj is None:
+            return _may_edit_some_study(request)
+        return role_can_edit(self._role(request, obj))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _may_edit_some_study(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request, obj)
+
+
+class TeamMembershipInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = TeamMembership
+    extra = 1
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Teams and their members: superusers only, whatever model permissions say."""
+
+    inlines = [TeamMembershipInline]
+    list_display = ("name", "member_count", "study_count", "created_at")
+    search_fields = ("name",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
+        queryset: QuerySet[Team] = super().get_queryset(request)
+        return queryset.annotate(
+            n_members=Count("memberships", distinct=True), n_studies=Count("studies", distinct=True)
+        )
+
+    @admin.display(description="Members", ordering="n_members")
+    def member_count(self, obj: Any) -> int:
+        return int(obj.n_members)
+
+    @admin.display(description="Studies", ordering="n_studies")
+    def study_count(self, obj: Any) -> int:
+        return int(obj.n_studies)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
 
 # ---------------------------------------------------------------------------------------
 # Articles
@@ -135,6 +271,15 @@ class ArticleActionForm(helpers.ActionForm):
     )
 
 
+def _editable_conditions(request: HttpRequest) -> QuerySet[Condition]:
+    """Conditions whose articles this user may change: unlocked studies they may edit."""
+    return (
+        Condition.objects.filter(study__in=studies_editable_by(user=request.user).values("pk"))
+        .exclude(study__status__in=LOCKED_STATUSES)
+        .select_related("study")
+    )
+
+
 def _locked_article_ids() -> QuerySet[Article]:
     return Article.objects.filter(conditions__study__status__in=LOCKED_STATUSES)
 
@@ -206,7 +351,9 @@ class ArticleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="Used in conditions")
     def used_in(self, obj: Article) -> str:
-        conditions = obj.conditions.select_related("study")
+        conditions = obj.conditions.select_related("study").filter(
+            study_id__in=getattr(obj, "credence_visible_study_ids", ())
+        )
         if not conditions:
             return "—"
         return format_html_join(
@@ -218,14 +365,32 @@ class ArticleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             ),
         )
 
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        # The action form is built without the request: offer only the conditions this
+        # user may change (the response is rendered later, so this is in time).
+        action_form = getattr(response, "context_data", {}).get("action_form")
+        if action_form is not None and "condition" in action_form.fields:
+            action_form.fields["condition"].queryset = _editable_conditions(request)
+        return response
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # For used_in, which has no request: only the studies this user may see.
+            obj.credence_visible_study_ids = set(
+                studies_visible_to(user=request.user).values_list("pk", flat=True)
+            )
+        return obj
+
     @admin.action(description="Add selected articles to the condition chosen below")
     def add_to_condition(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
-        if not request.user.has_perm("surveys.change_condition"):
-            raise PermissionDenied
         condition_id = request.POST.get("condition")
         condition = (
-            Condition.objects.filter(pk=condition_id).select_related("study").first()
-            if condition_id
+            _editable_conditions(request).filter(pk=condition_id).first()
+            if condition_id and str(condition_id).isdigit()
             else None
         )
         if condition is None:
@@ -307,14 +472,26 @@ class _DesignInline:
     def _locked(obj: Study | None) -> bool:
         return obj is not None and obj.is_design_locked
 
+    @staticmethod
+    def _may_edit(request: HttpRequest, obj: Study | None) -> bool:
+        # The team role decides (see the module docstring), not model permissions.
+        if obj is None:
+            return _may_edit_some_study(request)
+        return role_can_edit(study_role_of(user=request.user, study=obj))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return bool(user_roles(user=request.user))
+        return study_role_of(user=request.user, study=obj) is not None
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return not self._locked(obj) and super().has_add_permission(request, obj)  # type: ignore[misc]
+        return not self._locked(obj) and self._may_edit(request, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return not self._locked(obj) and super().has_change_permission(request, obj)  # type: ignore[misc]
+        return not self._locked(obj) and self._may_edit(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return not self._locked(obj) and super().has_delete_permission(request, obj)  # type: ignore[misc]
+        return not self._locked(obj) and self._may_edit(request, obj)
 
 
 class _ZeroIfEmptyField(forms.IntegerField):
@@ -416,6 +593,37 @@ class QuestionInline(_DesignInline, admin.StackedInline):  # type: ignore[type-a
     )
 
 
+class ExclusionRuleForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = ExclusionRule
+        fields = ("study", "position", "kind", "threshold", "question_key")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # The check constraint lets a missing threshold through (NULL > 0 is not false).
+        if cleaned.get("kind") == ExclusionRule.Kind.TOO_FAST and cleaned.get("threshold") is None:
+            self.add_error("threshold", "Set the reading speed in words per second, e.g. 15.")
+        return cleaned
+
+
+class ExclusionRuleInline(_DesignInline, admin.TabularInline):  # type: ignore[type-arg]
+    """Pre-registered exclusion rules, locked with the rest of the design at launch.
+    Semantics in ``surveys.exclusions``; checked when the study is piloted or launched."""
+
+    model = ExclusionRule
+    form = ExclusionRuleForm
+    fields = ("position", "kind", "threshold", "question_key")
+    verbose_name_plural = (
+        "Exclusion rules, applied in order to completed participants (test, incomplete and "
+        "screened-out sessions are always excluded first). Failed an attention check: any "
+        "check answered wrongly; without this rule, a study with attention checks applies "
+        "it first. Too fast: the participant's articles, taken together, read faster than "
+        "the threshold in words per second (browser-measured visible time, else server "
+        "time). Straight-lining: the same answer to the question (empty: to each rating "
+        "question) on every article, with at least two articles."
+    )
+
+
 class ConditionForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Condition
@@ -440,7 +648,7 @@ class ConditionForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Condition)
-class ConditionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ConditionAdmin(_TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
     form = ConditionForm
     list_display = (
         "__str__",
@@ -451,7 +659,7 @@ class ConditionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "per_participant",
         "n_articles",
     )
-    list_filter = ("study__status", "study")
+    list_filter = ("study__status", ("study", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "label", "study__slug", "study__title")
     filter_horizontal = ("articles",)
 
@@ -470,7 +678,9 @@ class ConditionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "study":
-            kwargs["queryset"] = Study.objects.exclude(status__in=LOCKED_STATUSES)
+            kwargs["queryset"] = studies_editable_by(user=request.user).exclude(
+                status__in=LOCKED_STATUSES
+            )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_change_permission(self, request: HttpRequest, obj: Condition | None = None) -> bool:
@@ -486,6 +696,8 @@ class ConditionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Condition]) -> None:
         if queryset.filter(study__status__in=LOCKED_STATUSES).exists():
             raise PermissionDenied("Conditions of a live or closed study cannot be deleted.")
+        if queryset.exclude(study__in=studies_editable_by(user=request.user).values("pk")).exists():
+            raise PermissionDenied("Analysts cannot delete conditions.")
         super().delete_queryset(request, queryset)
 
 
@@ -539,6 +751,60 @@ def study_links(*, request: HttpRequest, study: Study) -> dict[str, str]:
     }
 
 
+class PowerPlanForm(forms.Form):
+    """The planning box's GET form: planned credible rate per condition, alpha, power.
+    Empty fields keep their defaults (the GPT-2 release's 0.83 and 0.72, 0.05, 0.8)."""
+
+    alpha = forms.FloatField(required=False, label="Alpha (two-sided)")
+    power = forms.FloatField(required=False, label="Power")
+
+    def __init__(self, data: Any, *, conditions: list[Condition]) -> None:
+        super().__init__(data)
+        for condition in conditions:
+            self.fields[f"rate_{condition.name}"] = forms.FloatField(
+                required=False,
+                label=f"Planned credible rate, {condition.name}",
+                widget=forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1"}),
+            )
+        self.condition_names = [c.name for c in conditions]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name, value in list(cleaned.items()):
+            if value is not None and not 0.0 < value < 1.0:
+                self.add_error(name, f"Enter a number strictly between 0 and 1, not {value:g}.")
+        return cleaned
+
+    def plan_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``study_power_plan`` from the valid fields given."""
+        data = self.cleaned_data
+        rates = {
+            name: data[f"rate_{name}"]
+            for name in self.condition_names
+            if data.get(f"rate_{name}") is not None
+        }
+        arguments: dict[str, Any] = {"rates": rates}
+        for key in ("alpha", "power"):
+            if data.get(key) is not None:
+                arguments[key] = data[key]
+        return arguments
+
+
+def _power_plan_context(request: HttpRequest, study: Study) -> dict[str, Any]:
+    """The planning box of a study's change page: the plan at the rates typed into its
+    GET form (defaults when none), or the form's errors and the default plan."""
+    conditions = list(study.conditions.order_by("id"))
+    keys = {"alpha", "power", *(f"rate_{c.name}" for c in conditions)}
+    form = PowerPlanForm(request.GET if keys & set(request.GET) else None, conditions=conditions)
+    arguments = form.plan_arguments() if form.is_bound and form.is_valid() else {}
+    classic_n = math.ceil(sample_size_two_proportions(*CLASSIC_RATES))
+    return {
+        "power_plan": study_power_plan(study=study, **arguments),
+        "power_plan_form": form,
+        "power_plan_classic": (*CLASSIC_RATES, classic_n),
+    }
+
+
 class _ArticleTotal(TypedDict):
     article_total: int
 
@@ -575,11 +841,13 @@ def _participant_counts() -> dict[str, Count]:
 
 
 @admin.register(Study)
-class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    inlines = [ConditionInline, QuestionInline]
+class StudyAdmin(_TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
+    study_path = ""
+    inlines = [ConditionInline, QuestionInline, ExclusionRuleInline]
     list_display = (
         "title",
         "slug",
+        "team",
         "status",
         "completed",
         "in_progress",
@@ -587,7 +855,7 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "launched_at",
         "closed_at",
     )
-    list_filter = ("status",)
+    list_filter = ("status", ("team", admin.RelatedOnlyFieldListFilter))
     search_fields = ("title", "slug")
     actions = ["add_kreps", "add_attention", "set_pilot", "set_live", "set_closed"]
     change_form_template = "admin/surveys/study/change_form.html"
@@ -598,7 +866,7 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def get_fieldsets(self, request: HttpRequest, obj: Study | None = None) -> Any:
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
-            (None, {"fields": ("title", "slug", "status")}),
+            (None, {"fields": ("title", "slug", "team", "status")}),
             (
                 "Design (locked once live)",
                 {
@@ -627,12 +895,23 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ]
         if obj is not None:
             fieldsets.append(
-                ("Lifecycle", {"fields": ("monitor", "design_hash", "launched_at", "closed_at")})
+                (
+                    "Lifecycle",
+                    {
+                        "fields": (
+                            "monitor",
+                            "monitor_details",
+                            "design_hash",
+                            "launched_at",
+                            "closed_at",
+                        )
+                    },
+                )
             )
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> Any:
-        fields = ["status", "design_hash", "launched_at", "closed_at", "monitor"]
+        fields = ["status", "design_hash", "launched_at", "closed_at", "monitor", "monitor_details"]
         if obj is not None and obj.is_design_locked:
             fields += list(_DESIGN_FIELDS)
         return fields
@@ -642,7 +921,25 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return {}
         return {"slug": ("title",)}
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "team":
+            teams = teams_for_new_study(user=request.user)
+            kwargs["queryset"] = teams
+            if not request.user.is_superuser:
+                # Other staff see only their teams' studies: a study without a team, or
+                # in a team where they are not researchers, would be lost to them.
+                kwargs["required"] = True
+                if len(mine := list(teams[:2])) == 1:
+                    kwargs["initial"] = mine[0].pk
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: Study, form: Any, change: bool) -> None:
+        if not request.user.is_superuser and (
+            obj.team_id is None
+            or not teams_for_new_study(user=request.user).filter(pk=obj.team_id).exists()
+        ):
+            # Below the form's choices: a study is only ever put in one of your own teams.
+            raise PermissionDenied("Choose one of the teams you are a researcher of.")
         if change and any(name in form.changed_data for name in _DESIGN_FIELDS):
             # Below the read-only widgets: a form opened before launch cannot write after.
             study_assert_editable(study=obj)
@@ -677,13 +974,19 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         study = self.get_object(request, object_id)
         extra = dict(extra_context or {})
         if study is not None:
+            may_edit = self.has_change_permission(request, study)
             extra["study_links"] = study_links(request=request, study=study)
-            extra["status_buttons"] = [
-                (status, *_STATUS_BUTTONS[status]) for status in _NEXT_STATUSES[study.status]
-            ]
-            extra["instrument_buttons"] = (
-                [] if study.is_design_locked else [(k, v.label) for k, v in INSTRUMENTS.items()]
+            extra["status_buttons"] = (
+                [(status, *_STATUS_BUTTONS[status]) for status in _NEXT_STATUSES[study.status]]
+                if may_edit
+                else []
             )
+            extra["instrument_buttons"] = (
+                [(k, v.label) for k, v in INSTRUMENTS.items()]
+                if may_edit and not study.is_design_locked
+                else []
+            )
+            extra.update(_power_plan_context(request, study))
         return super().change_view(request, object_id, form_url, extra)
 
     def get_urls(self) -> list[URLPattern]:
@@ -702,7 +1005,9 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return custom + super().get_urls()
 
     def _editable_study(self, request: HttpRequest, object_id: str) -> Study:
-        study = get_object_or_404(Study, pk=object_id)
+        if not str(object_id).isdigit():
+            raise Http404("No such study.")
+        study = get_object_or_404(studies_visible_to(user=request.user), pk=object_id)
         if not self.has_change_permission(request, study):
             raise PermissionDenied
         return study
@@ -724,6 +1029,10 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return redirect("admin:surveys_study_change", study.pk)
 
     def _set_status(self, request: HttpRequest, study: Study, status: str) -> bool:
+        if not self.has_change_permission(request, study):
+            # A changelist action may select studies of a team where the user is an analyst.
+            self.message_user(request, f"{study}: analysts cannot change it.", messages.ERROR)
+            return False
         try:
             study_set_status(study=study, status=status)
         except ValidationError as error:
@@ -735,6 +1044,9 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return True
 
     def _apply_instrument(self, request: HttpRequest, study: Study, name: str) -> None:
+        if not self.has_change_permission(request, study):
+            self.message_user(request, f"{study}: analysts cannot change it.", messages.ERROR)
+            return
         try:
             created = instrument_apply(study=study, name=name)
         except ValidationError as error:
@@ -792,7 +1104,7 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if obj.pk is None:
             return "—"
         if obj.design == Study.Design.WITHIN:
-            return self._monitor_within(obj)
+            return format_html("{}{}", self._monitor_within(obj), _rule_exclusions(obj))
         # django-stubs cannot see annotations passed as **kwargs: name them for it.
         rows = cast(
             "QuerySet[WithAnnotations[Condition, _ConditionMonitor]]",
@@ -833,8 +1145,19 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return format_html(
             '<table class="credence-monitor"><thead><tr><th>Condition</th><th>Articles</th>'
             "<th>Started</th><th>In progress</th><th>Completed</th><th>Quota</th>"
-            "<th>Withdrawn</th><th>Test sessions</th></tr></thead><tbody>{}</tbody></table>",
+            "<th>Withdrawn</th><th>Test sessions</th></tr></thead><tbody>{}</tbody></table>{}",
             body,
+            _rule_exclusions(obj),
+        )
+
+    @admin.display(description="Quality and articles")
+    def monitor_details(self, obj: Study) -> str:
+        """Screen-outs, median time to complete, attention-check failures per condition,
+        and per article: assigned, started, rated, completed, median reading time."""
+        if obj.pk is None:
+            return "—"
+        return render_to_string(
+            "admin/surveys/study/monitor_details.html", {"monitor": study_monitor(study=obj)}
         )
 
     def _monitor_within(self, obj: Study) -> str:
@@ -877,6 +1200,31 @@ class StudyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
 
 
+def _rule_exclusions(study: Study) -> str:
+    """Completed participants each exclusion rule removes, per condition (one row for
+    the whole study in within-subjects designs), counted by ``surveys.exclusions``, the
+    same code the analysis ledger uses."""
+    counts = exclusions_by_condition(study=study)
+    if not counts:
+        return format_html("<p>{}</p>", "Excluded by rule: none.")
+    names: dict[int | None, str] = dict(study.conditions.values_list("pk", "name"))
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (names.get(condition_id, "all"), label, n)
+            for condition_id, by_label in sorted(counts.items(), key=lambda kv: kv[0] or 0)
+            for label, n in by_label.items()
+        ),
+    )
+    return format_html(
+        '<table class="credence-monitor"><caption>Excluded by rule (completed '
+        "participants, first rule that applies)</caption><thead><tr><th>Condition</th>"
+        "<th>Rule</th><th>Excluded</th></tr></thead><tbody>{}</tbody></table>",
+        rows,
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # Participants and their answers: read-only
 
@@ -897,6 +1245,10 @@ class _ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
     extra = 0
     can_delete = False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Shown on a participant's page, which the team rule already let the user open.
+        return True
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -934,7 +1286,7 @@ class ResponseInline(_ReadOnlyInline):
 
 
 @admin.register(Participant)
-class ParticipantAdmin(_ReadOnlyAdmin):
+class ParticipantAdmin(_TeamScopedView, _ReadOnlyAdmin):
     inlines = [TrialInline, ResponseInline]
     list_display = (
         "token",
@@ -947,14 +1299,21 @@ class ParticipantAdmin(_ReadOnlyAdmin):
         "consented_at",
         "completed_at",
     )
-    list_filter = ("study", "status", "is_test", "panel", "condition")
+    list_filter = (
+        ("study", admin.RelatedOnlyFieldListFilter),
+        "status",
+        "is_test",
+        "panel",
+        ("condition", admin.RelatedOnlyFieldListFilter),
+    )
     list_select_related = ("study", "condition")
     search_fields = ("panel_pid", "token")
     date_hierarchy = "consented_at"
 
 
 @admin.register(Trial)
-class TrialAdmin(_ReadOnlyAdmin):
+class TrialAdmin(_TeamScopedView, _ReadOnlyAdmin):
+    study_path = "participant__study"
     list_display = (
         "participant",
         "position",
@@ -965,19 +1324,26 @@ class TrialAdmin(_ReadOnlyAdmin):
         "visible_ms",
         "tab_aways",
     )
-    list_filter = ("participant__study", "condition")
+    list_filter = (
+        ("participant__study", admin.RelatedOnlyFieldListFilter),
+        ("condition", admin.RelatedOnlyFieldListFilter),
+    )
     list_select_related = ("participant__study", "article", "condition")
 
 
 @admin.register(Response)
-class ResponseAdmin(_ReadOnlyAdmin):
+class ResponseAdmin(_TeamScopedView, _ReadOnlyAdmin):
+    study_path = "participant__study"
     list_display = ("participant", "trial", "question", "value", "updated_at")
-    list_filter = ("question__study", "question__key")
+    list_filter = (
+        ("question__study", admin.RelatedOnlyFieldListFilter),
+        ("question", admin.RelatedOnlyFieldListFilter),
+    )
     list_select_related = ("participant__study", "trial", "question")
 
 
 @admin.register(WithdrawalLog)
-class WithdrawalLogAdmin(_ReadOnlyAdmin):
+class WithdrawalLogAdmin(_TeamScopedView, _ReadOnlyAdmin):
     list_display = (
         "withdrawn_at",
         "study",
@@ -987,7 +1353,7 @@ class WithdrawalLogAdmin(_ReadOnlyAdmin):
         "previous_status",
         "is_test",
     )
-    list_filter = ("study", "previous_status", "is_test")
+    list_filter = (("study", admin.RelatedOnlyFieldListFilter), "previous_status", "is_test")
     list_select_related = ("study",)
     search_fields = ("panel_pid", "token")
     date_hierarchy = "withdrawn_at"

@@ -11,6 +11,8 @@ from django.utils import timezone
 from typing_extensions import TypeVar
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
     from surveys.models import Article, Participant, Study
 
 # The row type of each queryset: the model itself, or the model with the attributes an
@@ -35,6 +37,19 @@ class ArticleQuerySet(models.QuerySet["Article", _ArticleRow]):
 class StudyQuerySet(models.QuerySet["Study", _StudyRow]):
     def accepting(self) -> Self:
         return self.filter(status__in=["pilot", "live"])
+
+    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> Self:
+        """The studies whose data ``user`` may see: every study for an active superuser;
+        for other active staff, the studies of the teams they belong to (any role); none
+        for anyone else. The one place this rule lives (see surveys.selectors)."""
+        if not (user.is_authenticated and user.is_active):
+            return self.none()
+        if getattr(user, "is_superuser", False):
+            return self
+        if not getattr(user, "is_staff", False):
+            return self.none()
+        # One membership per team and user (a constraint), so the join adds no duplicates.
+        return self.filter(team__memberships__user=user)
 
 
 class ParticipantQuerySet(models.QuerySet["Participant", _ParticipantRow]):

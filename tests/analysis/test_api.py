@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from analysis.frames import RESPONSE_COLUMNS, articles_manifest_frame, participants_frame
 from analysis.services import study_report
-from surveys.models import Article, Participant, Response, Study
+from surveys.models import Article, Participant, Response, Study, Team, TeamMembership
 from tests.analysis.conftest import make_participant, rating
 from tests.factories import StudyFactory
 
@@ -40,8 +40,10 @@ def _url(name: str, study: Study | None = None, slug: str | None = None) -> str:
     return reverse(name, args=[slug or study.slug])  # type: ignore[union-attr]
 
 
-def _token_client(*, is_staff: bool, username: str) -> APIClient:
-    user = get_user_model().objects.create_user(username, password="pw", is_staff=is_staff)
+def _token_client(*, is_staff: bool, username: str, is_superuser: bool = False) -> APIClient:
+    user = get_user_model().objects.create_user(
+        username, password="pw", is_staff=is_staff, is_superuser=is_superuser
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client
@@ -49,7 +51,8 @@ def _token_client(*, is_staff: bool, username: str) -> APIClient:
 
 @pytest.fixture
 def staff_api() -> APIClient:
-    return _token_client(is_staff=True, username="analyst")
+    # A superuser sees every study; team members and outsiders: tests/analysis/test_access.py.
+    return _token_client(is_staff=True, username="analyst", is_superuser=True)
 
 
 @pytest.fixture
@@ -110,6 +113,9 @@ def test_writes_are_refused_with_405_and_change_nothing(staff_api, rated_study, 
 
 def test_session_login_works_for_staff(client, rated_study):
     user = get_user_model().objects.create_user("browser", password="pw", is_staff=True)
+    team = Team.objects.create(name="Browsers")
+    TeamMembership.objects.create(team=team, user=user, role=TeamMembership.Role.ANALYST)
+    Study.objects.filter(pk=rated_study.pk).update(team=team)
     client.force_login(user)
     response = client.get(_url("api:study-detail", rated_study), HTTP_ACCEPT="application/json")
     assert response.status_code == 200

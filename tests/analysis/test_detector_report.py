@@ -167,7 +167,10 @@ def test_text_report_and_results_page_show_the_tables(scored_study: Study, clien
     assert "ROC AUC" in text
     assert "gpt2  (all generated)  mean_logprob: AUC 0.667 [0.133, 1.000]  n 3 vs 3" in text
     assert "disagree most" in text
-    user = get_user_model().objects.create_user("analyst", password="pw", is_staff=True)
+    # A superuser sees every study (team access: tests/analysis/test_access.py).
+    user = get_user_model().objects.create_user(
+        "analyst", password="pw", is_staff=True, is_superuser=True
+    )
     client.force_login(user)
     response = client.get(reverse("analysis:results", args=[scored_study.slug]))
     assert response.status_code == 200
@@ -179,7 +182,10 @@ def test_text_report_and_results_page_show_the_tables(scored_study: Study, clien
 
 @pytest.fixture
 def staff_api() -> APIClient:
-    user = get_user_model().objects.create_user("api-analyst", password="pw", is_staff=True)
+    # A superuser sees every study (team access: tests/analysis/test_access.py).
+    user = get_user_model().objects.create_user(
+        "api-analyst", password="pw", is_staff=True, is_superuser=True
+    )
     client = APIClient()
     client.force_authenticate(user)
     return client

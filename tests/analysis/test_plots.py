@@ -19,7 +19,10 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 @pytest.fixture
 def staff_client(client):
-    user = get_user_model().objects.create_user("analyst", password="pw", is_staff=True)
+    # A superuser sees every study (team access: tests/analysis/test_access.py).
+    user = get_user_model().objects.create_user(
+        "analyst", password="pw", is_staff=True, is_superuser=True
+    )
     client.force_login(user)
     return client
 

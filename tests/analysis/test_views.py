@@ -17,7 +17,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_client(client):
-    user = get_user_model().objects.create_user("analyst", password="pw", is_staff=True)
+    # A superuser sees every study; team members and outsiders: tests/analysis/test_access.py.
+    user = get_user_model().objects.create_user(
+        "analyst", password="pw", is_staff=True, is_superuser=True
+    )
     client.force_login(user)
     return client
 

@@ -19,6 +19,8 @@ from surveys.models import (
     Question,
     Response,
     Study,
+    Team,
+    TeamMembership,
     WithdrawalLog,
 )
 from surveys.services import PanelIds, participant_enroll, participant_withdraw
@@ -228,8 +230,13 @@ def test_refused_transition_and_wrong_method(admin_client, live_study):
 
 
 def test_status_buttons_need_the_change_permission(client, django_user_model, live_study):
+    # Team roles, not model permissions, decide (tests/surveys/test_teams.py): an analyst
+    # of the study's team sees it but may not change its lifecycle.
     staff = django_user_model.objects.create_user(username="viewer", password="x", is_staff=True)
-    staff.user_permissions.add(Permission.objects.get(codename="view_study"))
+    staff.user_permissions.add(Permission.objects.get(codename="change_study"))
+    team = Team.objects.create(name="Viewers")
+    TeamMembership.objects.create(team=team, user=staff, role=TeamMembership.Role.ANALYST)
+    Study.objects.filter(pk=live_study.pk).update(team=team)
     client.force_login(staff)
     assert client.post(_status_url(live_study, "closed")).status_code == 403
     live_study.refresh_from_db()
@@ -337,6 +344,7 @@ def _study_form_data(study: Study, **changes: object) -> dict[str, object]:
     for prefix, count in (
         ("conditions", study.conditions.count()),
         ("questions", study.questions.count()),
+        ("exclusion_rules", study.exclusion_rules.count()),
     ):
         data.update(
             {

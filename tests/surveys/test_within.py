@@ -286,6 +286,10 @@ def test_admin_saves_a_within_design_and_derives_the_count(admin_client):
         "questions-INITIAL_FORMS": 0,
         "questions-MIN_NUM_FORMS": 0,
         "questions-MAX_NUM_FORMS": 1000,
+        "exclusion_rules-TOTAL_FORMS": 0,
+        "exclusion_rules-INITIAL_FORMS": 0,
+        "exclusion_rules-MIN_NUM_FORMS": 0,
+        "exclusion_rules-MAX_NUM_FORMS": 1000,
         "_save": "Save",
     }
     for i, (condition, count) in enumerate(zip(conditions, (4, 2), strict=True)):

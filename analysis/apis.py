@@ -42,15 +42,17 @@ from analysis.services import (
     study_report,
 )
 from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
+from surveys.selectors import studies_visible_to, study_role_of
 
 # ---------------------------------------------------------------------------------------
 # Who may see what
 
 
 def study_visible_to(*, user: AbstractBaseUser | AnonymousUser, study: Study) -> bool:
-    """Whether ``user`` may read ``study``'s data through the API. Staff only for now;
-    research-team membership will be added here, and only here."""
-    return bool(user.is_authenticated and getattr(user, "is_staff", False))
+    """Whether ``user`` may read ``study``'s data through the API: superusers, and staff
+    members of the study's research team (researchers and analysts alike). The rule is
+    ``surveys.selectors.study_role_of``, shared with the admin and the results pages."""
+    return study_role_of(user=user, study=study) is not None
 
 
 class CanViewStudyData(BasePermission):
@@ -142,7 +144,14 @@ class StudyAPIView(APIView):
     http_method_names = ["get", "head", "options"]
 
     def get_study(self, slug: str) -> Study:
-        study = get_object_or_404(Study, slug=slug)
+        # Another team's study is "not found", as if it did not exist: its slug is not
+        # confirmed to outsiders. Signed-in non-staff users still get 403 from the check.
+        study = get_object_or_404(
+            studies_visible_to(user=self.request.user)
+            if getattr(self.request.user, "is_staff", False)
+            else Study.objects.all(),
+            slug=slug,
+        )
         self.check_object_permissions(self.request, study)
         return study
 
@@ -152,11 +161,15 @@ class StudyAPIView(APIView):
 
 
 def _visible_studies(*, user: AbstractBaseUser | AnonymousUser) -> list[Study]:
-    studies = Study.objects.annotate(
-        condition_count=Count("conditions", distinct=True),
-        participant_count=Count("participants", distinct=True),
-    ).order_by("-created_at", "pk")
-    return [study for study in studies if study_visible_to(user=user, study=study)]
+    studies = (
+        studies_visible_to(user=user)
+        .annotate(
+            condition_count=Count("conditions", distinct=True),
+            participant_count=Count("participants", distinct=True),
+        )
+        .order_by("-created_at", "pk")
+    )
+    return list(studies)
 
 
 def _conditions(*, study: Study) -> QuerySet[Condition]:

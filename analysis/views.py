@@ -1,4 +1,8 @@
-"""Results page and CSV download for staff. Thin: the numbers come from services."""
+"""Results page and CSV download for staff. Thin: the numbers come from services.
+
+Each view finds its study among ``surveys.selectors.studies_visible_to`` the user: another
+team's study answers 404, exactly like a study that does not exist.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,16 @@ from django.shortcuts import get_object_or_404, render
 from analysis import plots, presentation
 from analysis.services import responses_csv_chunks, study_report
 from surveys.models import WIKINEWS_ATTRIBUTION, Study
+from surveys.selectors import studies_visible_to
+
+
+def _visible_study(request: HttpRequest, slug: str) -> Study:
+    return get_object_or_404(studies_visible_to(user=request.user), slug=slug)
 
 
 @staff_member_required
 def results(request: HttpRequest, slug: str) -> HttpResponse:
-    study = get_object_or_404(Study, slug=slug)
+    study = _visible_study(request, slug)
     report = study_report(study=study)
     return render(
         request,
@@ -37,7 +46,7 @@ def plot(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         return HttpResponse(
             "format must be svg or png", status=400, content_type="text/plain; charset=utf-8"
         )
-    study = get_object_or_404(Study, slug=slug)
+    study = _visible_study(request, slug)
     body = plots.plot_bytes(study_report(study=study), name, fmt)
     response = HttpResponse(body, content_type="image/svg+xml" if fmt == "svg" else "image/png")
     if "download" in request.GET:
@@ -47,7 +56,7 @@ def plot(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 
 @staff_member_required
 def export_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
-    study = get_object_or_404(Study, slug=slug)
+    study = _visible_study(request, slug)
     response = StreamingHttpResponse(
         responses_csv_chunks(study=study), content_type="text/csv; charset=utf-8"
     )

@@ -846,8 +846,9 @@ def run_execute(
 
 def run_enqueue(*, run: GenerationRun) -> int:
     """Hand a run to the task queue's workers: one task per open chunk, sent when the
-    surrounding transaction commits. Each task claims whichever chunk is next, so the
-    work spreads over however many workers there are. Returns the number of tasks."""
+    surrounding transaction commits. Each task claims whichever chunks are next until the
+    run is done (see ``tasks.run_chunk_execute``), so the work spreads over however many
+    workers there are, up to one per chunk. Returns the number of tasks."""
     from generation.tasks import run_chunk_execute
 
     run_plan(run=run)

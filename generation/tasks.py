@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from celery import shared_task
 
@@ -12,12 +13,32 @@ from generation import services
 from generation.models import GenerationRun
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
-def run_chunk_execute(self: Any, run_id: int) -> int:
-    """Claim and generate the next open chunk of a run, if any; returns chunks done.
+class ChunkTask(Protocol):
+    """What callers use of ``run_chunk_execute``. Celery ships no type hints, so without
+    this its decorator would make the task ``Any`` and hide mistakes in its callers."""
 
-    Tasks do not name a chunk: each takes whichever is next, so a redelivered or surplus
-    task finds nothing left and returns 0.
+    def __call__(self, run_id: int) -> int: ...
+
+    def delay(self, run_id: int) -> Any: ...  # a celery AsyncResult
+
+
+def _task(**options: Any) -> Callable[[Callable[[Any, int], int]], ChunkTask]:
+    """``shared_task(**options)`` with the type of the task it makes."""
+    decorator: Callable[[Callable[[Any, int], int]], ChunkTask] = shared_task(**options)
+    return decorator
+
+
+@_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_chunk_execute(self: Any, run_id: int) -> int:
+    """Generate a run's open chunks until none is left, as one of its workers; returns
+    the chunks this task did.
+
+    Tasks do not name a chunk: each claims whichever is next, so a redelivered or surplus
+    task finds nothing left and returns 0. A task stays until the run is done, waiting
+    for chunks other workers hold: a worker killed mid-chunk loses its task with it (it
+    is only acknowledged at the end, and Redis hands it back after an hour), so the
+    workers still running take its chunk over once the chunk's heartbeat lease runs out
+    (``CREDENCE_CHUNK_STALE_SECONDS``), or at once for a dead process of this machine.
     """
     run = GenerationRun.objects.filter(pk=run_id).first()
     if run is None:
@@ -26,5 +47,5 @@ def run_chunk_execute(self: Any, run_id: int) -> int:
     # is recognised by its pid.
     worker = f"{self.request.hostname or socket.gethostname()}:{os.getpid()}"
     before = run.chunks.filter(status="done", worker=worker).count()
-    services.run_work(run=run, worker=worker, max_chunks=1)
+    services.run_work(run=run, worker=worker, wait=True)
     return run.chunks.filter(status="done", worker=worker).count() - before

@@ -10,7 +10,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from analysis import plots, presentation
+from analysis import exports, plots, presentation
 from analysis.services import responses_csv_chunks, study_report
 from surveys.models import WIKINEWS_ATTRIBUTION, Study
 from surveys.selectors import studies_visible_to
@@ -61,4 +61,15 @@ def export_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
         responses_csv_chunks(study=study), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-responses.csv"'
+    return response
+
+
+@staff_member_required
+def export_wide_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
+    """One row per participant, streamed a chunk of participants at a time."""
+    study = _visible_study(request, slug)
+    response = StreamingHttpResponse(
+        exports.wide_csv_chunks(study=study), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-participants.csv"'
     return response

@@ -16,7 +16,7 @@ from tests.factories import StudyFactory
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["analysis:results", "analysis:export"]
+PAGES = ["analysis:results", "analysis:export", "analysis:export_wide"]
 API_STUDY_ENDPOINTS = [
     "api:study-detail",
     "api:condition-list",

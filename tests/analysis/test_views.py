@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from analysis.frames import RESPONSE_COLUMNS
-from surveys.models import Response
+from surveys.models import Participant, Response
 
 pytestmark = pytest.mark.django_db
 
@@ -109,3 +109,14 @@ def test_results_page_shows_the_credibility_index(staff_client, rated_study):
     assert "<td>7.00</td>" in html  # real: index 8, 8, 7, 5
     assert "Kruskal-Wallis" in html
     assert 'id="detection"' not in html  # the study asks no detection question
+
+
+def test_wide_export_streams_one_row_per_participant(staff_client, rated_study):
+    response = staff_client.get(reverse("analysis:export_wide", args=[rated_study.slug]))
+    assert response.status_code == 200
+    assert response.streaming
+    assert f"{rated_study.slug}-participants.csv" in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    expected = Participant.objects.filter(study=rated_study, is_test=False)
+    tokens = sorted(row["participant_token"] for row in rows)
+    assert tokens == sorted(str(p.token) for p in expected)

@@ -7,14 +7,15 @@ a million ratings is read in chunks of plain tuples, never as a million model in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
 import pandas as pd
-from django.db.models import CharField, Count, QuerySet
+from django.db.models import CharField, Count, Max, QuerySet
 from django.db.models.functions import Cast
 
+from surveys.exclusions import participant_exclusions, study_exclusion_rules
 from surveys.models import (
     Article,
     ArticleScore,
@@ -79,10 +80,14 @@ def _bool_from_text(column: pd.Series) -> pd.Series:
     return column.astype(str).str.lower().isin(["1", "true", "t"])
 
 
-def _responses_queryset(*, study: Study, include_test: bool) -> QuerySet[Response]:
+def _responses_queryset(
+    *, study: Study, include_test: bool, id_range: tuple[int, int] | None = None
+) -> QuerySet[Response]:
     queryset = Response.objects.filter(participant__study=study, trial__isnull=False)
     if not include_test:
         queryset = queryset.filter(participant__is_test=False)
+    if id_range is not None:
+        queryset = queryset.filter(participant__pk__range=id_range)
     return queryset.order_by(
         "participant_id", "trial__position", "question__position", "question_id"
     )
@@ -117,12 +122,17 @@ def _typed_responses(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def responses_chunks(
-    *, study: Study, include_test: bool = False, chunk_size: int = CHUNK_SIZE
+    *,
+    study: Study,
+    include_test: bool = False,
+    chunk_size: int = CHUNK_SIZE,
+    id_range: tuple[int, int] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """:func:`responses_frame` in pieces of at most ``chunk_size`` rows, read from the
-    database as they are needed (exports stream these; nothing holds the whole study)."""
+    database as they are needed (exports stream these; nothing holds the whole study).
+    ``id_range``: only the participants whose id lies in this closed interval."""
     rows = (
-        _responses_queryset(study=study, include_test=include_test)
+        _responses_queryset(study=study, include_test=include_test, id_range=id_range)
         .values_list(*_raw_fields(RESPONSE_FIELDS))
         .iterator(chunk_size=chunk_size)
     )
@@ -130,15 +140,49 @@ def responses_chunks(
         yield _typed_responses(pd.DataFrame.from_records(batch, columns=RESPONSE_COLUMNS))
 
 
-def responses_frame(*, study: Study, include_test: bool = False) -> pd.DataFrame:
+def responses_frame(
+    *, study: Study, include_test: bool = False, id_range: tuple[int, int] | None = None
+) -> pd.DataFrame:
     """Long frame: one row per response about an article (attention checks, which belong
     to no article, are in :func:`participants_frame`). Columns: ``RESPONSE_COLUMNS``;
     timestamps are UTC, ``participant_token`` a dashed UUID string.
-    Test sessions are left out unless ``include_test``; no other exclusion is applied."""
-    chunks = list(responses_chunks(study=study, include_test=include_test, chunk_size=50_000))
+    Test sessions are left out unless ``include_test``; no other exclusion is applied.
+    ``id_range``: only the participants whose id lies in this closed interval."""
+    chunks = list(
+        responses_chunks(
+            study=study, include_test=include_test, chunk_size=50_000, id_range=id_range
+        )
+    )
     if not chunks:
         return _typed_responses(pd.DataFrame(columns=RESPONSE_COLUMNS))
     return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+
+
+def participant_id_ranges(
+    *, study: Study, include_test: bool = False, chunk_size: int = CHUNK_SIZE
+) -> Iterator[tuple[int, int]]:
+    """The study's participants (test sessions only with ``include_test``) in id order,
+    as closed id intervals of at most ``chunk_size`` of them: the ``id_range`` arguments
+    that walk the study a piece at a time. Keyset pagination (``id > last``), so each
+    page is one index range scan however deep into the study it is."""
+    queryset = Participant.objects.filter(study=study)
+    if not include_test:
+        queryset = queryset.filter(is_test=False)
+    last = 0
+    while ids := list(
+        queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:chunk_size]
+    ):
+        yield ids[0], ids[-1]
+        last = ids[-1]
+
+
+def responses_max_position(*, study: Study, include_test: bool = False) -> int:
+    """The highest article position anyone answered about (0 when nobody has): the
+    number of position column groups of the wide export, known before it is written."""
+    found = _responses_queryset(study=study, include_test=include_test).aggregate(
+        top=Max("trial__position")
+    )["top"]
+    return int(found or 0)
 
 
 PARTICIPANT_COLUMNS = [
@@ -153,16 +197,23 @@ PARTICIPANT_COLUMNS = [
     "checks_answered",
     "checks_failed",
     "passed_checks",
+    "exclusion_reason",
 ]
 
 
-def participants_frame(*, study: Study) -> pd.DataFrame:
-    """One row per participation (test sessions included, flagged by ``is_test``).
+def participants_frame(*, study: Study, id_range: tuple[int, int] | None = None) -> pd.DataFrame:
+    """One row per participation (test sessions included, flagged by ``is_test``);
+    with ``id_range``, only those whose id lies in this closed interval.
 
     ``passed_checks`` follows ``surveys.selectors.participant_passed_checks``: every
     attention check the participant answered matches the question's expected answer,
     compared stripped and case-insensitively; an unanswered check does not fail (a
-    completed participation has answered every required one)."""
+    completed participation has answered every required one).
+
+    ``exclusion_reason`` is the ledger step that removes the participant, "" for the
+    analysed: ``test``, ``incomplete`` (in progress or withdrawn), ``screened_out``, or
+    the key of the first exclusion rule that applies (``surveys.exclusions``; e.g.
+    ``attention``, ``too_fast``, ``straight_lining_believable``), in that precedence."""
     fields = {
         "participant_id": "pk",
         "participant_token": "token",
@@ -173,8 +224,11 @@ def participants_frame(*, study: Study) -> pd.DataFrame:
         "consented_at": "consented_at",
         "completed_at": "completed_at",
     }
+    # Exports walk a study in id ranges (participant_id_ranges) to keep memory bounded.
+    people_range = {} if id_range is None else {"pk__range": id_range}
+    checks_range = {} if id_range is None else {"participant__pk__range": id_range}
     people = pd.DataFrame.from_records(
-        Participant.objects.filter(study=study)
+        Participant.objects.filter(study=study, **people_range)
         .order_by("pk")
         .values_list(*_raw_fields(fields))
         .iterator(chunk_size=CHUNK_SIZE),
@@ -190,6 +244,7 @@ def participants_frame(*, study: Study) -> pd.DataFrame:
             participant__study=study,
             trial__isnull=True,
             question__scope=Question.Scope.ATTENTION_CHECK,
+            **checks_range,
         )
         .values_list("participant_id", "value", "question__expected_answer")
         .iterator(chunk_size=CHUNK_SIZE),
@@ -208,7 +263,30 @@ def participants_frame(*, study: Study) -> pd.DataFrame:
     people["checks_answered"] = people["checks_answered"].fillna(0).astype(int)
     people["checks_failed"] = people["checks_failed"].fillna(0).astype(int)
     people["passed_checks"] = people["checks_failed"] == 0
+    people["exclusion_reason"] = _exclusion_reasons(people, study=study, id_range=id_range)
     return people[PARTICIPANT_COLUMNS]
+
+
+def _exclusion_reasons(
+    people: pd.DataFrame, *, study: Study, id_range: tuple[int, int] | None
+) -> pd.Series:
+    """The first ledger step that removes each participant ("" when none does)."""
+    judged = None if id_range is None else Participant.objects.filter(pk__range=id_range)
+    by_rule = {
+        pid: applied.key
+        for pid, applied in participant_exclusions(study=study, participants=judged).items()
+    }
+    reason = pd.Series(
+        [by_rule.get(pid, "") for pid in people["participant_id"]], index=people.index, dtype=object
+    )
+    status = people["status"]
+    # Lowest precedence first: later assignments win.
+    reason[status == Participant.Status.SCREENED_OUT] = "screened_out"
+    reason[status.isin([Participant.Status.IN_PROGRESS, Participant.Status.WITHDRAWN])] = (
+        "incomplete"
+    )
+    reason[people["is_test"]] = "test"
+    return reason
 
 
 @dataclass(frozen=True)
@@ -222,46 +300,75 @@ class LedgerStep:
     remaining: int
 
 
+@dataclass(frozen=True)
+class RuleStep:
+    """One exclusion rule as the ledger shows it: the ``exclusion_reason`` it gives and
+    what it removes, in words."""
+
+    key: str
+    label: str
+
+
+# The steps before any rule, always in the ledger (keys are exclusion_reason values).
+FIXED_STEPS = [
+    RuleStep("test", "Test / preview sessions excluded"),
+    RuleStep("incomplete", "Incomplete (in progress or withdrawn) excluded"),
+    RuleStep("screened_out", "Screened out by the comprehension questions, excluded"),
+]
+
+
+def exclusion_rule_steps(*, study: Study) -> list[RuleStep]:
+    """The study's exclusion rules in the order they apply (``surveys.exclusions``),
+    as the ledger shows them."""
+    return [RuleStep(rule.key, rule.label) for rule in study_exclusion_rules(study=study)]
+
+
+def exclusion_reason_labels(*, study: Study) -> dict[str, str]:
+    """Every value ``exclusion_reason`` can take in this study -> what it means (for
+    codebooks and legends); "" is the analysed."""
+    steps = [*FIXED_STEPS, *exclusion_rule_steps(study=study)]
+    return {"": "analysed", **{step.key: step.label for step in steps}}
+
+
 def analysed_mask(participants: pd.DataFrame) -> pd.Series:
-    """Participants who count in the analysis: not a test session, completed, and passed
-    every attention check. Input: a :func:`participants_frame`."""
+    """Participants who count in the analysis: not a test session, completed, and not
+    removed by any exclusion rule. Input: a :func:`participants_frame`."""
     return (
         ~participants["is_test"]
         & (participants["status"] == Participant.Status.COMPLETED)
-        & participants["passed_checks"]
+        & (participants["exclusion_reason"] == "")
     )
 
 
-def exclusion_ledger(participants: pd.DataFrame) -> list[LedgerStep]:
+def exclusion_ledger(
+    participants: pd.DataFrame, *, rules: Sequence[RuleStep] = ()
+) -> list[LedgerStep]:
     """The exclusions in the order they are applied, from everyone recruited to the
-    participants analysed. Input: a :func:`participants_frame`. The final count equals
-    ``analysed_mask(participants).sum()``."""
-    total = len(participants)
-    not_test = ~participants["is_test"]
-    completed = not_test & (participants["status"] == Participant.Status.COMPLETED)
-    passed = completed & participants["passed_checks"]
-    after_test, after_incomplete, after_checks = (
-        int(not_test.sum()),
-        int(completed.sum()),
-        int(passed.sum()),
-    )
-    return [
-        LedgerStep("recruited", "Recruited (all participations)", 0, total),
-        LedgerStep("test", "Test / preview sessions excluded", total - after_test, after_test),
-        LedgerStep(
-            "incomplete",
-            "Incomplete (in progress or withdrawn) excluded",
-            after_test - after_incomplete,
-            after_incomplete,
-        ),
-        LedgerStep(
-            "attention",
-            "Failed an attention check, excluded",
-            after_incomplete - after_checks,
-            after_checks,
-        ),
-        LedgerStep("analysed", "Analysed", 0, after_checks),
-    ]
+    participants analysed: test sessions, incomplete, screened out, then one step per
+    exclusion rule (``rules``: :func:`exclusion_rule_steps` of the study), each counting
+    the participants whose ``exclusion_reason`` is its key. Input: a
+    :func:`participants_frame`. The final count equals ``analysed_mask(participants).sum()``;
+    a rule key in the frame that ``rules`` does not list raises ValueError (the ledger
+    would not add up)."""
+    reasons = participants["exclusion_reason"]
+    unknown = set(reasons) - {"", *(step.key for step in [*FIXED_STEPS, *rules])}
+    if unknown:
+        raise ValueError(
+            f"Exclusion reasons without a ledger step: {', '.join(sorted(unknown))}. "
+            "Pass the study's exclusion_rule_steps as rules."
+        )
+    remaining = len(participants)
+    ledger = [LedgerStep("recruited", "Recruited (all participations)", 0, remaining)]
+    for step in FIXED_STEPS:
+        excluded = int((reasons == step.key).sum())
+        remaining -= excluded
+        ledger.append(LedgerStep(step.key, step.label, excluded, remaining))
+    for step in rules:
+        excluded = int((reasons == step.key).sum())
+        remaining -= excluded
+        ledger.append(LedgerStep(step.key, f"{step.label}, excluded", excluded, remaining))
+    ledger.append(LedgerStep("analysed", "Analysed", 0, remaining))
+    return ledger
 
 
 MANIFEST_COLUMNS = [
@@ -452,3 +559,27 @@ def article_scores_frame(*, study: Study) -> pd.DataFrame:
     for column in SCORE_METRICS:
         frame[column] = frame[column].astype(float)
     return frame[ARTICLE_SCORE_COLUMNS]
+
+
+PARTICIPANT_ANSWER_COLUMNS = ["participant_id", "question_key", "value", "value_numeric"]
+
+
+def participant_answers_frame(*, study: Study, keys: list[str]) -> pd.DataFrame:
+    """The answers to once-per-participant questions (``Question.Scope.PARTICIPANT``,
+    e.g. the demographics' ``party_id`` and ``ideology``) with the given keys: one row per
+    participant and question (``PARTICIPANT_ANSWER_COLUMNS``), test sessions included
+    (join it to an analysed frame to leave them out)."""
+    frame = pd.DataFrame.from_records(
+        Response.objects.filter(
+            participant__study=study,
+            trial__isnull=True,
+            question__scope=Question.Scope.PARTICIPANT,
+            question__key__in=keys,
+        )
+        .order_by("participant_id", "question__key")
+        .values_list("participant_id", "question__key", "value", "value_numeric")
+        .iterator(chunk_size=CHUNK_SIZE),
+        columns=PARTICIPANT_ANSWER_COLUMNS,
+    )
+    frame["value_numeric"] = frame["value_numeric"].astype(float)
+    return frame

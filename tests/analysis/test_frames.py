@@ -9,8 +9,10 @@ from django.test.utils import CaptureQueriesContext
 
 from analysis.frames import (
     RESPONSE_COLUMNS,
+    RuleStep,
     analysed_mask,
     exclusion_ledger,
+    exclusion_rule_steps,
     participants_frame,
     responses_frame,
 )
@@ -90,7 +92,8 @@ def test_empty_study_gives_empty_frames_with_columns(live_study):
     assert list(frame.columns) == RESPONSE_COLUMNS
     people = participants_frame(study=live_study)
     assert people.empty
-    assert [step.remaining for step in exclusion_ledger(people)] == [0, 0, 0, 0, 0]
+    rules = exclusion_rule_steps(study=live_study)
+    assert [step.remaining for step in exclusion_ledger(people, rules=rules)] == [0] * 6
 
 
 def test_participants_frame_judges_attention_checks(rated_study):
@@ -111,11 +114,12 @@ def test_participants_frame_judges_attention_checks(rated_study):
 
 def test_exclusion_ledger_counts_each_step(rated_study):
     people = participants_frame(study=rated_study)
-    ledger = exclusion_ledger(people)
+    ledger = exclusion_ledger(people, rules=exclusion_rule_steps(study=rated_study))
     assert [step.key for step in ledger] == [
         "recruited",
         "test",
         "incomplete",
+        "screened_out",
         "attention",
         "analysed",
     ]
@@ -123,6 +127,7 @@ def test_exclusion_ledger_counts_each_step(rated_study):
         (0, 14),
         (1, 13),
         (2, 11),
+        (0, 11),
         (2, 9),
         (0, 9),
     ]
@@ -135,11 +140,11 @@ def test_exclusion_ledger_order_counts_a_test_session_once():
         {
             "is_test": [True, False, False],
             "status": ["completed", "completed", "in_progress"],
-            "passed_checks": [False, True, False],
+            "exclusion_reason": ["test", "", "incomplete"],
         }
     )
-    ledger = exclusion_ledger(people)
-    assert [step.excluded for step in ledger] == [0, 1, 1, 0, 0]
+    ledger = exclusion_ledger(people, rules=[RuleStep("attention", "Failed a check")])
+    assert [step.excluded for step in ledger] == [0, 1, 1, 0, 0, 0]
     assert ledger[-1].remaining == 1
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,9 +21,11 @@ from analysis.frames import (
     RESPONSE_COLUMNS,
     analysed_mask,
     articles_manifest_frame,
+    participant_id_ranges,
     participants_frame,
     responses_chunks,
     responses_frame,
+    responses_max_position,
 )
 from surveys.models import Participant, Question, Study
 
@@ -58,16 +62,13 @@ EXCLUSION_REASONS = {
 
 
 def exclusion_reasons(participants: pd.DataFrame) -> pd.Series:
-    """The first exclusion that applies to each participant, in the ledger's order
-    ("test", "incomplete", "attention"), or "" for the analysed. Input: a
-    ``participants_frame``."""
-    reason = pd.Series("", index=participants.index, dtype=object)
-    failed = ~participants["passed_checks"]
-    incomplete = participants["status"] != Participant.Status.COMPLETED
-    reason[failed] = "attention"
-    reason[incomplete] = "incomplete"
-    reason[participants["is_test"]] = "test"
-    return reason
+    """The first exclusion that applies to each participant, in the ledger's order, or ""
+    for the analysed: "test", "incomplete", "screened_out", then the key of the first
+    exclusion rule that removed them ("attention" for a failed attention check,
+    "too_fast", "straight_lining", "straight_lining_<question>"; the study's keys and
+    their labels are ``analysis.frames.exclusion_reason_labels``). Input: a
+    ``participants_frame``, which computed them (``surveys.exclusions``)."""
+    return participants["exclusion_reason"].astype(object).copy()
 
 
 def _article_questions(study: Study) -> list[Question]:
@@ -91,24 +92,29 @@ def _flat_columns(frame: pd.DataFrame, prefix: str = "") -> list[str]:
     return [f"{prefix}{name}_{k}" for name, k in columns]
 
 
-def wide_frame(*, study: Study, include_test: bool = False) -> pd.DataFrame:
-    """One row per participant: who they are, their condition and status, whether and why
-    they are excluded, and for each article position ``k`` the article shown
-    (``article_id_k``, ``article_origin_k``, ``shown_at_k``, ``answered_at_k``) and each
-    per-article question's answer as given (``q_<key>_<k>``; empty if not answered).
-    Participants without any answer are included (their position columns are empty).
-    Test sessions are left out unless ``include_test``. Holds the study in memory: a
-    participant's answers must meet in one row."""
-    participants = participants_frame(study=study)
+# Participants per piece of the wide export: with 10 articles and a few questions each,
+# about 50,000 answers are pivoted at a time.
+WIDE_CHUNK_SIZE = 1000
+
+
+def _wide_piece(
+    *,
+    study: Study,
+    id_range: tuple[int, int],
+    include_test: bool,
+    keys: list[str],
+    columns: list[str],
+    positions: int,
+) -> pd.DataFrame:
+    """The wide rows of the participants whose id lies in ``id_range``: everything about
+    one participant is inside their own range, so pieces never need each other."""
+    participants = participants_frame(study=study, id_range=id_range)
     if not include_test:
         participants = participants.loc[~participants["is_test"]]
     participants = participants.assign(
         analysed=analysed_mask(participants), exclusion_reason=exclusion_reasons(participants)
     )
-    keys = [question.key for question in _article_questions(study)]
-    responses = responses_frame(study=study, include_test=include_test)
-    positions = int(responses["trial_position"].max()) if len(responses) else 0
-    positions = max(positions, study.articles_per_participant if len(participants) else 0)
+    responses = responses_frame(study=study, include_test=include_test, id_range=id_range)
     wide = participants[WIDE_PARTICIPANT_COLUMNS].set_index("participant_id")
     if len(responses):
         trials = responses.drop_duplicates(["participant_id", "trial_position"]).set_index(
@@ -124,23 +130,79 @@ def wide_frame(*, study: Study, include_test: bool = False) -> pd.DataFrame:
         answer_wide = answers.unstack(["question_key", "trial_position"])
         answer_wide.columns = _flat_columns(answer_wide, prefix="q_")
         wide = wide.join(trial_wide).join(answer_wide)
-    wide = wide.reset_index()
-    columns = wide_columns(positions=positions, question_keys=keys)
-    wide = wide.reindex(columns=columns)
+    wide = wide.reset_index().reindex(columns=columns)
     for k in range(1, positions + 1):
         wide[f"article_id_{k}"] = wide[f"article_id_{k}"].astype("Int64")
     return wide
 
 
+def wide_frames(
+    *, study: Study, include_test: bool = False, chunk_size: int = WIDE_CHUNK_SIZE
+) -> tuple[list[str], Iterator[pd.DataFrame]]:
+    """The wide table's columns, and its rows as frames of at most ``chunk_size``
+    participants in id order, each read from the database when it is needed (keyset
+    pagination over participant ids), so memory is bounded by ``chunk_size`` however
+    large the study. See :func:`wide_frame` for the columns."""
+    keys = [question.key for question in _article_questions(study)]
+    positions = responses_max_position(study=study, include_test=include_test)
+    ranges = participant_id_ranges(study=study, include_test=include_test, chunk_size=chunk_size)
+    first = next(ranges, None)
+    if first is not None:
+        # Everyone gets the study's article slots even before anyone answered.
+        positions = max(positions, study.articles_per_participant)
+    columns = wide_columns(positions=positions, question_keys=keys)
+
+    def pieces() -> Iterator[pd.DataFrame]:
+        if first is None:
+            return
+        for id_range in chain([first], ranges):
+            yield _wide_piece(
+                study=study,
+                id_range=id_range,
+                include_test=include_test,
+                keys=keys,
+                columns=columns,
+                positions=positions,
+            )
+
+    return columns, pieces()
+
+
+def wide_frame(*, study: Study, include_test: bool = False) -> pd.DataFrame:
+    """One row per participant: who they are, their condition and status, whether and why
+    they are excluded, and for each article position ``k`` the article shown
+    (``article_id_k``, ``article_origin_k``, ``shown_at_k``, ``answered_at_k``) and each
+    per-article question's answer as given (``q_<key>_<k>``; empty if not answered).
+    Participants without any answer are included (their position columns are empty).
+    Test sessions are left out unless ``include_test``. Holds the whole table: exports
+    stream :func:`wide_csv_chunks` instead."""
+    columns, pieces = wide_frames(study=study, include_test=include_test)
+    frames = list(pieces)
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def wide_csv_chunks(
+    *, study: Study, include_test: bool = False, chunk_size: int = WIDE_CHUNK_SIZE
+) -> Iterator[str]:
+    """:func:`wide_frame` as CSV text (ISO 8601 UTC timestamps) in pieces: the header,
+    then the rows of ``chunk_size`` participants at a time, each built only when the
+    consumer asks for it (a ``StreamingHttpResponse`` or a file being written)."""
+    columns, pieces = wide_frames(study=study, include_test=include_test, chunk_size=chunk_size)
+    yield pd.DataFrame(columns=columns).to_csv(index=False, lineterminator="\n")
+    for wide in pieces:
+        for column in wide.columns:
+            if isinstance(wide[column].dtype, pd.DatetimeTZDtype) or column.startswith(
+                ("shown_at_", "answered_at_")
+            ):
+                wide[column] = _iso_utc(pd.to_datetime(wide[column], utc=True))
+        yield wide.to_csv(index=False, header=False, lineterminator="\n")
+
+
 def wide_csv(*, study: Study, include_test: bool = False) -> str:
-    """:func:`wide_frame` as CSV text with ISO 8601 UTC timestamps."""
-    wide = wide_frame(study=study, include_test=include_test)
-    for column in wide.columns:
-        if isinstance(wide[column].dtype, pd.DatetimeTZDtype) or column.startswith(
-            ("shown_at_", "answered_at_")
-        ):
-            wide[column] = _iso_utc(pd.to_datetime(wide[column], utc=True))
-    return wide.to_csv(index=False, lineterminator="\n")
+    """:func:`wide_csv_chunks` joined: the whole wide CSV as one text."""
+    return "".join(wide_csv_chunks(study=study, include_test=include_test))
 
 
 def _iso_utc(column: pd.Series) -> pd.Series:

@@ -1,4 +1,4 @@
-"""Export a study's data: long CSV (streamed), wide CSV, Parquet, codebook or manifest."""
+"""Export a study's data: long and wide CSV (both streamed), Parquet, codebook or manifest."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ FORMATS = ["long", "wide", "parquet", "codebook", "manifest"]
 class Command(BaseCommand):
     help = (
         "Export a study. long (default): every rating as a CSV row with the article's URL "
-        "and license, streamed; wide: one CSV row per participant; parquet: the long table "
-        "as typed Parquet (needs -o); codebook: every column and question explained "
+        "and license, streamed; wide: one CSV row per participant, streamed; parquet: the "
+        "long table as typed Parquet (needs -o); codebook: every column and question explained "
         "(Markdown, or CSV when -o ends in .csv); manifest: every article used, with its "
         "provenance. Test sessions are left out unless --include-test."
     )
@@ -61,7 +61,7 @@ class Command(BaseCommand):
         if fmt == "long":
             chunks = responses_csv_chunks(study=study, include_test=include_test)
         elif fmt == "wide":
-            chunks = iter([exports.wide_csv(study=study, include_test=include_test)])
+            chunks = exports.wide_csv_chunks(study=study, include_test=include_test)
         elif fmt == "codebook":
             as_csv = path is not None and path.suffix.lower() == ".csv"
             text = (exports.codebook_csv if as_csv else exports.codebook_markdown)(study=study)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import pandas as pd
+
 from analysis import stats
 from analysis.cells import cell_float, cell_int
 from analysis.services import StudyReport
@@ -355,6 +357,81 @@ def lks(report: StudyReport) -> list[LikertRow]:
     ]
 
 
+def _fit_rows(table: pd.DataFrame) -> list[RegressionRow]:
+    return [
+        RegressionRow(
+            term=str(row.term),
+            log_odds=number(cell_float(row.log_odds), 3),
+            se=number(cell_float(row.se), 3),
+            z=number(cell_float(row.z)),
+            p=p_value(cell_float(row.p_value)),
+            odds_ratio=number(cell_float(row.odds_ratio)),
+            ci=f"[{number(cell_float(row.or_ci_low))}, {number(cell_float(row.or_ci_high))}]",
+        )
+        for row in table.itertuples(index=False)
+    ]
+
+
+def mixed_rows(report: StudyReport) -> list[RegressionRow]:
+    """The mixed model's fixed effects (log odds, odds ratios with 95% Wald intervals)."""
+    return [] if report.mixed is None else _fit_rows(report.mixed.table)
+
+
+def mixed_summary(report: StudyReport) -> str:
+    """One line: what was fitted, on how much data, and the random-intercept SDs."""
+    fit = report.mixed
+    if fit is None:
+        return ""
+    sds = "; ".join(
+        f"{row.group} SD {number(cell_float(row.sd))} ({cell_int(row.levels)} levels)"
+        for row in fit.random_effects.itertuples(index=False)
+    )
+    return (
+        f"Mixed-effects logistic regression of {report.binary_question} on condition "
+        f"(reference {fit.reference}; {fit.n_obs} ratings; random intercepts on the "
+        f"log-odds scale: {sds}; {fit.method}; effects are conditional on participant "
+        "and article; Wald intervals, somewhat narrow when there are few articles)"
+    )
+
+
+@dataclass(frozen=True)
+class ModeratorRow:
+    moderator: str
+    description: str
+    test: str
+    terms: list[RegressionRow]
+
+
+def moderator_rows(report: StudyReport) -> list[ModeratorRow]:
+    """Per moderator: the interaction terms (ratios of odds ratios) and the tests of
+    "no moderation"."""
+    rows = []
+    for fit in report.moderators:
+        kind = (
+            "numeric, centred at its mean; per unit"
+            if fit.numeric
+            else f"reference level {fit.moderator_reference}"
+        )
+        left_out = f", {fit.dropped} ratings without an answer left out" if fit.dropped else ""
+        terms = fit.table.loc[fit.table["term"].isin(fit.interactions)]
+        rows.append(
+            ModeratorRow(
+                moderator=fit.moderator,
+                description=(
+                    f"condition x {fit.moderator} ({kind}); {fit.n_obs} ratings from "
+                    f"{fit.n_clusters} participants{left_out}; errors clustered by participant"
+                ),
+                test=(
+                    f"Wald chi2({fit.wald_df}) = {number(fit.wald_chi2)}, "
+                    f"p = {p_value(fit.wald_p)}; likelihood ratio chi2({fit.wald_df}) = "
+                    f"{number(fit.lr_chi2)}, p = {p_value(fit.lr_p)} (assumes independent ratings)"
+                ),
+                terms=_fit_rows(terms),
+            )
+        )
+    return rows
+
+
 def table_context(report: StudyReport) -> dict[str, object]:
     """Template context for ``analysis/_tables.html``: every table of the report as
     display rows (shared by the results page and the self-contained HTML report)."""
@@ -371,6 +448,9 @@ def table_context(report: StudyReport) -> dict[str, object]:
         "detection": detection_rows(report),
         "detectors": detector_rows(report),
         "disagreements": disagreement_rows(report),
+        "mixed": mixed_rows(report),
+        "mixed_summary": mixed_summary(report),
+        "moderators": moderator_rows(report),
     }
 
 
@@ -442,6 +522,24 @@ def report_as_text(report: StudyReport) -> str:
                 f"  {fr.term:<{term_width}}  log-odds {fr.log_odds:>7}  se {fr.se}  z={fr.z}  "
                 f"p={fr.p}  odds {'' if fr.term == '(intercept)' else 'ratio '}{fr.odds_ratio} "
                 f"{fr.ci}"
+            )
+
+    mixed = mixed_rows(report)
+    if mixed:
+        lines += ["", mixed_summary(report)]
+        term_width = max(len(r.term) for r in mixed)
+        for fr in mixed:
+            lines.append(
+                f"  {fr.term:<{term_width}}  log-odds {fr.log_odds:>7}  se {fr.se}  z={fr.z}  "
+                f"p={fr.p}  odds {'' if fr.term == '(intercept)' else 'ratio '}{fr.odds_ratio} "
+                f"{fr.ci}"
+            )
+    for md in moderator_rows(report):
+        lines += ["", f"Moderator: {md.description}", f"  {md.test}"]
+        for fr in md.terms:
+            lines.append(
+                f"  {fr.term}: log ratio of odds ratios {fr.log_odds} (se {fr.se}), "
+                f"ratio {fr.odds_ratio} {fr.ci}, p={fr.p}"
             )
 
     power = pws(report)

@@ -20,11 +20,14 @@ from analysis.frames import (
     analysed_mask,
     article_scores_frame,
     exclusion_ledger,
+    exclusion_rule_steps,
+    participant_answers_frame,
     participants_frame,
     responses_chunks,
     responses_frame,
 )
-from surveys.models import Question, Study
+from surveys.instruments import DETECTION_KEYS, PREFER_NOT
+from surveys.models import Article, Question, Study
 
 POWER_COLUMNS = [
     "condition",
@@ -306,9 +309,10 @@ def detector_tables(
 class StudyReport:
     """Everything the results page and ``manage.py analyze`` show about one study.
 
-    Only completed, non-test participants who passed every attention check are analysed;
-    ``ledger`` says how many were removed at each step. ``binary_question`` is the key of
-    the yes/no question the proportions are about (``None`` when the study has none);
+    Only completed, non-test participants whom no exclusion rule removed are analysed;
+    ``ledger`` says how many were removed at each step, one step per rule.
+    ``binary_question`` is the key of the yes/no question the proportions are about
+    (``None`` when the study has none);
     ``reference`` is the control condition's name (``None`` when there is none)."""
 
     study_slug: str
@@ -340,8 +344,9 @@ class StudyReport:
     index_alpha: float | None = None
     has_index_items: bool = False  # the study asks believable, accurate and clear
     # Detection designs ("human or machine?"), present when a per-article question keyed
-    # "detection" exists: per-participant accuracy (``stats.DETECTION_COLUMNS`` plus
-    # ``condition``) and a per-condition summary (``DETECTION_SUMMARY_COLUMNS``).
+    # as in ``surveys.instruments.DETECTION_KEYS`` exists: per-participant accuracy
+    # (``stats.DETECTION_COLUMNS`` plus ``condition``) and a per-condition summary
+    # (``DETECTION_SUMMARY_COLUMNS``).
     detection: pd.DataFrame | None = None
     detection_summary: pd.DataFrame | None = None
     # Per-response seconds from first shown to answered, for plots (one row per
@@ -353,6 +358,12 @@ class StudyReport:
     # (``DISAGREEMENT_COLUMNS``; None without a yes/no question). See ``detector_tables``.
     detectors: pd.DataFrame | None = None
     disagreements: pd.DataFrame | None = None
+    # Logistic mixed model with crossed participant and article random intercepts, when
+    # participants gave two or more ratings (None otherwise, or when it failed: see
+    # ``notes``), and condition x moderator regressions (party ID, ideology, disclaimer).
+    # See ``repeated_ratings_model`` and ``moderator_models``.
+    mixed: stats.MixedLogisticFit | None = None
+    moderators: list[stats.ModeratorFit] = field(default_factory=list)
 
     @property
     def analysed(self) -> int:
@@ -376,7 +387,7 @@ def study_report(*, study: Study) -> StudyReport:
     would need, and mean ratings per Likert question, over the analysed participants
     only."""
     participants = participants_frame(study=study)
-    ledger = exclusion_ledger(participants)
+    ledger = exclusion_ledger(participants, rules=exclusion_rule_steps(study=study))
     analysed_ids = set(participants.loc[analysed_mask(participants), "participant_id"])
     responses = responses_frame(study=study)
     responses = responses.loc[responses["participant_id"].isin(analysed_ids)]
@@ -415,6 +426,11 @@ def study_report(*, study: Study) -> StudyReport:
             except ValueError as error:
                 notes.append(f"No logistic regression: {error}")
 
+    mixed: stats.MixedLogisticFit | None = None
+    moderators: list[stats.ModeratorFit] = []
+    if binary is not None and reference is not None and not comparisons.empty:
+        mixed = repeated_ratings_model(binary=binary, reference=reference, notes=notes)
+        moderators = moderator_models(study=study, binary=binary, reference=reference, notes=notes)
     likert = stats.likert_means(responses.loc[responses["question_kind"] == Question.Kind.LIKERT])
     if reference is not None and not likert.empty:
         likert = likert.sort_values(
@@ -443,8 +459,135 @@ def study_report(*, study: Study) -> StudyReport:
         power=power_table(comparisons),
         detectors=detectors,
         disagreements=disagreements,
+        mixed=mixed,
+        moderators=moderators,
         **extra,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Mixed model and moderators
+
+PARTY_KEY = "party_id"  # keys of the demographics instrument (surveys.instruments)
+IDEOLOGY_KEY = "ideology"
+# The Laplace fit takes about 0.15 s of CPU per 1,000 ratings (measured on 20,000 and
+# 100,000 simulated ratings): beyond this the report would stall the page.
+MIXED_MODEL_MAX_RATINGS = 200_000
+
+
+def repeated_ratings_model(
+    *, binary: pd.DataFrame, reference: str, notes: list[str]
+) -> stats.MixedLogisticFit | None:
+    """The logistic mixed model (``stats.mixed_logistic_regression``: participant and
+    article random intercepts) when some participant gave two or more yes/no ratings;
+    None otherwise. A fit that fails or does not converge is reported in ``notes``
+    (and not returned), never raised."""
+    answered = binary.loc[binary["value_numeric"].notna()]
+    if answered.empty or answered.groupby("participant_id").size().max() < 2:
+        return None
+    if len(answered) > MIXED_MODEL_MAX_RATINGS:
+        notes.append(
+            f"No mixed-effects model in this report: {len(answered):,} ratings are more than "
+            f"the {MIXED_MODEL_MAX_RATINGS:,} it fits within a page load; fit it from the long "
+            "export (analysis.stats.mixed_logistic_regression, or lme4::glmer in R)."
+        )
+        return None
+    groups: tuple[str, ...] = ("participant_id", "article_id")
+    if answered["article_id"].nunique() < 2:
+        groups = ("participant_id",)
+    try:
+        fit = stats.mixed_logistic_regression(answered, reference, groups=groups)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError) as error:
+        notes.append(f"No mixed-effects model: {error}")
+        return None
+    if not fit.converged:
+        notes.append(f"No mixed-effects model: {fit.message}.")
+        return None
+    if fit.singular:
+        zero = ", ".join(
+            str(row.group) for row in fit.random_effects.itertuples() if cell_float(row.sd) < 1e-4
+        )
+        notes.append(
+            f"Mixed-effects model: the random-intercept SD of {zero} is estimated at zero "
+            "(a singular fit); the fixed effects are then those of a simpler model."
+        )
+    return fit
+
+
+def _moderator_frame(*, study: Study, binary: pd.DataFrame) -> pd.DataFrame:
+    """``binary`` with the participant's party ID (``PREFER_NOT`` as missing), ideology
+    (1-7, numeric) and whether their condition showed a disclaimer, as columns."""
+    answers = participant_answers_frame(study=study, keys=[PARTY_KEY, IDEOLOGY_KEY])
+    frame = binary.copy()
+    party = answers.loc[answers["question_key"] == PARTY_KEY].set_index("participant_id")["value"]
+    party = party.where(party != PREFER_NOT)
+    ideology = answers.loc[answers["question_key"] == IDEOLOGY_KEY].set_index("participant_id")[
+        "value_numeric"
+    ]
+    frame[PARTY_KEY] = frame["participant_id"].map(party)
+    frame[IDEOLOGY_KEY] = frame["participant_id"].map(ideology)
+    shown = {
+        name: "shown" if text.strip() else "none"
+        for name, text in study.conditions.values_list("name", "disclaimer")
+    }
+    frame["disclaimer"] = frame["condition"].map(shown)
+    return frame
+
+
+def moderator_models(
+    *, study: Study, binary: pd.DataFrame, reference: str, notes: list[str]
+) -> list[stats.ModeratorFit]:
+    """Condition x moderator logistic regressions with participant-clustered errors
+    (``stats.moderator_logistic_regression``): party ID (categorical) and ideology
+    (numeric, 1-7) when the study asks them once per participant, and article origin
+    (real vs generated) x disclaimer when some conditions show a disclaimer and others do
+    not. Each one that cannot be fitted is explained in ``notes`` instead."""
+    keys = set(
+        study.questions.filter(scope=Question.Scope.PARTICIPANT).values_list("key", flat=True)
+    )
+    disclaimers = {
+        bool(text.strip()) for text in study.conditions.values_list("disclaimer", flat=True)
+    }
+    wanted: list[tuple[str, dict[str, object]]] = []
+    if PARTY_KEY in keys:
+        wanted.append(("party ID", {"moderator": PARTY_KEY}))
+    if IDEOLOGY_KEY in keys:
+        wanted.append(("ideology", {"moderator": IDEOLOGY_KEY, "numeric": True}))
+    if disclaimers == {True, False}:
+        wanted.append(
+            (
+                "disclaimer",
+                {
+                    "moderator": "disclaimer",
+                    "moderator_reference": "none",
+                    "factor": "article_origin",
+                },
+            )
+        )
+    if not wanted:
+        return []
+    frame = _moderator_frame(study=study, binary=binary)
+    fits: list[stats.ModeratorFit] = []
+    for label, options in wanted:
+        by_origin = options.get("factor") == "article_origin"
+        try:
+            fits.append(
+                stats.moderator_logistic_regression(
+                    frame,
+                    Article.Origin.REAL if by_origin else reference,
+                    str(options["moderator"]),
+                    numeric=bool(options.get("numeric", False)),
+                    moderator_reference=(
+                        str(options["moderator_reference"])
+                        if "moderator_reference" in options
+                        else None
+                    ),
+                    factor=str(options.get("factor", "condition")),
+                )
+            )
+        except (ValueError, np.linalg.LinAlgError) as error:
+            notes.append(f"No {label} moderator analysis: {error}")
+    return fits
 
 
 class _ScaleAndDetection(TypedDict, total=False):
@@ -489,8 +632,10 @@ def _scale_and_detection(
         extra["index_alpha"] = (
             stats.cronbach_alpha(index[list(stats.CREDIBILITY_ITEMS)]) if len(index) else None
         )
-    if "detection" in keys:
-        answers = responses.loc[responses["question_key"] == "detection"]
+    # The first detection question the study asks, by the keys the instruments use.
+    detection_key = next((key for key in DETECTION_KEYS if key in keys), None)
+    if detection_key is not None:
+        answers = responses.loc[responses["question_key"] == detection_key]
         people, summary = detection_summary(answers)
         extra["detection"] = people
         extra["detection_summary"] = _reference_first(summary, reference)

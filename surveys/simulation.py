@@ -29,7 +29,7 @@ from django.db.models import Count, Q
 from django.test import Client
 from tqdm import tqdm
 
-from surveys.models import Participant, Question, Response, Study, Trial
+from surveys.models import Participant, Question, Response, Study, TeamMembership, Trial
 from surveys.selectors import check_pages
 from surveys.services import study_articles_per_participant
 
@@ -160,22 +160,39 @@ class _ClientResponse(Protocol):
     def content(self) -> bytes: ...
 
 
+def _simulator_user(*, study: Study) -> Any:
+    """The staff user that opens preview pages: an analyst of the study's team, the least
+    that may preview it. It has no usable password, so nobody can sign in as it."""
+    if study.team_id is None:
+        raise SimulationError(
+            f'Study "{study.slug}" belongs to no research team, so only superusers may '
+            "preview it: put it in a team (Surveys -> Studies) to simulate test sessions."
+        )
+    user, created = get_user_model().objects.get_or_create(
+        username=SIMULATOR_USERNAME, defaults={"is_staff": True, "is_active": True}
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    if not user.is_staff:
+        raise SimulationError(f'User "{SIMULATOR_USERNAME}" exists but is not staff.')
+    TeamMembership.objects.get_or_create(
+        team_id=study.team_id, user=user, defaults={"role": TeamMembership.Role.ANALYST}
+    )
+    return user
+
+
 class ClientTransport:
     """In-process: Django's test client through the full middleware stack, with CSRF
     checks on (the token comes from the form, as in a browser)."""
 
-    def __init__(self, *, staff: bool = False) -> None:
+    def __init__(self, *, preview_of: Study | None = None) -> None:
         # One client for the whole run (a new one would rebuild the middleware chain
         # each time); reset() gives the next participant an empty cookie jar.
         self.client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT=USER_AGENT)
         self.staff_user = None
-        if staff:
-            user, _ = get_user_model().objects.get_or_create(
-                username=SIMULATOR_USERNAME, defaults={"is_staff": True, "is_active": True}
-            )
-            if not user.is_staff:
-                raise SimulationError(f'User "{SIMULATOR_USERNAME}" exists but is not staff.')
-            self.staff_user = user
+        if preview_of is not None:
+            self.staff_user = _simulator_user(study=preview_of)
         self.reset()
 
     def reset(self) -> None:
@@ -571,7 +588,7 @@ def simulate(
     )
     started = time.perf_counter()
     pids = [simulation_pid(seed, i) for i in range(n)]
-    in_process = None if base_url else ClientTransport(staff=test)
+    in_process = None if base_url else ClientTransport(preview_of=study if test else None)
     for i in tqdm(range(n), desc="participants", disable=not progress, file=sys.stderr):
         if in_process is not None:
             in_process.reset()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -287,18 +287,12 @@ def test_a_speed_rule_with_a_speed_of_zero_or_less_cannot_be_saved(threshold):
 
 
 @pytest.mark.django_db
-def test_a_speed_rule_without_a_speed_is_refused_at_launch():
-    # The check constraint lets NULL through (NULL > 0 is unknown, not false).
+def test_the_database_refuses_a_speed_rule_without_a_positive_speed():
     study = rules_study()
-    add_rule(study, ExclusionRule.Kind.TOO_FAST, threshold=None)
-    with pytest.raises(ValidationError, match="set the reading speed"):
-        study_set_status(study=study, status=Study.Status.PILOT)
-    study.refresh_from_db()
-    assert study.status == Study.Status.DRAFT
-    # Never applied while it has no speed.
-    person(study, seconds=(0.1, 0.1))
-    assert [r.key for r in study_exclusion_rules(study=study)] == ["attention", "too_fast"]
-    assert participant_exclusions(study=study) == {}
+    for threshold in (None, 0.0, -1.0):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            add_rule(study, ExclusionRule.Kind.TOO_FAST, threshold=threshold)
+    assert not study.exclusion_rules.exists()
 
 
 @pytest.mark.django_db

@@ -110,7 +110,9 @@ def test_test_sessions_neither_count_nor_are_refused(live_study):
     with_quotas(live_study, real=0, generated=0)
     with pytest.raises(StudyFullError):
         participant_enroll(study=live_study, panel=PanelIds())
-    staff = get_user_model().objects.create_user("staff", password="x", is_staff=True)
+    staff = get_user_model().objects.create_user(
+        "staff", password="x", is_staff=True, is_superuser=True
+    )
     client = Client()
     client.force_login(staff)
     response = client.get(f"/s/{live_study.slug}/preview/")

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from statsmodels.stats.proportion import proportion_confint
 
-from surveys.models import Participant, Response, Study
+from surveys.models import Participant, Response, Study, Team, TeamMembership
 from surveys.services import study_set_status
 from surveys.simulation import SimulationError, simulate
 from tests.factories import StudyFactory
@@ -128,8 +128,17 @@ def test_test_mode_enrols_flagged_preview_participants_even_in_a_draft_study():
     with pytest.raises(SimulationError, match="draft"):
         simulate(study=study, n=2, rates=RATES, progress=False)
     assert Participant.objects.count() == 0
+    # Previews are for the study's team: a study without one is refused, clearly.
+    with pytest.raises(SimulationError, match="no research team"):
+        simulate(study=study, n=3, rates=RATES, progress=False, test=True)
+    assert Participant.objects.count() == 0
+    study.team = Team.objects.create(name="Lab")
+    study.save(update_fields=["team"])
     summary = simulate(study=study, n=3, rates=RATES, progress=False, test=True)
     assert summary.completed_now == 3
+    simulator = TeamMembership.objects.get(team=study.team)
+    assert simulator.role == TeamMembership.Role.ANALYST
+    assert not simulator.user.has_usable_password()
     assert Participant.objects.filter(is_test=True, status="completed").count() == 3
     assert Participant.objects.filter(is_test=False).count() == 0
 

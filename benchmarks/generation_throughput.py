@@ -203,7 +203,10 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parallel_dtype = "bfloat16" if native_bf16 else "float32"
     started = time.perf_counter()
     with engine.worker_pool(args.model, workers=workers, dtype=parallel_dtype) as pool:
-        # Start every worker (import torch, load the model) outside the timed part.
+        # Start every worker (import torch, load the model) outside the timed part, and
+        # wait for all of them: otherwise a worker still loading leaves its share of the
+        # batches to the others.
+        engine.worker_pool_start(pool)
         engine.generate_parallel(
             args.model,
             requests[:workers],
@@ -260,6 +263,11 @@ def main(argv: list[str] | None = None) -> list[Row]:
         + ", ".join(f"{k} {v / (2 * params):.0f}" for k, v in flops.items())
     )
     print(f"worker start-up (spawn, import, load; not timed above): {startup:.1f} s")
+    best = max((row for row, _ in rows[1:]), key=lambda row: row.tokens_per_s)
+    print(
+        f"best: {best.configuration}: {best.tokens_per_s:.1f} tokens/s = "
+        f"{best.tokens_per_s / naive_rate:.1f}x naive (goal 25x, aim 40x)"
+    )
     print(f"load average after: {Path('/proc/loadavg').read_text().strip()}")
     return [row for row, _ in rows]
 

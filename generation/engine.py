@@ -8,7 +8,9 @@ Nothing here imports Django. Callers pass plain arguments and get frozen datacla
 - ``load_model(name)`` loads a model lazily, once per process, and records what was
   actually loaded (``ModelIdentity``).
 - ``LoadedModel.generate(requests, settings)`` samples continuations in batches with
-  left padding, an attention mask and the KV cache. Every request carries its own seed
+  left padding, an attention mask and a KV cache allocated once per batch and written
+  in place; prompts are prefilled in groups of similar length, and finished rows leave
+  the batch. Every request carries its own seed
   and is sampled from its own ``torch.Generator``, so a sample is reproducible from its
   record and does not depend on which other prompts shared its batch.
 - ``generate_parallel(name, requests, settings, workers=...)`` spreads the requests over
@@ -77,6 +79,9 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SAMPLER_VERSION = "credence-inverse-cdf-v2"
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+# A batch drops its finished rows once at least 1/COMPACT_FRACTION of them are finished.
+COMPACT_FRACTION = 8
 
 
 class UnknownModelError(ValueError):
@@ -420,12 +425,14 @@ def _gguf_load_shortcuts() -> Iterator[None]:
             readers[key] = original_reader(path, *args, **kwargs)
         return readers[key]
 
-    gguf.GGUFReader = shared_reader
-    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original_map)
+    # setattr: the module's own annotations say a class and a function belong there.
+    setattr(gguf, "GGUFReader", shared_reader)  # noqa: B010
+    setattr(gguf, "get_tensor_name_map", functools.lru_cache(maxsize=None)(original_map))  # noqa: B010
     try:
         yield
     finally:
-        gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_map
+        setattr(gguf, "GGUFReader", original_reader)  # noqa: B010
+        setattr(gguf, "get_tensor_name_map", original_map)  # noqa: B010
 
 
 def _load_pretrained(spec: ModelSpec, *, dtype: Any, cache_dir: str | None) -> tuple[Any, Any]:
@@ -657,63 +664,153 @@ class LoadedModel:
         device = self.identity.device
         rows = len(prompts)
         width = max(len(p) for p in prompts)
+        total = width + settings.max_new_tokens
         input_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((rows, width), dtype=torch.long)
+        # The attention mask of the whole batch, filled in once: step s reads its first
+        # width + s columns as a view instead of growing a new tensor every step.
+        full_mask = torch.ones((rows, total), dtype=torch.long)
         for row, ids in enumerate(prompts):
             # Left padding: every row's last prompt token sits in the last column.
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            mask[row, width - len(ids) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        input_ids, mask, positions = input_ids.to(device), mask.to(device), positions.to(device)
+            full_mask[row, : width - len(ids)] = 0
+        positions = (full_mask[:, :width].cumsum(-1) - 1).clamp(min=0)
+        input_ids, full_mask = input_ids.to(device), full_mask.to(device)
+        positions = positions.to(device)
         # One generator per sample, on the CPU: the sample's random stream depends only
         # on its seed, not on its batch neighbours or the device.
         generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
-        steps: list[Any] = []
+        table = torch.full((rows, settings.max_new_tokens), -1, dtype=torch.long)
         stopped = torch.zeros(rows, dtype=torch.bool)
+        # The rows still decoded, in the order of the model's batch: finished rows are
+        # dropped (see below), so the batch can shrink while the table keeps every row.
+        active = torch.arange(rows)
         stop_ids = torch.tensor(sorted(self.stop_ids), dtype=torch.long)
         pad = torch.tensor(self.pad_id, dtype=torch.long)
-        cache = None
-        step_ids, step_positions = input_ids, positions
+        cache = self._new_cache(total)
+        step_ids, step_positions = input_ids, positions[:, -1:]
         # The tokens each row has seen (its prompt, padding excluded, then its own
         # continuation), for the repetition penalty; not built when it is off.
         seen = None
         if settings.repetition_penalty != 1.0:
             seen = torch.zeros((rows, self._vocab_size()), dtype=torch.bool, device=device)
-            seen.scatter_(1, input_ids, mask.bool())
+            seen.scatter_(1, input_ids, full_mask[:, :width].bool())
         with torch.inference_mode():
+            last = self._prefill(cache, prompts, input_ids, full_mask[:, :width], positions)
             for step in range(settings.max_new_tokens):
-                out = self.model(
-                    input_ids=step_ids,
-                    attention_mask=mask,
-                    position_ids=step_positions,
-                    cache=cache,
-                    use_cache=True,
-                    logits_to_keep=1,
+                if step:
+                    out = self.model(
+                        input_ids=step_ids,
+                        attention_mask=full_mask[:, : width + step],
+                        position_ids=step_positions,
+                        cache=cache,
+                        use_cache=True,
+                        logits_to_keep=1,
+                    )
+                    cache, last = out.cache, out.logits[:, -1, :]
+                # Every row in the batch draws its uniform every step, finished or not,
+                # so a row's stream is the same whatever its neighbours do.
+                uniforms = torch.cat(
+                    [torch.rand(1, generator=generators[i]) for i in active.tolist()]
                 )
-                cache = out.cache
-                # Every row draws its uniform every step, finished or not, so a row's
-                # stream is the same whatever its neighbours do.
-                uniforms = torch.cat([torch.rand(1, generator=g) for g in generators])
-                logits = constrain_logits(
-                    out.logits[:, -1, :], settings, seen=seen, step=step, stop_ids=stop_ids
-                )
+                logits = constrain_logits(last, settings, seen=seen, step=step, stop_ids=stop_ids)
                 tokens = sample_next_tokens(logits, settings, uniforms).cpu()
-                tokens = torch.where(stopped, pad, tokens)
-                steps.append(torch.where(stopped, -1, tokens))
+                done = stopped[active]
+                tokens = torch.where(done, pad, tokens)
+                table[active, step] = torch.where(done, -1, tokens)
                 if step_progress is not None:
-                    step_progress(int((~stopped).sum()), rows)
-                stopped |= torch.isin(tokens, stop_ids)
+                    step_progress(int((~done).sum()), rows)
+                done |= torch.isin(tokens, stop_ids)
+                stopped[active] = done
                 if seen is not None:
-                    seen[torch.arange(rows, device=device), tokens.to(device)] = True
-                if bool(stopped.all()):
+                    seen[torch.arange(len(active), device=device), tokens.to(device)] = True
+                if bool(done.all()):
                     if step_progress is not None and step + 1 < settings.max_new_tokens:
                         step_progress(0, rows * (settings.max_new_tokens - step - 1))
                     break
                 step_ids = tokens.to(device)[:, None]
-                step_positions = step_positions[:, -1:] + 1
-                mask = torch.cat([mask, mask.new_ones((rows, 1))], dim=1)
-        table = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(rows)]
-        return [([t for t in table[row] if t >= 0], bool(stopped[row])) for row in range(rows)]
+                step_positions = step_positions + 1
+                finished = int(done.sum())
+                if finished and finished * COMPACT_FRACTION >= len(active):
+                    # Finished rows would still cost a full row of compute every step;
+                    # dropping them costs one copy of the cache, worth it once an eighth
+                    # of the batch is done.
+                    keep = torch.nonzero(~done).squeeze(1)
+                    active = active[keep]
+                    keep = keep.to(device)
+                    cache.batch_select_indices(keep)
+                    full_mask = full_mask[keep]
+                    step_ids, step_positions = step_ids[keep], step_positions[keep]
+                    if seen is not None:
+                        seen = seen[keep]
+        return [
+            ([t for t in tokens if t >= 0], bool(stopped[row]))
+            for row, tokens in enumerate(table.tolist())
+        ]
+
+    def _prefill(
+        self, cache: Any, prompts: list[list[int]], input_ids: Any, mask: Any, positions: Any
+    ) -> Any:
+        """Run the left-padded prompts through the model into ``cache``; returns the
+        logits of each row's last prompt token.
+
+        One long prompt would make every row of the batch pay for its width. Where the
+        cache's layers are preallocated, rows of similar length are run in groups, each
+        padded only to its own width, and their keys and values copied into the batch's
+        cache at the columns the full-width prefill would have filled. The padding
+        columns stay zero and masked, so decoding is unchanged.
+        """
+        import torch
+
+        layer_class = _preallocated_layer_class()
+        groups = length_groups([len(p) for p in prompts])
+        if len(groups) == 1 or not all(isinstance(layer, layer_class) for layer in cache.layers):
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            return out.logits[:, -1, :]
+        rows, width = input_ids.shape
+        logits = None
+        for group in groups:
+            columns = max(len(prompts[row]) for row in group)
+            index = torch.tensor(group, device=input_ids.device)
+            part = self._new_cache(columns)
+            out = self.model(
+                input_ids=input_ids[index, width - columns :],
+                attention_mask=mask[index, width - columns :],
+                position_ids=positions[index, width - columns :],
+                cache=part,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            if logits is None:
+                logits = out.logits.new_empty((rows, out.logits.shape[-1]))
+            logits[index] = out.logits[:, -1, :]
+            for layer, filled in zip(cache.layers, part.layers, strict=True):
+                layer.fill_rows(index, filled.keys, filled.values, rows=rows, width=width)
+        return logits
+
+    def _new_cache(self, capacity: int) -> Any:
+        """A KV cache for one batch whose layers hold ``capacity`` positions from the start.
+
+        transformers' ``DynamicCache`` concatenates every layer's keys and values with the
+        new step's, allocating and copying the whole cache each step (the profiler puts
+        it at up to a quarter of a decoding step at batch 32 on a CPU); these layers
+        write each step in place and hand attention a view of the filled part. Layer
+        kinds other than plain full attention (sliding windows, linear attention) keep
+        transformers' own layers.
+        """
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+
+        cache = DynamicCache(config=self.model.config)
+        if cache.layers and all(type(layer) is DynamicLayer for layer in cache.layers):
+            layer_class = _preallocated_layer_class()
+            cache.layers = [layer_class(capacity) for _ in cache.layers]
+        return cache
 
     def _vocab_size(self) -> int:
         # The logits' width, which can exceed len(tokenizer) (padded embedding matrices).
@@ -723,11 +820,116 @@ class LoadedModel:
         return int(self.model.config.vocab_size)
 
 
+@functools.cache
+def _preallocated_layer_class() -> type[Any]:
+    """The class of ``LoadedModel._new_cache``'s layers, built on first use so that
+    importing this module imports neither torch nor transformers."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):  # type: ignore[no-untyped-call]
+        """A full-attention cache layer with room for ``capacity`` positions, allocated
+        at the first update (the prefill) and written in place afterwards."""
+
+        def __init__(self, capacity: int) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]
+            self.capacity = capacity
+            self.length = 0
+            self.key_buffer: torch.Tensor | None = None
+            self.value_buffer: torch.Tensor | None = None
+
+        def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+            self.device = key_states.device
+            batch, heads = key_states.shape[:2]
+            self.key_buffer = key_states.new_empty(
+                (batch, heads, self.capacity, key_states.shape[-1])
+            )
+            self.value_buffer = value_states.new_empty(
+                (batch, heads, self.capacity, value_states.shape[-1])
+            )
+            self.is_initialized = True
+
+        def update(
+            self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            assert self.key_buffer is not None
+            assert self.value_buffer is not None
+            end = self.length + key_states.shape[-2]
+            if end > self.capacity:
+                raise RuntimeError(f"The KV cache holds {self.capacity} positions, not {end}.")
+            self.key_buffer[:, :, self.length : end].copy_(key_states)
+            self.value_buffer[:, :, self.length : end].copy_(value_states)
+            self.length = end
+            self.keys = self.key_buffer[:, :, :end]
+            self.values = self.value_buffer[:, :, :end]
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.length
+
+        def fill_rows(
+            self,
+            index: torch.Tensor,
+            keys: torch.Tensor,
+            values: torch.Tensor,
+            *,
+            rows: int,
+            width: int,
+        ) -> None:
+            """Put the prefill of some rows (their last ``keys.shape[-2]`` columns of
+            ``width``) into a batch of ``rows``; columns left unfilled stay zero."""
+            if self.key_buffer is None or self.value_buffer is None:
+                self.device = keys.device
+                shape = (rows, keys.shape[1], self.capacity)
+                self.key_buffer = keys.new_zeros((*shape, keys.shape[-1]))
+                self.value_buffer = values.new_zeros((*shape, values.shape[-1]))
+                self.is_initialized = True
+            start = width - keys.shape[-2]
+            self.key_buffer[index, :, start:width] = keys
+            self.value_buffer[index, :, start:width] = values
+            self.length = width
+            self.keys = self.key_buffer[:, :, :width]
+            self.values = self.value_buffer[:, :, :width]
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            if self.key_buffer is None or self.value_buffer is None:
+                return
+            # Only the filled part is copied; the new buffers keep the full capacity.
+            keys = self.key_buffer.new_empty((len(indices), *self.key_buffer.shape[1:]))
+            values = self.value_buffer.new_empty((len(indices), *self.value_buffer.shape[1:]))
+            keys[:, :, : self.length] = self.key_buffer[indices, :, : self.length]
+            values[:, :, : self.length] = self.value_buffer[indices, :, : self.length]
+            self.key_buffer, self.value_buffer = keys, values
+            self.keys = keys[:, :, : self.length]
+            self.values = values[:, :, : self.length]
+
+    return PreallocatedLayer
+
+
+def length_groups(
+    lengths: Sequence[int], *, slack: float = 1.25, extra: int = 8
+) -> list[list[int]]:
+    """Indices of ``lengths`` in groups of similar length, shortest first: a group takes
+    the next longer prompt while that is at most ``slack`` times its shortest plus
+    ``extra`` tokens, so padding each group to its longest wastes little."""
+    groups: list[list[int]] = []
+    shortest = 0
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if not groups or lengths[index] > shortest * slack + extra:
+            groups.append([])
+            shortest = lengths[index]
+        groups[-1].append(index)
+    return groups
+
+
 # ---------------------------------------------------------------------------------------
 # Several processes
 
 _worker_model: LoadedModel | None = None
 _worker_steps: Any = None  # the pool's queue of step reports, in a worker process
+_worker_barrier: Any = None  # the pool's barrier for worker_pool_start, in a worker process
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -748,15 +950,24 @@ def _worker_start(
     threads: int,
     steps: Any = None,
     parent: int = 0,
+    barrier: Any = None,
 ) -> None:
     import torch
 
-    global _worker_model, _worker_steps  # one model per worker process, by design
+    global _worker_model, _worker_steps, _worker_barrier  # one model per worker process
     if parent:
         threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
     _worker_steps = steps
+    _worker_barrier = barrier
     _worker_model = load_model(spec, model_dir=model_dir, device=device, dtype=dtype)
+
+
+def _worker_rendezvous(timeout: float) -> int:
+    # Holds this worker until every worker of the pool runs one: see worker_pool_start.
+    if _worker_barrier is not None:
+        _worker_barrier.wait(timeout)
+    return os.getpid()
 
 
 def _report_step(tokens: int, budget: int) -> None:
@@ -805,17 +1016,38 @@ def worker_pool(
     spec = name if isinstance(name, ModelSpec) else resolve_model(name, model_dir=model_dir)
     context = multiprocessing.get_context("spawn")
     steps = context.Queue()
+    # Barriers reach spawned processes only as start-up arguments, not with a task.
+    barrier = context.Barrier(workers)
     threads = max(1, cores // workers)
     pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=_worker_start,
-        initargs=(spec, model_dir, device, dtype, threads, steps, os.getpid()),
+        initargs=(spec, model_dir, device, dtype, threads, steps, os.getpid(), barrier),
     )
     pool.credence_workers = workers  # type: ignore[attr-defined]
     pool.credence_threads = threads  # type: ignore[attr-defined]
     pool.credence_steps = steps  # type: ignore[attr-defined]
     return pool
+
+
+def worker_pool_start(pool: Any, *, timeout: float = 600.0) -> list[int]:
+    """Start every process of a ``worker_pool`` and wait until each has loaded its model;
+    returns their process ids.
+
+    The pool spawns a process only when a task finds none idle, so a first call with
+    fewer batches than workers, or one whose first worker was quicker to load, may
+    leave workers still loading while the work is handed out (a benchmark would then
+    time one worker doing most of it). One task per worker that waits at a barrier
+    until all of them run it spawns them all, since none can take a second one.
+    """
+    import concurrent.futures
+
+    futures = [pool.submit(_worker_rendezvous, timeout) for _ in range(pool.credence_workers)]
+    done, _ = concurrent.futures.wait(futures, timeout=timeout)
+    if len(done) < len(futures):
+        raise TimeoutError(f"The worker processes did not all start within {timeout:g} s.")
+    return sorted(future.result() for future in futures)
 
 
 def worker_pool_stop(pool: Any) -> None:
@@ -932,21 +1164,27 @@ def constrain_logits(
     logits: Any, settings: SamplingSettings, *, seen: Any, step: int, stop_ids: Any
 ) -> Any:
     """The repetition penalty and the minimum length, applied to one step's logits
-    (float32 out), before temperature and top-k/top-p as in transformers.
+    (float32 out when either applies), before temperature and top-k/top-p as in
+    transformers.
 
     ``seen`` marks per row the tokens of its prompt and continuation so far (None when
     the penalty is off); ``step`` is the number of tokens generated before this one.
-    With the defaults (penalty 1, no minimum) the logits pass through unchanged.
+    With the defaults (penalty 1, no minimum) the logits pass through unchanged, in
+    their own dtype: ``sample_next_tokens`` converts only the top-k it keeps.
     """
     import torch
 
+    penalty = seen is not None and settings.repetition_penalty != 1.0
+    minimum = step < settings.min_new_tokens and len(stop_ids) > 0
+    if not (penalty or minimum):
+        return logits
     logits = logits.float()
-    if seen is not None and settings.repetition_penalty != 1.0:
+    if penalty:
         penalised = torch.where(
             logits < 0, logits * settings.repetition_penalty, logits / settings.repetition_penalty
         )
         logits = torch.where(seen, penalised, logits)
-    if step < settings.min_new_tokens and len(stop_ids):
+    if minimum:
         logits = logits.clone()
         logits[:, stop_ids.to(logits.device)] = float("-inf")
     return logits
@@ -964,12 +1202,15 @@ def sample_next_tokens(logits: Any, settings: SamplingSettings, uniforms: Any) -
     """
     import torch
 
-    logits = logits.float() / settings.temperature
     vocab = logits.shape[-1]
+    # Selecting before converting and dividing picks the same candidates (bfloat16 to
+    # float32 is exact, a positive temperature keeps the order) and converts k numbers
+    # a row instead of the vocabulary.
     if 0 < settings.top_k < vocab:
         values, index = torch.topk(logits, settings.top_k, dim=-1)
     else:
         values, index = torch.sort(logits, descending=True, dim=-1)
+    values = values.float() / settings.temperature
     probs = values.softmax(dim=-1)
     if settings.top_p < 1.0:
         # Same rule as next_token_probs: drop a candidate once those ranked above it

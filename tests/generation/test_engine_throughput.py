@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from generation.engine import (
     GenerationRequest,
     LoadedModel,
     SamplingSettings,
+    first_sentence,
     generate_parallel,
     load_model,
     next_token_probs,
@@ -124,3 +126,107 @@ def test_several_processes_give_the_texts_of_one(tiny_model_dir: Path, ledes: li
     assert [r.raw_text for r in parallel.results] == [r.raw_text for r in single]
     assert sum(seen) == len(ledes)
     assert all(r.batch_rows == 2 for r in parallel.results)
+
+
+def test_the_kv_cache_is_allocated_once_for_full_attention(tiny: LoadedModel) -> None:
+    cache = tiny._new_cache(40)
+    layer_class = engine._preallocated_layer_class()
+    assert [type(layer) for layer in cache.layers] == [layer_class] * 2
+    keys = torch.randn(3, 2, 5, 16)
+    first, _ = cache.update(keys, keys + 1, 0)
+    second, values = cache.update(keys[:, :, :1] * 2, keys[:, :, :1], 0)
+    # A view of one buffer: the cache grows without copying what it holds.
+    assert first.data_ptr() == second.data_ptr() == cache.layers[0].key_buffer.data_ptr()
+    assert torch.equal(second, torch.cat([keys, keys[:, :, :1] * 2], dim=2))
+    assert torch.equal(values, torch.cat([keys + 1, keys[:, :, :1]], dim=2))
+    assert cache.get_seq_length() == 6
+    cache.batch_select_indices(torch.tensor([2, 0]))
+    assert torch.equal(cache.layers[0].keys, second[[2, 0]])
+    with pytest.raises(RuntimeError, match="holds 40 positions"):
+        cache.update(torch.randn(2, 2, 35, 16), torch.randn(2, 2, 35, 16), 0)
+
+
+def test_finished_rows_leave_the_batch_without_changing_any_sample(
+    tiny: LoadedModel, ledes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = SamplingSettings(max_new_tokens=20)
+    prompts = [tiny._encode(lede, 20)[0] for lede in ledes]
+    seeds = [10 + i for i in range(len(prompts))]
+    free = [tokens for tokens, _ in tiny._sample_batch(prompts, seeds, settings)]
+    # Tokens the first two rows draw early on become end-of-text tokens: rows then stop
+    # at different steps (where one of them first appears), and others not at all.
+    stops = frozenset({free[0][2], free[1][9]})
+    cut = [next((i + 1 for i, t in enumerate(row) if t in stops), len(row)) for row in free]
+    assert len(set(cut)) >= 3
+    assert 20 in cut
+    stopping = LoadedModel(
+        spec=tiny.spec, identity=tiny.identity, model=tiny.model, tokenizer=tiny.tokenizer
+    )
+    stopping.stop_ids = stops
+    kept: list[int] = []
+    layer_class = engine._preallocated_layer_class()
+    select = layer_class.batch_select_indices
+
+    def spy(layer: Any, indices: torch.Tensor) -> None:
+        kept.append(len(indices))
+        select(layer, indices)
+
+    monkeypatch.setattr(layer_class, "batch_select_indices", spy)
+    monkeypatch.setattr(engine, "COMPACT_FRACTION", 1000)  # drop a finished row at once
+    rows = stopping._sample_batch(prompts, seeds, settings)
+    assert [tokens for tokens, _ in rows] == [row[:n] for row, n in zip(free, cut, strict=True)]
+    assert [stopped for _, stopped in rows] == [
+        n < 20 or row[-1] in stops for row, n in zip(free, cut, strict=True)
+    ]
+    # The batch shrank (one call per layer each time), and each row alone agrees.
+    assert kept
+    assert kept == sorted(kept, reverse=True)
+    assert kept[-1] < len(prompts)
+    for row, (prompt, seed) in enumerate(zip(prompts, seeds, strict=True)):
+        assert stopping._sample_batch([prompt], [seed], settings)[0] == rows[row]
+
+
+def test_worker_pool_start_waits_for_every_worker(tiny_model_dir: Path, ledes: list[str]) -> None:
+    with engine.worker_pool(str(tiny_model_dir), workers=2, dtype="float32") as pool:
+        pids = engine.worker_pool_start(pool, timeout=120)
+        assert len(set(pids)) == 2
+        # The processes it started are the ones that then do the work.
+        out = generate_parallel(
+            str(tiny_model_dir),
+            [GenerationRequest(lede, seed=i) for i, lede in enumerate(ledes[:2])],
+            SamplingSettings(max_new_tokens=4),
+            batch_size=1,
+            pool=pool,
+        )
+        assert len(out.results) == 2
+        assert sorted(pool._processes) == pids
+
+
+def test_length_groups_pad_each_group_to_little_more_than_its_shortest() -> None:
+    assert engine.length_groups([10, 40, 12, 20, 100]) == [[0, 2, 3], [1], [4]]
+    assert engine.length_groups([7]) == [[0]]
+    assert engine.length_groups([50, 50, 62]) == [[0, 1, 2]]  # 62 <= 50 * 1.25 + 8
+
+
+def test_grouped_prefill_gives_the_samples_of_one_padded_batch(
+    tiny: LoadedModel, ledes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = SamplingSettings(max_new_tokens=10)
+    texts = [first_sentence(ledes[2]), ledes[0], ledes[1][:80], ledes[3]]
+    prompts = [tiny._encode(text, 10)[0] for text in texts]
+    assert len(engine.length_groups([len(p) for p in prompts])) >= 2
+    fills: list[int] = []
+    layer_class = engine._preallocated_layer_class()
+    fill = layer_class.fill_rows
+
+    def spy(layer: Any, index: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        fills.append(len(index))
+        fill(layer, index, *args, **kwargs)
+
+    monkeypatch.setattr(layer_class, "fill_rows", spy)
+    grouped = tiny._sample_batch(prompts, [1, 2, 3, 4], settings)
+    assert sum(fills) == 2 * len(prompts)  # every row once in each of the 2 layers
+    monkeypatch.setattr(engine, "length_groups", lambda lengths: [list(range(len(lengths)))])
+    padded = tiny._sample_batch(prompts, [1, 2, 3, 4], settings)
+    assert grouped == padded
+    assert all(len(tokens) == 10 for tokens, _ in grouped)

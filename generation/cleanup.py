@@ -9,8 +9,10 @@ Steps, in order:
 
 1. ``cut_at_end_marker`` — drop everything from the first end-of-text marker on (the
    engine's ``END_MARKERS``: ``<|endoftext|>``, ``</s>``, ...).
-2. ``normalise_paragraphs`` — drop control characters, collapse whitespace, make every
-   non-empty line a paragraph (paragraphs separated by a blank line, as in article bodies).
+2. ``normalise_paragraphs`` — drop control characters and U+FFFD (a byte-level model's
+   broken UTF-8, and where a stored raw text had NUL, which PostgreSQL cannot hold),
+   collapse whitespace, make every non-empty line a paragraph (paragraphs separated by
+   a blank line, as in article bodies).
 3. ``strip_boilerplate`` — drop whole paragraphs that are web-page furniture rather than
    article text (``BOILERPLATE``): "Advertisement", newsletter and sign-up prompts,
    "Click here", "Follow us on", "Read more:", copyright lines, image captions, "Related:".
@@ -34,7 +36,9 @@ from dataclasses import dataclass
 from generation.engine import END_MARKERS
 from generation.prompts import paragraphs, sentence_ends, split_sentences
 
-CLEANUP_VERSION = "2"
+# 3: U+FFFD is dropped with the control characters, so that cleaning the stored raw
+# text (NUL stored as U+FFFD) gives the sample's clean text again.
+CLEANUP_VERSION = "3"
 
 REPEAT_NGRAM = 8
 REPEAT_TIMES = 3
@@ -56,7 +60,7 @@ BOILERPLATE: tuple[str, ...] = (
     r"^share (?:this|on)\b.{0,60}$",
 )
 _BOILERPLATE = [re.compile(pattern, re.IGNORECASE) for pattern in BOILERPLATE]
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 _WORD = re.compile(r"\S+")
 
 

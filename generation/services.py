@@ -628,7 +628,8 @@ def _chunk_execute(*, session: _Session, chunk: GenerationChunk) -> tuple[int, i
             # U+FFFD marks where it was.
             raw = result.raw_text.replace("\x00", "\ufffd")
             budget = sample_word_budget(run=run, article=article, prefix=prompt.body_prefix)
-            cleaned = cleanup.clean(result.raw_text, budget=budget)
+            # The stored raw text, so that cleaning the record again gives this text.
+            cleaned = cleanup.clean(raw, budget=budget)
             samples.append(
                 Sample(
                     run=run,

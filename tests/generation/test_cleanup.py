@@ -101,7 +101,7 @@ def test_the_pipeline_runs_the_steps_in_order_and_names_those_that_changed_the_t
         "drop_partial_sentence",
         "truncate_to_budget",
     )
-    assert result.version == cleanup.CLEANUP_VERSION == "2"
+    assert result.version == cleanup.CLEANUP_VERSION == "3"
 
 
 def test_clean_text_needs_no_step() -> None:
@@ -139,3 +139,12 @@ def test_compose_article_optionally_begins_with_the_real_lede() -> None:
     assert cleanup.compose_article(
         prefix="Real lede.", continuation="Made up.", prepend_lede=False
     ) == ("Made up.")
+
+
+def test_broken_utf8_and_stored_nul_are_not_article_text():
+    # A NUL is stored as U+FFFD (PostgreSQL text cannot hold NUL): cleaning the stored
+    # raw text must give what cleaning the model's output gave.
+    model_output = "The council met on Monday.\x00 It voted to close the bridge."
+    stored = model_output.replace("\x00", "\ufffd")
+    assert cleanup.clean(stored, budget=None) == cleanup.clean(model_output, budget=None)
+    assert "\ufffd" not in cleanup.clean("A \ufffdbroken word. Then more.", budget=None).text

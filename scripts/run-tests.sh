@@ -29,7 +29,7 @@ fi
 if [ $# -eq 0 ]; then
     $bin/ruff check .
     $bin/ruff format --check .
-    $bin/mypy analysis surveys studyplatform
+    $bin/mypy analysis surveys studyplatform generation
 fi
 
 scripts/with-postgres.sh bash -c "

@@ -379,17 +379,34 @@ def binary_question_for(*, study: Study) -> Question | None:
     return binary.filter(key="credible").first() or binary.first()
 
 
-def study_report(*, study: Study) -> StudyReport:
+# The columns of the long frame the report reads: the rest (tokens, article metadata,
+# row timestamps) is for the exports, and loading them doubled the report's load time.
+REPORT_RESPONSE_COLUMNS = [
+    "participant_id",
+    "condition",
+    "article_id",
+    "article_origin",
+    "question_key",
+    "question_kind",
+    "value",
+    "value_numeric",
+    "first_shown_at",
+    "answered_at",
+]
+
+
+def study_report(*, study: Study, mixed_max_ratings: int | None = None) -> StudyReport:
     """Credibility rates with Wilson (and Clopper-Pearson) intervals per condition, each
     condition against the reference (z, chi-square, Fisher, Newcombe interval of the
     difference, Holm-adjusted p, odds ratio), a logistic regression on condition with
     participant-clustered errors, the power each comparison had and the n 80% power
     would need, and mean ratings per Likert question, over the analysed participants
-    only."""
+    only. ``mixed_max_ratings``: the most yes/no ratings the mixed model is fitted to
+    (default ``MIXED_MODEL_MAX_RATINGS``, sized for a page load)."""
     participants = participants_frame(study=study)
     ledger = exclusion_ledger(participants, rules=exclusion_rule_steps(study=study))
     analysed_ids = set(participants.loc[analysed_mask(participants), "participant_id"])
-    responses = responses_frame(study=study)
+    responses = responses_frame(study=study, columns=REPORT_RESPONSE_COLUMNS)
     responses = responses.loc[responses["participant_id"].isin(analysed_ids)]
 
     notes: list[str] = []
@@ -429,7 +446,9 @@ def study_report(*, study: Study) -> StudyReport:
     mixed: stats.MixedLogisticFit | None = None
     moderators: list[stats.ModeratorFit] = []
     if binary is not None and reference is not None and not comparisons.empty:
-        mixed = repeated_ratings_model(binary=binary, reference=reference, notes=notes)
+        mixed = repeated_ratings_model(
+            binary=binary, reference=reference, notes=notes, max_ratings=mixed_max_ratings
+        )
         moderators = moderator_models(study=study, binary=binary, reference=reference, notes=notes)
     likert = stats.likert_means(responses.loc[responses["question_kind"] == Question.Kind.LIKERT])
     if reference is not None and not likert.empty:
@@ -470,26 +489,41 @@ def study_report(*, study: Study) -> StudyReport:
 
 PARTY_KEY = "party_id"  # keys of the demographics instrument (surveys.instruments)
 IDEOLOGY_KEY = "ideology"
-# The Laplace fit takes about 0.15 s of CPU per 1,000 ratings (measured on 20,000 and
-# 100,000 simulated ratings): beyond this the report would stall the page.
+# The Laplace fit takes about 15 ms of CPU per 1,000 ratings (2.3-3.1 s for 200,000 and
+# 15-19 s for 1,000,000 simulated ratings with one BLAS thread; threaded OpenBLAS on a
+# busy machine made it 4x slower): the page fits up to MIXED_MODEL_MAX_RATINGS, the
+# ``analyze`` command, which nobody waits on in a browser, up to the offline cap.
 MIXED_MODEL_MAX_RATINGS = 200_000
+MIXED_MODEL_MAX_RATINGS_OFFLINE = 2_000_000
 
 
 def repeated_ratings_model(
-    *, binary: pd.DataFrame, reference: str, notes: list[str]
+    *,
+    binary: pd.DataFrame,
+    reference: str,
+    notes: list[str],
+    max_ratings: int | None = None,
 ) -> stats.MixedLogisticFit | None:
     """The logistic mixed model (``stats.mixed_logistic_regression``: participant and
     article random intercepts) when some participant gave two or more yes/no ratings;
-    None otherwise. A fit that fails or does not converge is reported in ``notes``
-    (and not returned), never raised."""
+    None otherwise. Above ``max_ratings`` (default ``MIXED_MODEL_MAX_RATINGS``, what a
+    page load affords) it is skipped with a note. A fit that fails or does not converge
+    is reported in ``notes`` (and not returned), never raised."""
+    cap = MIXED_MODEL_MAX_RATINGS if max_ratings is None else max_ratings
     answered = binary.loc[binary["value_numeric"].notna()]
     if answered.empty or answered.groupby("participant_id").size().max() < 2:
         return None
-    if len(answered) > MIXED_MODEL_MAX_RATINGS:
+    if len(answered) > cap:
+        where = (
+            "run `manage.py analyze <slug>` (it fits up to "
+            f"{MIXED_MODEL_MAX_RATINGS_OFFLINE:,}) or fit it"
+            if cap < MIXED_MODEL_MAX_RATINGS_OFFLINE
+            else "fit it"
+        )
         notes.append(
             f"No mixed-effects model in this report: {len(answered):,} ratings are more than "
-            f"the {MIXED_MODEL_MAX_RATINGS:,} it fits within a page load; fit it from the long "
-            "export (analysis.stats.mixed_logistic_regression, or lme4::glmer in R)."
+            f"the {cap:,} it fits here; {where} from the long export "
+            "(analysis.stats.mixed_logistic_regression, or lme4::glmer in R)."
         )
         return None
     groups: tuple[str, ...] = ("participant_id", "article_id")

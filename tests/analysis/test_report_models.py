@@ -212,6 +212,14 @@ def test_a_study_too_large_for_the_page_skips_the_mixed_model_with_a_note(monkey
     assert repeated_ratings_model(binary=data, reference="real", notes=notes) is None
     assert len(notes) == 1
     assert notes[0].startswith("No mixed-effects model in this report: 6 ratings")
+    assert "run `manage.py analyze <slug>`" in notes[0]
+    # A higher cap (the analyze command's) fits it: singular on this tiny data set.
+    notes.clear()
+    fit = repeated_ratings_model(binary=data, reference="real", notes=notes, max_ratings=6)
+    assert fit is not None
+    assert fit.n_obs == 6
+    assert len(notes) == 1
+    assert "estimated at zero" in notes[0]
 
 
 def test_a_singular_mixed_model_is_kept_with_a_note():
@@ -222,3 +230,22 @@ def test_a_singular_mixed_model_is_kept_with_a_note():
     assert fit is not None
     assert len(notes) == 1
     assert "random-intercept SD of article_id is estimated at zero" in notes[0]
+
+
+def test_the_report_loads_only_the_columns_it_reads():
+    from analysis.frames import RESPONSE_COLUMNS, responses_frame
+    from analysis.services import REPORT_RESPONSE_COLUMNS
+
+    study = _study()
+    _fill(study, ["real", "generated"], 2)
+    full = responses_frame(study=study)
+    narrow = responses_frame(study=study, columns=REPORT_RESPONSE_COLUMNS)
+    assert list(full.columns) == RESPONSE_COLUMNS
+    assert list(narrow.columns) == REPORT_RESPONSE_COLUMNS
+    assert len(narrow) == 12
+    pd.testing.assert_frame_equal(narrow, full[REPORT_RESPONSE_COLUMNS])
+    empty = responses_frame(study=_study(), columns=["participant_id", "value_numeric"])
+    assert list(empty.columns) == ["participant_id", "value_numeric"]
+    assert empty.empty
+    with pytest.raises(ValueError, match="unknown response column"):
+        responses_frame(study=study, columns=["participant_id", "password"])

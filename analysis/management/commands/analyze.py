@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis.management.commands._common import study_by_slug
 from analysis.presentation import report_as_html, report_as_text
-from analysis.services import study_report
+from analysis.services import MIXED_MODEL_MAX_RATINGS_OFFLINE, study_report
 
 
 class Command(BaseCommand):
@@ -31,7 +31,8 @@ class Command(BaseCommand):
         # Check before computing or writing anything.
         if path is not None and not path.parent.is_dir():
             raise CommandError(f"The folder {path.parent} does not exist.")
-        report = study_report(study=study)
+        # Offline, so the mixed model may take longer than a page load affords.
+        report = study_report(study=study, mixed_max_ratings=MIXED_MODEL_MAX_RATINGS_OFFLINE)
         self.stdout.write(report_as_text(report), ending="")
         if path is not None:
             path.write_text(report_as_html(report), encoding="utf-8")

@@ -34,7 +34,12 @@ from rest_framework.response import Response as ApiResponse
 from rest_framework.views import APIView
 
 from analysis import stats
-from analysis.frames import RESPONSE_COLUMNS, RESPONSE_FIELDS, articles_manifest_frame
+from analysis.frames import (
+    RESPONSE_COLUMNS,
+    RESPONSE_FIELDS,
+    articles_manifest_frame,
+    participant_exclusion_reasons,
+)
 from analysis.services import (
     DETECTOR_COLUMNS,
     DISAGREEMENT_COLUMNS,
@@ -493,9 +498,16 @@ class ParticipantListApi(StudyAPIView):
         checks_answered = serializers.IntegerField()
         checks_failed = serializers.IntegerField()
         passed_checks = serializers.SerializerMethodField()
+        exclusion_reason = serializers.SerializerMethodField(
+            help_text='The ledger step that removes the participant from the analysis ("" '
+            "when analysed): test, incomplete, screened_out or a rule's key."
+        )
 
         class Meta:
             ref_name = "Participant"
+
+        def get_exclusion_reason(self, participant: Participant) -> str:
+            return str(self.context["exclusion_reasons"][participant.pk])
 
         def get_passed_checks(self, participant: Participant) -> bool:
             # Not WithAnnotations[...]: drf-spectacular evaluates this signature's hints at
@@ -513,7 +525,9 @@ class ParticipantListApi(StudyAPIView):
         page = paginator.paginate_queryset(
             _participants(study=study, **filters.validated_data), request, view=self
         )
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        reasons = participant_exclusion_reasons(study=study, participants=page or [])
+        output = self.OutputSerializer(page, many=True, context={"exclusion_reasons": reasons})
+        return paginator.get_paginated_response(output.data)
 
 
 class ResponseListApi(StudyAPIView):

@@ -291,15 +291,17 @@ def participants_frame(*, study: Study, id_range: tuple[int, int] | None = None)
     people["checks_answered"] = people["checks_answered"].fillna(0).astype(int)
     people["checks_failed"] = people["checks_failed"].fillna(0).astype(int)
     people["passed_checks"] = people["checks_failed"] == 0
-    people["exclusion_reason"] = _exclusion_reasons(people, study=study, id_range=id_range)
+    judged = None if id_range is None else Participant.objects.filter(pk__range=id_range)
+    people["exclusion_reason"] = _exclusion_reasons(people, study=study, judged=judged)
     return people[PARTICIPANT_COLUMNS]
 
 
 def _exclusion_reasons(
-    people: pd.DataFrame, *, study: Study, id_range: tuple[int, int] | None
+    people: pd.DataFrame, *, study: Study, judged: QuerySet[Participant] | None
 ) -> pd.Series:
-    """The first ledger step that removes each participant ("" when none does)."""
-    judged = None if id_range is None else Participant.objects.filter(pk__range=id_range)
+    """The first ledger step that removes each participant ("" when none does).
+    ``people`` has participant_id, status and is_test; ``judged`` narrows the rules'
+    queries to those participants (None: the whole study)."""
     by_rule = {
         pid: applied.key
         for pid, applied in participant_exclusions(study=study, participants=judged).items()
@@ -315,6 +317,23 @@ def _exclusion_reasons(
     )
     reason[people["is_test"]] = "test"
     return reason
+
+
+def participant_exclusion_reasons(
+    *, study: Study, participants: Sequence[Participant]
+) -> dict[int, str]:
+    """participant id -> ``exclusion_reason`` (as in :func:`participants_frame`) for a few
+    participants, e.g. one page of the API."""
+    people = pd.DataFrame(
+        {
+            "participant_id": [p.pk for p in participants],
+            "status": [p.status for p in participants],
+            "is_test": pd.Series([p.is_test for p in participants], dtype=bool),
+        }
+    )
+    judged = Participant.objects.filter(pk__in=people["participant_id"].tolist())
+    reasons = _exclusion_reasons(people, study=study, judged=judged)
+    return dict(zip(people["participant_id"].tolist(), reasons.tolist(), strict=True))
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,10 @@ def test_participants_match_the_frame_including_check_tallies(staff_api, rated_s
         assert row["checks_answered"] == expected["checks_answered"]
         assert row["checks_failed"] == expected["checks_failed"]
         assert row["passed_checks"] == bool(expected["passed_checks"])
+        assert row["exclusion_reason"] == expected["exclusion_reason"]
+    # Every ledger step is represented in this study: test, incomplete, failed check.
+    reasons = {row["exclusion_reason"] for row in body["results"]}
+    assert {"", "test", "attention"} <= reasons
     # " blue " passes (stripped, case-insensitive); "Red" and "green" fail.
     assert sum(not row["passed_checks"] for row in body["results"]) == 2
 

@@ -365,6 +365,23 @@ WIDE_COLUMN_DOCS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _analysis_role(definition: dict[str, Any]) -> str:
+    """One short phrase for a question's stored scoring definition ("" when none)."""
+    role = definition.get("role") if isinstance(definition, dict) else None
+    if role == "credible":
+        return "the yes/no credibility question (credibility rates)"
+    if role == "credibility_item":
+        return "an item of the Kreps credibility index"
+    if role == "detection":
+        lists = [
+            f"{name} = {', '.join(map(repr, definition[name]))}"
+            for name in ("human", "machine", "neutral")
+            if definition.get(name)
+        ]
+        return "human-or-machine detection" + (f" ({'; '.join(lists)})" if lists else "")
+    return ""
+
+
 def _question_entry(question: Question) -> CodebookEntry:
     kind = question.get_kind_display()
     if question.kind == Question.Kind.BINARY:
@@ -383,6 +400,9 @@ def _question_entry(question: Question) -> CodebookEntry:
             scoring += f"; passes when equal to {question.expected_answer!r} (case-insensitive)"
     else:
         allowed, scoring = "free text up to 5,000 characters", "not scored"
+    role = _analysis_role(question.scoring)
+    if role:
+        scoring += f"; analysis: {role}"
     scope = question.get_scope_display()
     where = (
         f"long: rows with question_key = {question.key}; wide: q_{question.key}_<k>"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Required, TypedDict
 
@@ -26,7 +26,8 @@ from analysis.frames import (
     responses_chunks,
     responses_frame,
 )
-from surveys.instruments import DETECTION_KEYS, PREFER_NOT
+from surveys import scoring
+from surveys.instruments import PREFER_NOT
 from surveys.models import Article, Question, Study
 
 POWER_COLUMNS = [
@@ -139,7 +140,9 @@ def index_tests(index: pd.DataFrame, reference: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=INDEX_TEST_COLUMNS)
 
 
-def detection_summary(responses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def detection_summary(
+    responses: pd.DataFrame, *, judge: Callable[[str], str | None] = stats.detection_judgement
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-participant detection accuracy (``stats.detection_accuracy``, "I don't know"
     left out of the ratio and reported as a rate) and, per condition, the mean accuracy,
     the pooled hit and false-alarm rates with d' and c (log-linear correction; a "signal"
@@ -147,8 +150,9 @@ def detection_summary(responses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     nominal alpha (human / machine) among participants over the articles they judged. A last row,
     ``ALL_CONDITIONS``, pools every condition: in a between-subjects design a condition
     holds only human or only machine articles, so d' is defined only there. Input: the
-    analysed responses to the ``detection`` question."""
-    people = stats.detection_accuracy(responses)
+    analysed responses to the detection question; ``judge`` maps an answer to a judgement
+    (the question's stored definition, ``surveys.scoring.detection_judge``)."""
+    people = stats.detection_accuracy(responses, judge=judge)
     conditions = responses.groupby("participant_id")["condition"].first()
     people.insert(1, "condition", people["participant_id"].map(conditions))
     rows = []
@@ -156,7 +160,7 @@ def detection_summary(responses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     if parts:
         parts.append((ALL_CONDITIONS, responses))
     for condition, group in parts:
-        judged = group["value"].map(stats.detection_judgement)
+        judged = group["value"].map(judge)
         decided = group.loc[judged.isin([stats.HUMAN, stats.MACHINE])]
         said_machine = judged.loc[decided.index] == stats.MACHINE
         machine = decided["article_origin"] != "real"
@@ -342,9 +346,9 @@ class StudyReport:
     )
     index_across: list[stats.GroupTest] = field(default_factory=list)
     index_alpha: float | None = None
-    has_index_items: bool = False  # the study asks believable, accurate and clear
-    # Detection designs ("human or machine?"), present when a per-article question keyed
-    # as in ``surveys.instruments.DETECTION_KEYS`` exists: per-participant accuracy
+    has_index_items: bool = False  # the study has three credibility items (Question.scoring)
+    # Detection designs ("human or machine?"), present when a per-article question has a
+    # detection definition (``Question.scoring``, role "detection"): per-participant accuracy
     # (``stats.DETECTION_COLUMNS`` plus ``condition``) and a per-condition summary
     # (``DETECTION_SUMMARY_COLUMNS``).
     detection: pd.DataFrame | None = None
@@ -371,12 +375,13 @@ class StudyReport:
 
 
 def binary_question_for(*, study: Study) -> Question | None:
-    """The yes/no question credibility rates are computed from: the one keyed
-    "credible" if there is one, otherwise the first binary question about the articles."""
+    """The yes/no question credibility rates are computed from: the one whose stored
+    scoring definition has role "credible" if there is one, otherwise the first binary
+    question about the articles."""
     binary = study.questions.filter(
         scope=Question.Scope.PER_ARTICLE, kind=Question.Kind.BINARY
     ).order_by("position", "id")
-    return binary.filter(key="credible").first() or binary.first()
+    return binary.filter(scoring__role=scoring.CREDIBLE).first() or binary.first()
 
 
 # The columns of the long frame the report reads: the rest (tokens, article metadata,
@@ -644,11 +649,28 @@ def _scale_and_detection(
     """The credibility index with its tests and reliability, the detection tables, and
     per-trial seconds, as keyword arguments of ``StudyReport``."""
     extra: _ScaleAndDetection = {"responses": _trial_seconds(responses)}
-    keys = set(
-        study.questions.filter(scope=Question.Scope.PER_ARTICLE).values_list("key", flat=True)
+    # What to score comes from the questions' stored definitions (``Question.scoring``),
+    # not their keys, so custom keys and option wordings are scored too.
+    scored = list(
+        study.questions.filter(scope=Question.Scope.PER_ARTICLE)
+        .exclude(scoring={})
+        .order_by("position", "id")
     )
-    if set(stats.CREDIBILITY_ITEMS) <= keys:
-        index = stats.credibility_index(responses)
+    items = [q.key for q in scored if q.scoring.get("role") == scoring.CREDIBILITY_ITEM]
+    # The Kreps index sums exactly three 1-4 items. Custom-keyed items are renamed to the
+    # conventional names, in the questions' order, so the index table keeps its columns
+    # (believable, accurate, clear); conventionally keyed ones keep their own names.
+    if len(items) == len(stats.CREDIBILITY_ITEMS):
+        names = (
+            dict(zip(items, items, strict=True))
+            if set(items) == set(stats.CREDIBILITY_ITEMS)
+            else dict(zip(items, stats.CREDIBILITY_ITEMS, strict=True))
+        )
+        # Only the items' rows: another question keyed "believable" (no longer an item)
+        # must not be read as one.
+        item_rows = responses.loc[responses["question_key"].isin(items)]
+        renamed = item_rows.assign(question_key=item_rows["question_key"].replace(names))
+        index = stats.credibility_index(renamed)
         extra["has_index_items"] = True
         extra["index"] = index
         extra["index_means"] = _reference_first(stats.means_by_condition(index), reference)
@@ -666,11 +688,13 @@ def _scale_and_detection(
         extra["index_alpha"] = (
             stats.cronbach_alpha(index[list(stats.CREDIBILITY_ITEMS)]) if len(index) else None
         )
-    # The first detection question the study asks, by the keys the instruments use.
-    detection_key = next((key for key in DETECTION_KEYS if key in keys), None)
-    if detection_key is not None:
-        answers = responses.loc[responses["question_key"] == detection_key]
-        people, summary = detection_summary(answers)
+    # The first detection question the study asks, scored by its stored definition.
+    detection = next((q for q in scored if q.scoring.get("role") == scoring.DETECTION), None)
+    if detection is not None:
+        answers = responses.loc[responses["question_key"] == detection.key]
+        people, summary = detection_summary(
+            answers, judge=scoring.detection_judge(detection.scoring)
+        )
         extra["detection"] = people
         extra["detection_summary"] = _reference_first(summary, reference)
     return extra

@@ -26,6 +26,7 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from analysis.cells import cell_int
+from surveys import scoring
 from surveys.planning import power_two_proportions as power_two_proportions
 from surveys.planning import sample_size_two_proportions as sample_size_two_proportions
 
@@ -862,23 +863,11 @@ def cronbach_alpha(items: pd.DataFrame) -> float:
 # ---------------------------------------------------------------------------------------
 # Detection designs: "written by a human or a machine?"
 
-HUMAN, MACHINE, UNSURE = "human", "machine", "unsure"
-
-
-def detection_judgement(answer: str) -> str | None:
-    """Map an answer of the detection question to ``"human"``, ``"machine"`` or
-    ``"unsure"`` ("I don't know" and the like); None when empty. Choices such as "Very
-    likely written by a human" / "Likely written by a machine" map by the word they name."""
-    text = str(answer).strip().lower().replace("\u2019", "'")
-    if not text:
-        return None
-    if "know" in text or "unsure" in text or "not sure" in text or "neither" in text:
-        return UNSURE
-    if "machine" in text or "computer" in text or "ai" in text.split():
-        return MACHINE
-    if "human" in text or "person" in text:
-        return HUMAN
-    return UNSURE
+# The word-based map lives in surveys.scoring (a pure module the question model and the
+# data migration's rules use too); a question's stored definition may replace it
+# (``surveys.scoring.detection_judge``).
+HUMAN, MACHINE, UNSURE = scoring.HUMAN, scoring.MACHINE, scoring.UNSURE
+detection_judgement = scoring.detection_judgement
 
 
 DETECTION_COLUMNS = [
@@ -892,20 +881,23 @@ DETECTION_COLUMNS = [
 ]
 
 
-def detection_accuracy(df: pd.DataFrame) -> pd.DataFrame:
+def detection_accuracy(
+    df: pd.DataFrame, *, judge: Callable[[str], str | None] = detection_judgement
+) -> pd.DataFrame:
     """Per-participant accuracy at telling human from machine-written articles.
 
     Input columns: ``participant_id``, ``article_origin`` ("real" = written by a human,
-    anything else = machine-written) and ``value`` (the answer text; see
-    :func:`detection_judgement`). Following Brown et al. (2020, "Language Models are
-    Few-Shot Learners", sec. 3.9.4), accuracy is ``correct / non-neutral answers``: "I
-    don't know" answers are left out of the ratio and reported separately as
+    anything else = machine-written) and ``value`` (the answer text, mapped by ``judge``:
+    by default :func:`detection_judgement`; None = not scored). Following Brown et al.
+    (2020, "Language Models are Few-Shot Learners", sec. 3.9.4), accuracy is ``correct /
+    non-neutral answers``: "I don't know" answers are left out of the ratio and reported
+    separately as
     ``unsure_rate = unsure / answered``. Accuracy is NaN for someone who never decided.
     """
     missing = {"participant_id", "article_origin", "value"} - set(df.columns)
     if missing:
         raise ValueError(f"missing column(s): {', '.join(sorted(missing))}")
-    judged = df["value"].map(detection_judgement)
+    judged = df["value"].map(judge)
     data = pd.DataFrame(
         {
             "participant_id": df["participant_id"],

@@ -544,11 +544,17 @@ class QuestionForm(forms.ModelForm):  # type: ignore[type-arg]
             "choices",
             "expected_answer",
             "required",
+            "scoring",
         )
         widgets = {
             "text": forms.Textarea(attrs={"rows": 2, "cols": 80}),
             "choices": forms.Textarea(attrs={"rows": 1, "cols": 50}),
+            "scoring": forms.Textarea(attrs={"rows": 1, "cols": 80}),
         }
+
+    def clean_scoring(self) -> Any:
+        # An emptied box means "not scored" ({}), not JSON null.
+        return self.cleaned_data.get("scoring") or {}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -590,6 +596,7 @@ class QuestionInline(_DesignInline, admin.StackedInline):  # type: ignore[type-a
         "text",
         ("scale_min", "scale_max", "min_label", "max_label"),
         ("choices", "expected_answer"),
+        "scoring",
     )
 
 

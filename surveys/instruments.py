@@ -12,9 +12,10 @@ five-point scale with an explicit "I don't know" (as in Brown et al. (2020), "La
 Models are Few-Shot Learners", sec. 3.9.4, the GPT-3 news study). ``detection_4`` is the
 four-point scale of Clark et al. (2021), "All That's 'Human' Is Not Gold", ACL:
 definitely / possibly human-written, possibly / definitely machine-generated, with no
-neutral point. Analysis scores both (``DETECTION_KEYS``): each answer counts as a
-"human" or "machine" judgement by the word it names (analysis.stats.detection_judgement),
-"I don't know" as undecided.
+neutral point. Every question analysis scores carries its definition in
+``Question.scoring`` (schema: surveys.scoring), set here: the Kreps items as credibility
+items, and each detection option listed as a "human", "machine" or "neutral" ("I don't
+know", undecided) judgement.
 ``attention`` is an instructed-response item asked among the articles (after the
 first); ``comprehension`` asks, after the instructions, two questions about the default
 instructions text (edit them if the instructions change) that participants must answer
@@ -28,11 +29,13 @@ trust in news media (0-100 slider). Every item offers a way not to answer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
 
 from surveys.models import Question, Study
+from surveys.scoring import CREDIBILITY_ITEM, CREDIBLE, DETECTION, detection_definition
 from surveys.services import study_assert_editable
 
 
@@ -50,6 +53,7 @@ class QuestionSpec:
     expected_answer: str = ""
     required: bool = True
     after_article: int | None = None
+    scoring: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ def _four_point(key: str, adjective: str) -> QuestionSpec:
         scale_max=4,
         min_label=f"Not at all {adjective}",
         max_label=f"Very {adjective}",
+        scoring={"role": CREDIBILITY_ITEM},
     )
 
 
@@ -89,6 +94,18 @@ DETECTION_OPTIONS = (
     "I don't know",
 )
 
+# Listed by hand, not by the word each names: "Equally likely written by a human or a
+# machine" is the scale's neutral point (left out of the accuracy ratio, as "I don't
+# know"), though it names "machine". Before definitions were stored, analysis mapped by
+# words and counted it as a machine judgement, a bug: migration 0007 and the word rule
+# now read it as neutral too.
+DETECTION_SCORING: dict[str, Any] = {
+    "role": DETECTION,
+    "human": list(DETECTION_OPTIONS[:2]),
+    "machine": list(DETECTION_OPTIONS[3:5]),
+    "neutral": [DETECTION_OPTIONS[2], DETECTION_OPTIONS[5]],
+}
+
 # Clark et al. (2021): the four choices their evaluators had.
 DETECTION_4_OPTIONS = (
     "Definitely human-written",
@@ -97,9 +114,9 @@ DETECTION_4_OPTIONS = (
     "Definitely machine-generated",
 )
 
-# Keys of the per-article "human or machine?" questions that analysis scores as
-# detection judgements, in the order it looks for them: a question keyed "detection"
-# (written by hand), then the instruments' five- and four-point questions.
+# Keys of the instruments' per-article "human or machine?" questions (and "detection",
+# the conventional key of one written by hand). Analysis no longer looks questions up by
+# key: it reads ``Question.scoring``; migration 0007 filled it for these keys.
 DETECTION_KEYS = ("detection", "written_by", "written_by_4")
 
 _ABOUT = Question.Scope.PARTICIPANT
@@ -185,7 +202,10 @@ INSTRUMENTS: dict[str, Instrument] = {
         label="Kreps et al. (2020) credibility questions",
         questions=(
             QuestionSpec(
-                key="credible", text="Is this article credible?", kind=Question.Kind.BINARY
+                key="credible",
+                text="Is this article credible?",
+                kind=Question.Kind.BINARY,
+                scoring={"role": CREDIBLE},
             ),
             _four_point("believable", "believable"),
             _four_point("accurate", "accurate"),
@@ -246,6 +266,7 @@ INSTRUMENTS: dict[str, Instrument] = {
                 text="Do you think this article was written by a human or by a machine?",
                 kind=Question.Kind.CHOICE,
                 choices=DETECTION_OPTIONS,
+                scoring=DETECTION_SCORING,
             ),
         ),
     ),
@@ -257,6 +278,7 @@ INSTRUMENTS: dict[str, Instrument] = {
                 text="Was this article written by a human or by a machine?",
                 kind=Question.Kind.CHOICE,
                 choices=DETECTION_4_OPTIONS,
+                scoring=detection_definition(DETECTION_4_OPTIONS),
             ),
         ),
     ),
@@ -301,6 +323,7 @@ def instrument_apply(*, study: Study, name: str) -> list[Question]:
                 expected_answer=spec.expected_answer,
                 required=spec.required,
                 after_article=spec.after_article,
+                scoring=dict(spec.scoring),
                 position=0 if last is None else last + 1,
             )
         )

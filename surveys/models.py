@@ -11,10 +11,12 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from surveys.querysets import ArticleQuerySet, ParticipantQuerySet, StudyQuerySet
+from surveys.scoring import scoring_errors
 
 WIKINEWS_ATTRIBUTION = (
     "News articles from Wikinews (https://en.wikinews.org), licensed under Creative Commons "
@@ -363,6 +365,17 @@ class Question(models.Model):
         "(1 = after the first). Empty: after the last article.",
     )
     position = models.PositiveSmallIntegerField(default=0)
+    # What analysis scores this question as (schema: surveys.scoring). Stored with the
+    # question so a custom key or custom option wording is still scored; not in the design
+    # hash (the question is locked once the study is live, which freezes it).
+    scoring = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='How analysis scores this question; {} = not scored. {"role": "credible"} '
+        '(the yes/no credibility question), {"role": "credibility_item"} (one of the three '
+        '1-4 items of the Kreps credibility index), or {"role": "detection", "human": [...], '
+        '"machine": [...], "neutral": [...]} (human or machine?, each choice in one list).',
+    )
 
     class Meta:
         ordering = ["study", "scope", "position", "id"]
@@ -391,6 +404,15 @@ class Question(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+    def clean(self) -> None:
+        # A non-field error: the admin's question form does not show ``scoring``, and a
+        # field error for a field missing from a ModelForm raises ValueError.
+        errors = scoring_errors(
+            scoring=self.scoring, kind=self.kind, scope=self.scope, choices=self.choices
+        )
+        if errors:
+            raise ValidationError(errors)
 
     # A slider without a scale runs from 0 to 100.
     SLIDER_DEFAULT = (0, 100)

@@ -120,6 +120,9 @@ def study_design_document(*, study: Study) -> dict[str, object]:
             }
             for c in study.conditions.order_by("name")
         ],
+        # ``Question.scoring`` (how analysis scores a question) is deliberately left out:
+        # adding it would change the hash of every live study, and the question inline is
+        # locked once a study is live, which freezes the definition anyway.
         "questions": [
             {
                 "key": q.key,

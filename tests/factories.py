@@ -5,6 +5,7 @@ from __future__ import annotations
 import factory
 
 from surveys.models import Article, Condition, Question, Study
+from surveys.scoring import conventional_scoring
 from surveys.services import study_set_status
 
 
@@ -84,6 +85,17 @@ class QuestionFactory(factory.django.DjangoModelFactory):
     text = "Is this article credible?"
     kind = Question.Kind.BINARY
     position = factory.Sequence(lambda n: n)
+    # The definition a conventional key implies (what migration 0007 fills for existing
+    # questions), so tests that build "credible", "believable" or "detection" questions
+    # by hand are scored as before; pass ``scoring`` to override.
+    scoring = factory.LazyAttribute(
+        lambda o: conventional_scoring(
+            key=o.key,
+            kind=o.kind,
+            scope=getattr(o, "scope", Question.Scope.PER_ARTICLE),
+            choices=getattr(o, "choices", ()),
+        )
+    )
 
     @classmethod
     def create_kreps_set(cls, *, study: Study) -> list[Question]:

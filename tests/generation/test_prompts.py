@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from generation import prompts
+from generation import cleanup, prompts
 from generation.models import GenerationRun
 from generation.prompts import SourceText, build_prompt, split_sentences
 from generation.services import prompt_build, run_create
@@ -196,5 +196,5 @@ def test_a_context_run_stores_its_prompt_context_and_length_budget(tiny_model_na
     assert sample.settings["context_article_ids"] == [earlier.pk]
     assert sample.settings["prompt_body"] == "Now it is here."
     assert sample.word_budget == source.word_count - 4  # the prepended lede's words
-    assert sample.cleanup_version == "2"
+    assert sample.cleanup_version == cleanup.CLEANUP_VERSION == "3"
     assert "too_short" in sample.flags  # six new tokens at most

@@ -591,5 +591,7 @@ def withdraw(request: HttpRequest, token: UUID) -> HttpResponse:
             "participant": participant,
             "study": participant.study,
             "back_url": step_url(participant, participant_next_step(participant=participant)),
+            # Nothing to reveal to someone who has not seen an article (e.g. screened out).
+            "read_articles": participant.trials.filter(first_shown_at__isnull=False).exists(),
         },
     )

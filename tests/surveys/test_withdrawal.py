@@ -222,3 +222,17 @@ def test_withdraw_wrong_methods_and_csrf(study):
     participant.refresh_from_db()
     assert participant.status == "in_progress"
     assert WithdrawalLog.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_confirmation_promises_the_reveal_only_to_those_who_read_an_article(study):
+    client = Client()
+    participant = enrol(client, study, PROLIFIC_PID="P1")
+    # Before any article was shown (as for someone screened out): nothing to reveal.
+    html = client.get(url(participant, "withdraw/")).content.decode()
+    assert "what the study is about" in html
+    assert "which of the articles you read" not in html
+    assert client.post(url(participant, "instructions/")).status_code == 302
+    assert client.get(url(participant, "article/1/")).status_code == 200
+    html = client.get(url(participant, "withdraw/")).content.decode()
+    assert "which of the articles you read were written by a machine" in html

@@ -275,20 +275,7 @@ def detection_rows(report: StudyReport) -> list[DetectionRow]:
 
 def regression_rows(report: StudyReport) -> list[RegressionRow]:
     """The clustered logistic regression, odds ratios with their interval."""
-    if report.regression is None:
-        return []
-    return [
-        RegressionRow(
-            term=str(row.term),
-            log_odds=number(cell_float(row.log_odds), 3),
-            se=number(cell_float(row.se), 3),
-            z=number(cell_float(row.z)),
-            p=p_value(cell_float(row.p_value)),
-            odds_ratio=number(cell_float(row.odds_ratio)),
-            ci=f"[{number(cell_float(row.or_ci_low))}, {number(cell_float(row.or_ci_high))}]",
-        )
-        for row in report.regression.table.itertuples(index=False)
-    ]
+    return [] if report.regression is None else _fit_rows(report.regression.table)
 
 
 def pws(report: StudyReport) -> list[PowerRow]:
@@ -369,6 +356,17 @@ def _fit_rows(table: pd.DataFrame) -> list[RegressionRow]:
             ci=f"[{number(cell_float(row.or_ci_low))}, {number(cell_float(row.or_ci_high))}]",
         )
         for row in table.itertuples(index=False)
+    ]
+
+
+def _fit_lines(rows: list[RegressionRow]) -> list[str]:
+    """A fitted model's terms as terminal lines, terms aligned."""
+    term_width = max(len(r.term) for r in rows)
+    return [
+        f"  {fr.term:<{term_width}}  log-odds {fr.log_odds:>7}  se {fr.se}  z={fr.z}  "
+        f"p={fr.p}  odds {'' if fr.term == '(intercept)' else 'ratio '}{fr.odds_ratio} "
+        f"{fr.ci}"
+        for fr in rows
     ]
 
 
@@ -516,24 +514,11 @@ def report_as_text(report: StudyReport) -> str:
             f"(reference {fit.reference}; {fit.n_obs} ratings, {fit.n_clusters} participants; "
             "participant-clustered standard errors)",
         ]
-        term_width = max(len(r.term) for r in regression)
-        for fr in regression:
-            lines.append(
-                f"  {fr.term:<{term_width}}  log-odds {fr.log_odds:>7}  se {fr.se}  z={fr.z}  "
-                f"p={fr.p}  odds {'' if fr.term == '(intercept)' else 'ratio '}{fr.odds_ratio} "
-                f"{fr.ci}"
-            )
+        lines += _fit_lines(regression)
 
     mixed = mixed_rows(report)
     if mixed:
-        lines += ["", mixed_summary(report)]
-        term_width = max(len(r.term) for r in mixed)
-        for fr in mixed:
-            lines.append(
-                f"  {fr.term:<{term_width}}  log-odds {fr.log_odds:>7}  se {fr.se}  z={fr.z}  "
-                f"p={fr.p}  odds {'' if fr.term == '(intercept)' else 'ratio '}{fr.odds_ratio} "
-                f"{fr.ci}"
-            )
+        lines += ["", mixed_summary(report), *_fit_lines(mixed)]
     for md in moderator_rows(report):
         lines += ["", f"Moderator: {md.description}", f"  {md.test}"]
         for fr in md.terms:

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from tests.generation.subprocesses import ROOT, child_env, stop, stories, wait_u
 from tests.generation.test_tasks_workers import (  # noqa: F401 (fixtures)
     CELERY,
     celery_app,
+    queue_when_both_answer,
     redis_url,
 )
 
@@ -43,6 +43,26 @@ class Killed:
     pid: int  # the killed process
     done_before: frozenset[int]  # indexes of the chunks done before the kill
     at: datetime  # just before the kill
+
+
+def _run_and_env(
+    model_name: str, broker_url: str, tmp_path: Path, *, seed: int, lease: int
+) -> tuple[GenerationRun, dict[str, str]]:
+    """A run of 12 one-sample chunks, and the workers' environment with its chunk lease."""
+    run = run_create(
+        model_name=model_name,
+        source_articles=stories(6),
+        samples_per_prompt=2,
+        max_new_tokens=32,
+        batch_size=1,
+        seed=seed,
+    )
+    env = child_env(
+        CELERY_BROKER_URL=broker_url,
+        CREDENCE_VAR_DIR=str(tmp_path),
+        CREDENCE_CHUNK_STALE_SECONDS=str(lease),
+    )
+    return run, env
 
 
 def _kill_mid_run(
@@ -64,23 +84,9 @@ def _kill_mid_run(
     logs = {name: (tmp_path / f"{name}.log").open("wb") for name in nodes}
     workers = {name: _worker(node, pool, env, logs[name]) for name, node in nodes.items()}
     try:
-        wait_until(
-            lambda: len(probe.control.ping(timeout=0.5)) == 2,
-            timeout=120,
-            what="both workers to answer a ping",
-            processes=tuple(workers.values()),
-            interval=0.2,
+        queue_when_both_answer(
+            run=run, env=env, probe=probe, workers=tuple(workers.values()), chunks=12
         )
-        queued = subprocess.run(
-            [sys.executable, "manage.py", "generate", str(run.pk), "--queue"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert queued.returncode == 0, queued.stderr
-        assert f"Queued run {run.pk}: 12 chunk(s) for the workers." in queued.stdout
 
         # Mid-run: some chunk done, and the doomed worker in the middle of one.
         wait_until(
@@ -180,19 +186,7 @@ def test_a_killed_worker_of_another_machine_loses_its_chunk_when_the_lease_runs_
     # The node name of another host: the pid in the chunk's worker means nothing
     # here, so only the chunk's lease (shortened through the environment) frees it.
     lease = 4
-    run = run_create(
-        model_name=tiny_model_name,
-        source_articles=stories(6),
-        samples_per_prompt=2,
-        max_new_tokens=32,
-        batch_size=1,
-        seed=5,
-    )
-    env = child_env(
-        CELERY_BROKER_URL=redis_url,
-        CREDENCE_VAR_DIR=str(tmp_path),
-        CREDENCE_CHUNK_STALE_SECONDS=str(lease),
-    )
+    run, env = _run_and_env(tiny_model_name, redis_url, tmp_path, seed=5, lease=lease)
     killed = _kill_mid_run(
         run=run,
         env=env,
@@ -222,19 +216,7 @@ def test_a_killed_pool_process_of_this_machine_loses_its_chunk_at_once(
     # (reject_on_worker_lost). The lease is longer than the test may take: the chunk
     # is freed because its process is gone.
     lease = 600
-    run = run_create(
-        model_name=tiny_model_name,
-        source_articles=stories(6),
-        samples_per_prompt=2,
-        max_new_tokens=32,
-        batch_size=1,
-        seed=6,
-    )
-    env = child_env(
-        CELERY_BROKER_URL=redis_url,
-        CREDENCE_VAR_DIR=str(tmp_path),
-        CREDENCE_CHUNK_STALE_SECONDS=str(lease),
-    )
+    run, env = _run_and_env(tiny_model_name, redis_url, tmp_path, seed=6, lease=lease)
     killed = _kill_mid_run(
         run=run,
         env=env,

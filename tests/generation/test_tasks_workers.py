@@ -63,6 +63,35 @@ def celery_app(redis_url: str) -> Iterator[Any]:
         yield app
 
 
+def queue_when_both_answer(
+    *,
+    run: GenerationRun,
+    env: dict[str, str],
+    probe: Any,
+    workers: tuple[subprocess.Popen[bytes], ...],
+    chunks: int,
+) -> None:
+    """Wait until both workers answer a ping, then queue ``run`` from another process,
+    as `manage.py generate --queue` does it."""
+    wait_until(
+        lambda: len(probe.control.ping(timeout=0.5)) == 2,
+        timeout=120,
+        what="both workers to answer a ping",
+        processes=workers,
+        interval=0.2,
+    )
+    queued = subprocess.run(
+        [sys.executable, "manage.py", "generate", str(run.pk), "--queue"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert queued.returncode == 0, queued.stderr
+    assert f"Queued run {run.pk}: {chunks} chunk(s) for the workers." in queued.stdout
+
+
 def test_two_workers_share_a_run_and_make_every_sample_once(
     tiny_model_name: str, redis_url: str, celery_app: Any, tmp_path: Path
 ) -> None:
@@ -92,25 +121,9 @@ def test_two_workers_share_a_run_and_make_every_sample_once(
                     stderr=subprocess.STDOUT,
                 )
             )  # fmt: skip
-        wait_until(
-            lambda: len(celery_app.control.ping(timeout=0.5)) == 2,
-            timeout=120,
-            what="both workers to answer a ping",
-            processes=tuple(workers),
-            interval=0.2,
+        queue_when_both_answer(
+            run=run, env=env, probe=celery_app, workers=tuple(workers), chunks=12
         )
-
-        # Queued from another process, as `manage.py generate --queue` does it.
-        queued = subprocess.run(
-            [sys.executable, "manage.py", "generate", str(run.pk), "--queue"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert queued.returncode == 0, queued.stderr
-        assert f"Queued run {run.pk}: 12 chunk(s) for the workers." in queued.stdout
 
         chunks = GenerationChunk.objects.filter(run=run)
         wait_until(

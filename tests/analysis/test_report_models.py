@@ -249,3 +249,28 @@ def test_the_report_loads_only_the_columns_it_reads():
     assert empty.empty
     with pytest.raises(ValueError, match="unknown response column"):
         responses_frame(study=study, columns=["participant_id", "password"])
+
+
+def test_plots_are_drawn_without_fitting_the_mixed_model(monkeypatch, client):
+    # The results page requests several figures at once, and none shows the mixed
+    # model: fitting it for each would multiply the page's slowest step.
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    from analysis import stats
+
+    study = _study()
+    _fill(study, ["real", "generated"], 12)
+    fits = []
+    fit = stats.mixed_logistic_regression
+    monkeypatch.setattr(
+        stats, "mixed_logistic_regression", lambda *a, **k: fits.append(1) or fit(*a, **k)
+    )
+    client.force_login(
+        get_user_model().objects.create_user("root", is_staff=True, is_superuser=True)
+    )
+    response = client.get(reverse("analysis:plot", args=[study.slug, "credible"]))
+    assert response.status_code == 200
+    assert fits == []
+    assert study_report(study=study).mixed is not None  # the report itself still fits it
+    assert fits == [1]

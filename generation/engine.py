@@ -80,6 +80,10 @@ SAMPLER_VERSION = "credence-inverse-cdf-v2"
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
+# The attention bfloat16 models use on a CPU: SDPA for prompts, and for one-token
+# decoding steps two matmuls over keys cached position-last (_register_decode_attention).
+DECODE_ATTENTION = "sdpa+credence_decode"
+
 # A batch drops its finished rows once at least 1/COMPACT_FRACTION of them are finished.
 COMPACT_FRACTION = 8
 
@@ -517,6 +521,11 @@ def load_model(
             # Architectures without SDPA keep what they have.
             with contextlib.suppress(ValueError, ImportError, AttributeError):
                 model.set_attn_implementation("sdpa")
+        if device == "cpu" and dtype == "bfloat16":
+            pack_linear_weights(model)
+            if getattr(model.config, "_attn_implementation", "") == "sdpa":
+                with contextlib.suppress(ValueError, ImportError, AttributeError):
+                    model.set_attn_implementation(_register_decode_attention())
         revision = ""
         if spec.kind == "embedded":
             weights = _weights_sha256(Path(spec.source), only=spec.gguf_file)
@@ -552,6 +561,144 @@ def load_model(
         return loaded
 
 
+def pack_linear_weights(model: Any) -> int:
+    """Give every linear layer's weight to oneDNN once, in the blocked layout its bf16
+    matmul wants, instead of letting every call reorder it again; returns the number
+    of layers packed.
+
+    At batch 32 on one core of this project's machine, the layers' matmuls take 13-16%
+    less time and the vocabulary projection 30% less (timed on the embedded model's
+    shapes; a whole decoding step 15-18% less), with bit-identical results: the same
+    kernel runs, only the copy goes. Used for bfloat16 on a CPU, where oneDNN computes;
+    float32 goes to MKL, whose results differ in the last bits. Packing is checked on
+    the first layer and skipped if this build of torch cannot do it or gives other
+    numbers.
+    """
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
+        return 0
+    output = model.get_output_embeddings()
+    found = [
+        (parent, attribute)
+        for parent in model.modules()
+        for attribute, child in parent.named_children()
+        if type(child) is torch.nn.Linear or isinstance(child, Conv1D)
+    ]
+    packed = 0
+    for parent, attribute in found:
+        child = getattr(parent, attribute)
+        # GPT-2's Conv1D layers keep their weights (in, out).
+        weight = child.weight if type(child) is torch.nn.Linear else child.weight.t()
+        if weight.dtype != torch.bfloat16 or weight.device.type != "cpu":
+            continue
+        try:
+            layer = _packed_linear_class()(weight.detach(), child.bias, keep_weight=child is output)
+            if not packed:
+                probe = torch.randn(
+                    (3, weight.shape[1]), generator=torch.Generator().manual_seed(0)
+                ).to(weight.dtype)
+                with torch.inference_mode():
+                    expected = torch.nn.functional.linear(probe, weight, child.bias)
+                    if not torch.equal(layer(probe), expected):
+                        return 0
+        except RuntimeError:  # a torch built without these oneDNN operators
+            return 0
+        # The plain weight goes with the layer replaced, one layer at a time, so memory
+        # never holds both copies of the model.
+        setattr(parent, attribute, layer)
+        packed += 1
+    return packed
+
+
+@functools.cache
+def _register_decode_attention() -> str:
+    """Register ``DECODE_ATTENTION`` with transformers and return its name.
+
+    torch's SDPA kernel for a CPU spends most of a bf16 decoding step's attention on
+    overhead: one query token against 100-300 cached positions is a sliver of work per
+    head. With the keys cached position-last (``PreallocatedLayer(keys_transposed=True)``)
+    the same attention is two batched matmuls and a float32 softmax, 1.5-2x faster at
+    batch 32 (measured over 30 layers' caches, so from memory as in a real step). The
+    heads sharing a key head (grouped-query attention) are the rows of one matmul, so
+    keys are never repeated. Prompts, and keys cached the usual way, go to SDPA.
+    """
+    import torch
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    def attention(
+        module: Any,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        dropout: float = 0.0,
+        scaling: float | None = None,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, None]:
+        batch, heads, length, dim = query.shape
+        plain = kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None
+        if length != 1 or key.stride(-2) != 1 or dropout or plain:
+            return sdpa_attention_forward(
+                module,
+                query,
+                key,
+                value,
+                attention_mask,
+                dropout=dropout,
+                scaling=scaling,
+                **kwargs,
+            )
+        kv_heads = key.shape[1]
+        grouped = query.reshape(batch, kv_heads, heads // kv_heads, dim)
+        scores = torch.matmul(grouped, key.transpose(-1, -2)).float()
+        scores *= dim**-0.5 if scaling is None else scaling
+        if attention_mask is not None:  # (batch, 1, 1, positions): boolean or additive
+            if attention_mask.dtype == torch.bool:
+                scores.masked_fill_(~attention_mask, float("-inf"))
+            else:
+                scores += attention_mask
+        probs = torch.softmax(scores, dim=-1).to(value.dtype)
+        out = torch.matmul(probs, value)  # (batch, kv_heads, group, dim)
+        return out.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
+
+    AttentionInterface.register(DECODE_ATTENTION, attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(DECODE_ATTENTION, sdpa_mask)
+    return DECODE_ATTENTION
+
+
+@functools.cache
+def _packed_linear_class() -> type[Any]:
+    """The class of ``pack_linear_weights``' layers, built on first use so that importing
+    this module imports no torch."""
+    import torch
+
+    class PackedLinear(torch.nn.Module):
+        """``y = x W^T + b`` with ``W`` held in oneDNN's own layout."""
+
+        def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, *, keep_weight: bool):
+            super().__init__()
+            self.in_features, self.out_features = int(weight.shape[1]), int(weight.shape[0])
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), None)
+            self.bias = None if bias is None else bias.detach()
+            # The output projection's weight is the input embedding's too (tied), so
+            # keeping it costs nothing and callers can still read the vocabulary size.
+            self.weight = weight if keep_weight else None
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.ops.mkldnn._linear_pointwise(  # type: ignore[no-any-return]
+                x.contiguous(), self.packed, self.bias, "none", [], ""
+            )
+
+        def extra_repr(self) -> str:
+            return f"in_features={self.in_features}, out_features={self.out_features}, packed"
+
+    return PackedLinear
+
+
 def clear_model_cache() -> None:
     with _cache_lock:
         _cache.clear()
@@ -574,6 +721,8 @@ class LoadedModel:
         if pad is None:
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
         self.pad_id: int = int(pad)
+        # Decode attention reads keys position-last (see _register_decode_attention).
+        self.keys_transposed = identity.attn_implementation == DECODE_ATTENTION
 
     def _stop_ids(self) -> frozenset[int]:
         ids: set[int] = set()
@@ -809,7 +958,9 @@ class LoadedModel:
         cache = DynamicCache(config=self.model.config)
         if cache.layers and all(type(layer) is DynamicLayer for layer in cache.layers):
             layer_class = _preallocated_layer_class()
-            cache.layers = [layer_class(capacity) for _ in cache.layers]
+            cache.layers = [
+                layer_class(capacity, keys_transposed=self.keys_transposed) for _ in cache.layers
+            ]
         return cache
 
     def _vocab_size(self) -> int:
@@ -831,19 +982,31 @@ def _preallocated_layer_class() -> type[Any]:
         """A full-attention cache layer with room for ``capacity`` positions, allocated
         at the first update (the prefill) and written in place afterwards."""
 
-        def __init__(self, capacity: int) -> None:
+        def __init__(self, capacity: int, *, keys_transposed: bool = False) -> None:
             super().__init__()  # type: ignore[no-untyped-call]
             self.capacity = capacity
+            self.keys_transposed = keys_transposed
             self.length = 0
             self.key_buffer: torch.Tensor | None = None
             self.value_buffer: torch.Tensor | None = None
 
+        def new_keys(
+            self, like: torch.Tensor, batch: int, heads: int, *, zero: bool
+        ) -> torch.Tensor:
+            """A (batch, heads, capacity, dim) key buffer. With ``keys_transposed`` it is
+            a view of a (batch, heads, dim, capacity) tensor: every slice and copy below
+            works on it unchanged, and ``keys.transpose(-1, -2)`` is then dense along the
+            positions, which is what decode attention's matmul wants."""
+            shape = (batch, heads, self.capacity, like.shape[-1])
+            make = like.new_zeros if zero else like.new_empty
+            if not self.keys_transposed:
+                return make(shape)
+            return make((batch, heads, shape[3], shape[2])).transpose(-1, -2)
+
         def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
             self.device = key_states.device
             batch, heads = key_states.shape[:2]
-            self.key_buffer = key_states.new_empty(
-                (batch, heads, self.capacity, key_states.shape[-1])
-            )
+            self.key_buffer = self.new_keys(key_states, batch, heads, zero=False)
             self.value_buffer = value_states.new_empty(
                 (batch, heads, self.capacity, value_states.shape[-1])
             )
@@ -882,9 +1045,10 @@ def _preallocated_layer_class() -> type[Any]:
             ``width``) into a batch of ``rows``; columns left unfilled stay zero."""
             if self.key_buffer is None or self.value_buffer is None:
                 self.device = keys.device
-                shape = (rows, keys.shape[1], self.capacity)
-                self.key_buffer = keys.new_zeros((*shape, keys.shape[-1]))
-                self.value_buffer = values.new_zeros((*shape, values.shape[-1]))
+                self.key_buffer = self.new_keys(keys, rows, keys.shape[1], zero=True)
+                self.value_buffer = values.new_zeros(
+                    (rows, keys.shape[1], self.capacity, values.shape[-1])
+                )
                 self.is_initialized = True
             start = width - keys.shape[-2]
             self.key_buffer[index, :, start:width] = keys
@@ -897,7 +1061,9 @@ def _preallocated_layer_class() -> type[Any]:
             if self.key_buffer is None or self.value_buffer is None:
                 return
             # Only the filled part is copied; the new buffers keep the full capacity.
-            keys = self.key_buffer.new_empty((len(indices), *self.key_buffer.shape[1:]))
+            keys = self.new_keys(
+                self.key_buffer, len(indices), self.key_buffer.shape[1], zero=False
+            )
             values = self.value_buffer.new_empty((len(indices), *self.value_buffer.shape[1:]))
             keys[:, :, : self.length] = self.key_buffer[indices, :, : self.length]
             values[:, :, : self.length] = self.value_buffer[indices, :, : self.length]
@@ -1090,10 +1256,11 @@ def generate_parallel(
     ``cores // workers`` threads and load the model once. Requests are sorted by prompt
     length and cut into chunks of at most ``batch_size`` (fewer when that leaves a worker
     idle), so each chunk is one padded batch and memory stays bounded however many
-    requests there are. Each sample depends only on its prompt and seed, so the texts
-    equal those of ``LoadedModel.generate`` up to floating-point differences between
-    thread counts. ``pool`` is a ``worker_pool`` to reuse (its own model and dtype
-    settings apply); without one, a pool is started and shut down for this call.
+    requests there are. Each sample depends only on its prompt and seed, so the texts equal those of
+    ``LoadedModel.generate`` up to floating-point differences between thread counts (and,
+    in bfloat16, batch composition). ``pool`` is a ``worker_pool`` to reuse (its own
+    model and dtype settings apply); without one, a pool is started and shut down for
+    this call.
     ``step_progress`` gets the workers' decoding steps (see ``StepCallback``), relayed
     in this process while it waits.
     """

@@ -48,7 +48,7 @@ def test_bfloat16_model_records_its_dtype_and_generates(
     model = load_model(str(tiny_model_dir), device="cpu", dtype="bfloat16")
     assert model.identity.dtype == "bfloat16"
     assert next(model.model.parameters()).dtype == torch.bfloat16
-    assert model.identity.attn_implementation == "sdpa"
+    assert model.identity.attn_implementation == engine.DECODE_ATTENTION
     settings = SamplingSettings(max_new_tokens=8)
     requests = [GenerationRequest(lede, seed=i) for i, lede in enumerate(ledes[:3])]
     results = model.generate(requests, settings, batch_size=3)

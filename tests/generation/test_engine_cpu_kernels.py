@@ -1,0 +1,162 @@
+"""The bfloat16 CPU fast path: packed linear weights and decode attention over keys cached
+position-last. Each is checked against what it replaces."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from generation import engine
+from generation.engine import GenerationRequest, SamplingSettings, load_model
+
+
+class Grouped(torch.nn.Module):
+    """What transformers' attention functions read off an attention module."""
+
+    num_key_value_groups = 3
+    is_causal = True
+    training = False
+
+
+def decode_attention() -> Any:
+    from transformers import AttentionInterface
+
+    return AttentionInterface()[engine._register_decode_attention()]
+
+
+def cached_keys(keys: torch.Tensor, *, transposed: bool) -> torch.Tensor:
+    """``keys`` as a ``PreallocatedLayer`` hands them to attention, after one update."""
+    layer = engine._preallocated_layer_class()(keys.shape[2] + 4, keys_transposed=transposed)
+    stored, _ = layer.update(keys, keys, 0)
+    return stored  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_decode_attention_is_sdpa_with_grouped_heads_and_padding(dtype: torch.dtype) -> None:
+    generator = torch.Generator().manual_seed(0)
+    batch, heads, kv_heads, positions, dim = 4, 6, 2, 37, 16
+    query = torch.randn(batch, heads, 1, dim, generator=generator).to(dtype)
+    keys = torch.randn(batch, kv_heads, positions, dim, generator=generator).to(dtype)
+    values = torch.randn(batch, kv_heads, positions, dim, generator=generator).to(dtype)
+    mask = torch.ones(batch, 1, 1, positions, dtype=torch.bool)
+    mask[1, ..., :9] = False  # left padding of two rows
+    mask[3, ..., :30] = False
+    module = Grouped()
+    stored = cached_keys(keys, transposed=True)
+    assert stored.stride(-2) == 1  # position-last underneath, so the fast path runs
+    expected, _ = sdpa_attention_forward(module, query, keys, values, mask, scaling=0.3)
+    ours, weights = decode_attention()(module, query, stored, values, mask, scaling=0.3)
+    assert weights is None
+    assert ours.shape == expected.shape == (batch, 1, heads, dim)
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(ours, expected, atol=tolerance, rtol=tolerance)
+    # A padded position changes nothing; a seen one does.
+    changed = values.clone()
+    changed[3, :, 5] += 100
+    assert torch.equal(
+        decode_attention()(module, query, stored, changed, mask, scaling=0.3)[0], ours
+    )
+    changed[3, :, 35] += 100
+    assert not torch.equal(
+        decode_attention()(module, query, stored, changed, mask, scaling=0.3)[0], ours
+    )
+
+
+def test_decode_attention_leaves_prompts_and_plain_caches_to_sdpa(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[1].shape[2])
+        return sdpa_attention_forward(*args, **kwargs)
+
+    monkeypatch.setattr(
+        "transformers.integrations.sdpa_attention.sdpa_attention_forward", spy, raising=True
+    )
+    engine._register_decode_attention.cache_clear()
+    try:
+        attention = decode_attention()
+        keys = torch.randn(2, 2, 10, 8)
+        prompt = torch.randn(2, 6, 10, 8)
+        attention(Grouped(), prompt, cached_keys(keys, transposed=True), keys, None)
+        one = torch.randn(2, 6, 1, 8)
+        attention(Grouped(), one, cached_keys(keys, transposed=False), keys, None)
+        assert calls == [10, 1]
+        attention(Grouped(), one, cached_keys(keys, transposed=True), keys, None)
+        assert calls == [10, 1]  # the decoding step with transposed keys ran the matmuls
+    finally:
+        engine._register_decode_attention.cache_clear()
+        engine._register_decode_attention()
+
+
+def test_a_transposed_key_cache_holds_what_a_plain_one_does() -> None:
+    layer_class = engine._preallocated_layer_class()
+    plain, transposed = layer_class(20), layer_class(20, keys_transposed=True)
+    generator = torch.Generator().manual_seed(1)
+    first = torch.randn(3, 2, 5, 8, generator=generator)
+    step = torch.randn(3, 2, 1, 8, generator=generator)
+    for layer in (plain, transposed):
+        layer.update(first, first + 1, 0)
+        layer.update(step, step + 1, 0)
+    assert torch.equal(plain.keys, transposed.keys)
+    assert torch.equal(plain.values, transposed.values)
+    assert transposed.keys.data_ptr() == transposed.key_buffer.data_ptr()
+    for layer in (plain, transposed):
+        layer.batch_select_indices(torch.tensor([2, 0]))
+    assert torch.equal(plain.keys, transposed.keys)
+    assert transposed.keys.stride(-2) == 1
+    assert torch.equal(transposed.keys, torch.cat([first, step], dim=2)[[2, 0]])
+    filled = layer_class(20, keys_transposed=True)
+    filled.fill_rows(torch.tensor([1]), first[:1], first[:1] + 1, rows=2, width=7)
+    assert torch.equal(filled.keys[1, :, 2:], first[0])
+    assert not filled.keys[0].any()
+    assert not filled.keys[1, :, :2].any()
+
+
+def test_packed_linear_layers_give_bit_identical_logits(tiny_model_dir: Path) -> None:
+    model = load_model(str(tiny_model_dir), device="cpu", dtype="bfloat16")
+    packed = engine._packed_linear_class()
+    layers = [m for m in model.model.modules() if isinstance(m, packed)]
+    # GPT-2's Conv1D layers (4 per block) and the output projection.
+    assert len(layers) == 2 * 4 + 1
+    plain = load_model(str(tiny_model_dir), device="cpu", dtype="float32").model
+    plain = copy.deepcopy(plain).to(torch.bfloat16)
+    plain.set_attn_implementation("sdpa")
+    ids = model.tokenizer("The council met on Monday and approved the plan.", return_tensors="pt")
+    with torch.inference_mode():
+        ours = model.model(**ids).logits
+        theirs = plain(**ids).logits
+    assert torch.equal(ours, theirs)
+    assert model._vocab_size() == plain.get_output_embeddings().weight.shape[0]
+
+
+def test_bfloat16_samples_are_reproducible_and_use_the_decode_attention(
+    tiny_model_dir: Path, ledes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = load_model(str(tiny_model_dir), device="cpu", dtype="bfloat16")
+    assert model.keys_transposed
+    steps: list[int] = []
+    matmul = torch.matmul
+
+    def spy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        steps.append(b.shape[-1])
+        return matmul(a, b)
+
+    monkeypatch.setattr(torch, "matmul", spy)
+    settings = SamplingSettings(max_new_tokens=6)
+    requests = [GenerationRequest(lede, seed=7 + i) for i, lede in enumerate(ledes[:3])]
+    first = model.generate(requests, settings, batch_size=3)
+    # Two matmuls per layer (2) per decoding step after the first (5).
+    assert len(steps) == 2 * 2 * 5
+    monkeypatch.setattr(torch, "matmul", matmul)
+    assert [r.raw_text for r in model.generate(requests, settings, batch_size=3)] == [
+        r.raw_text for r in first
+    ]
+    alone = model.generate(requests[1:2], settings)[0]
+    assert alone.raw_text == first[1].raw_text

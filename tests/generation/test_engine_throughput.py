@@ -230,3 +230,21 @@ def test_grouped_prefill_gives_the_samples_of_one_padded_batch(
     padded = tiny._sample_batch(prompts, [1, 2, 3, 4], settings)
     assert grouped == padded
     assert all(len(tokens) == 10 for tokens, _ in grouped)
+
+
+def test_parallel_batches_are_dealt_so_workers_get_alike_prompts() -> None:
+    order = list(range(64))  # requests sorted by prompt length
+    first, second = engine.deal_chunks(order, workers=2, batch_size=32)
+    # Not the 32 shortest to one worker and the 32 longest to the other.
+    assert first == list(range(0, 64, 2))
+    assert second == list(range(1, 64, 2))
+    # More than one round: equal batches, each round a stretch of similar lengths.
+    chunks = engine.deal_chunks(list(range(100)), workers=2, batch_size=32)
+    assert [len(c) for c in chunks] == [25, 25, 25, 25]
+    assert sorted(chunks[0] + chunks[1]) == list(range(50))
+    for n, workers, size in [(1, 2, 32), (5, 2, 32), (7, 3, 2), (65, 2, 32), (300, 4, 16)]:
+        chunks = engine.deal_chunks(list(range(n)), workers=workers, batch_size=size)
+        assert sorted(i for c in chunks for i in c) == list(range(n))
+        assert max(len(c) for c in chunks) <= size
+        assert max(len(c) for c in chunks) - min(len(c) for c in chunks) <= size // 2 + 1
+    assert engine.deal_chunks([], workers=2, batch_size=8) == []

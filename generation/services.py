@@ -10,6 +10,7 @@ unique constraint on run x article x index is the backstop against duplicates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -356,15 +357,20 @@ def _dead_local_workers(run: GenerationRun) -> list[str]:
 
 
 def chunk_claim(
-    *, run: GenerationRun, worker: str, stale_after: timedelta | None = None
+    *,
+    run: GenerationRun,
+    worker: str,
+    stale_after: timedelta | None = None,
+    skip: Sequence[int] = (),
 ) -> GenerationChunk | None:
     """Claim the next chunk of the run for ``worker``: a pending one, or a running one
-    whose worker is gone (no heartbeat for ``stale_after``, or a dead local process).
-    Returns None when there is nothing to claim."""
+    whose worker is gone (no heartbeat for ``stale_after``, or a dead local process),
+    other than the chunks ``skip`` names (those the caller holds already). Returns None
+    when there is nothing to claim."""
     now = timezone.now()
     stale_after = chunk_stale_after() if stale_after is None else stale_after
     with transaction.atomic():
-        chunks = GenerationChunk.objects.filter(run=run)
+        chunks = GenerationChunk.objects.filter(run=run).exclude(pk__in=skip)
         if _concurrent_claims():
             chunks = chunks.filter(
                 Q(status=GenerationChunk.Status.PENDING)
@@ -573,10 +579,19 @@ def run_flag(*, run: GenerationRun) -> int:
     return len(changed)
 
 
-def _chunk_execute(*, session: _Session, chunk: GenerationChunk) -> tuple[int, int]:
-    """Generate the chunk's units that have no sample yet and mark it done, in one
-    transaction. Returns (samples made, tokens generated)."""
-    run = session.run
+@dataclass(frozen=True)
+class _Job:
+    """One missing sample of a claimed chunk: what to generate and where it belongs."""
+
+    article: Article
+    index: int
+    prompt: prompts.Prompt
+    context_article_ids: list[int]
+    seed: int
+
+
+def _chunk_jobs(run: GenerationRun, chunk: GenerationChunk) -> list[_Job]:
+    """The chunk's units that have no sample yet."""
     units = [(int(a), int(i)) for a, i in chunk.units]
     existing = set(
         Sample.objects.filter(run=run, source_article_id__in={a for a, _ in units}).values_list(
@@ -584,94 +599,134 @@ def _chunk_execute(*, session: _Session, chunk: GenerationChunk) -> tuple[int, i
         )
     )
     missing = [unit for unit in units if unit not in existing]
+    if not missing:
+        return []
+    articles = Article.objects.in_bulk([a for a, _ in missing])
+    built = {
+        article_id: prompt_build(
+            article=articles[article_id],
+            kind=run.prompt_kind,
+            context_articles=run.context_articles,
+        )
+        for article_id in {a for a, _ in missing}
+    }
+    return [
+        _Job(
+            article=articles[article_id],
+            index=index,
+            prompt=built[article_id][0],
+            context_article_ids=built[article_id][1],
+            seed=sample_seed(run_seed=run.seed, article_id=article_id, sample_index=index),
+        )
+        for article_id, index in missing
+    ]
+
+
+def _chunk_samples(
+    session: _Session,
+    chunk: GenerationChunk,
+    made: _Made,
+    jobs: list[_Job],
+    results: list[engine.GenerationResult],
+) -> list[Sample]:
+    run = session.run
+    base_settings = {
+        **session.sampling.as_dict(),
+        "run_seed": run.seed,
+        "prompt_kind": run.prompt_kind,
+        "batch_size": run.batch_size,
+        "chunk": chunk.index,
+        "sampler": engine.SAMPLER_VERSION,
+        "model": made.identity.as_dict(),
+        # The dtype actually used (the run's "auto" resolved) and the one asked for.
+        "dtype": made.identity.dtype,
+        "dtype_setting": run.dtype,
+        "workers": made.workers,
+        "threads_per_worker": made.threads_per_worker,
+        "length_match": run.length_match,
+        "prepend_lede": run.prepend_lede,
+    }
     samples: list[Sample] = []
-    if missing:
-        articles = Article.objects.in_bulk([a for a, _ in missing])
-        built = {
-            article_id: prompt_build(
-                article=articles[article_id],
-                kind=run.prompt_kind,
-                context_articles=run.context_articles,
+    for job, result in zip(jobs, results, strict=True):
+        # PostgreSQL text cannot hold NUL, which byte-level models can emit;
+        # U+FFFD marks where it was.
+        raw = result.raw_text.replace("\x00", "\ufffd")
+        budget = sample_word_budget(run=run, article=job.article, prefix=job.prompt.body_prefix)
+        # The stored raw text, so that cleaning the record again gives this text.
+        cleaned = cleanup.clean(raw, budget=budget)
+        samples.append(
+            Sample(
+                run=run,
+                source_article=job.article,
+                sample_index=job.index,
+                prompt=job.prompt.text,
+                seed=job.seed,
+                settings={
+                    **base_settings,
+                    "prompt_body": job.prompt.body_prefix,
+                    "context_article_ids": job.context_article_ids,
+                    "prompt_tokens": result.prompt_tokens,
+                    "prompt_truncated": result.prompt_truncated,
+                    "stopped_at_eos": result.stopped_at_eos,
+                    # The padded batch it was drawn in (recorded: in bfloat16 the
+                    # rounding of a sample depends on its batch).
+                    "batch_rows": result.batch_rows,
+                    "batch_width": result.batch_width,
+                },
+                raw_text=raw,
+                clean_text=cleaned.text,
+                cleanup_version=cleaned.version,
+                cleanup_steps=list(cleaned.steps),
+                word_budget=budget,
+                new_tokens=result.new_tokens,
             )
-            for article_id in {a for a, _ in missing}
-        }
-        jobs = [
-            (
-                articles[article_id],
-                index,
-                built[article_id][0],
-                sample_seed(run_seed=run.seed, article_id=article_id, sample_index=index),
+        )
+    # Flags that need no other sample now; near-duplicates when the run is done.
+    flags = selection.quality_flags([_flag_input(s, i) for i, s in enumerate(samples)])
+    for position, sample in enumerate(samples):
+        sample.flags = flags[position]
+    return samples
+
+
+def _chunks_execute(*, session: _Session, chunks: list[GenerationChunk]) -> tuple[int, int]:
+    """Generate the missing samples of the claimed chunks in one call to the model, then
+    save each chunk, and mark it done, in its own transaction. Returns (samples made,
+    tokens generated).
+
+    With several worker processes this process claims a chunk per worker, so each
+    worker decodes a whole chunk's batch (``run.batch_size`` rows) rather than a share
+    of one: on 2 cores, batch 32 runs 1.4x as many tokens/s as batch 16.
+    """
+    run = session.run
+    jobs = [_chunk_jobs(run, chunk) for chunk in chunks]
+    requests = [
+        engine.GenerationRequest(prompt=job.prompt.text, seed=job.seed)
+        for chunk_jobs in jobs
+        for job in chunk_jobs
+    ]
+    made = session.generate(requests) if requests else None
+    samples_made = tokens = 0
+    start = 0
+    for chunk, chunk_jobs in zip(chunks, jobs, strict=True):
+        samples: list[Sample] = []
+        if made is not None and chunk_jobs:
+            results = made.results[start : start + len(chunk_jobs)]
+            samples = _chunk_samples(session, chunk, made, chunk_jobs, results)
+            start += len(chunk_jobs)
+        now = timezone.now()
+        with transaction.atomic():
+            # A worker that was wrongly presumed dead may have saved some of these
+            # already: same seeds, same texts, and the unique constraint keeps one of each.
+            Sample.objects.bulk_create(samples, ignore_conflicts=True)
+            GenerationChunk.objects.filter(pk=chunk.pk).update(
+                status=GenerationChunk.Status.DONE, finished_at=now, heartbeat=now
             )
-            for article_id, index in missing
-        ]
-        made = session.generate(
-            [engine.GenerationRequest(prompt=job[2].text, seed=job[3]) for job in jobs]
-        )
-        base_settings = {
-            **session.sampling.as_dict(),
-            "run_seed": run.seed,
-            "prompt_kind": run.prompt_kind,
-            "batch_size": run.batch_size,
-            "chunk": chunk.index,
-            "sampler": engine.SAMPLER_VERSION,
-            "model": made.identity.as_dict(),
-            # The dtype actually used (the run's "auto" resolved) and the one asked for.
-            "dtype": made.identity.dtype,
-            "dtype_setting": run.dtype,
-            "workers": made.workers,
-            "threads_per_worker": made.threads_per_worker,
-            "length_match": run.length_match,
-            "prepend_lede": run.prepend_lede,
-        }
-        for (article, index, prompt, seed), result in zip(jobs, made.results, strict=True):
-            # PostgreSQL text cannot hold NUL, which byte-level models can emit;
-            # U+FFFD marks where it was.
-            raw = result.raw_text.replace("\x00", "\ufffd")
-            budget = sample_word_budget(run=run, article=article, prefix=prompt.body_prefix)
-            # The stored raw text, so that cleaning the record again gives this text.
-            cleaned = cleanup.clean(raw, budget=budget)
-            samples.append(
-                Sample(
-                    run=run,
-                    source_article=article,
-                    sample_index=index,
-                    prompt=prompt.text,
-                    seed=seed,
-                    settings={
-                        **base_settings,
-                        "prompt_body": prompt.body_prefix,
-                        "context_article_ids": built[article.pk][1],
-                        "prompt_tokens": result.prompt_tokens,
-                        "prompt_truncated": result.prompt_truncated,
-                        "stopped_at_eos": result.stopped_at_eos,
-                        # The padded batch it was drawn in (it does not depend on it).
-                        "batch_rows": result.batch_rows,
-                        "batch_width": result.batch_width,
-                    },
-                    raw_text=raw,
-                    clean_text=cleaned.text,
-                    cleanup_version=cleaned.version,
-                    cleanup_steps=list(cleaned.steps),
-                    word_budget=budget,
-                    new_tokens=result.new_tokens,
-                )
+            GenerationRun.objects.filter(pk=run.pk).update(
+                samples_done=Sample.objects.filter(run=run).count()
             )
-        # Flags that need no other sample now; near-duplicates when the run is done.
-        flags = selection.quality_flags([_flag_input(s, i) for i, s in enumerate(samples)])
-        for position, sample in enumerate(samples):
-            sample.flags = flags[position]
-    now = timezone.now()
-    with transaction.atomic():
-        # A worker that was wrongly presumed dead may have saved some of these already:
-        # same seeds, same texts, and the unique constraint keeps one of each.
-        Sample.objects.bulk_create(samples, ignore_conflicts=True)
-        GenerationChunk.objects.filter(pk=chunk.pk).update(
-            status=GenerationChunk.Status.DONE, finished_at=now, heartbeat=now
-        )
-        GenerationRun.objects.filter(pk=run.pk).update(
-            samples_done=Sample.objects.filter(run=run).count()
-        )
-    return len(samples), sum(s.new_tokens for s in samples)
+        samples_made += len(samples)
+        tokens += sum(s.new_tokens for s in samples)
+    return samples_made, tokens
 
 
 def _release(chunk: GenerationChunk) -> None:
@@ -716,9 +771,10 @@ def run_work(
     last chunk. On an error the chunk is released, the run marked failed with the error
     text and the error raised again; working on the run again resumes it.
 
-    ``workers`` (default ``default_workers()``; see ``run_workers``) spreads each
-    chunk's batch over that many processes on the CPU, one pool for this whole call;
-    chunks are still claimed and saved one at a time by this process. The progress bar
+    ``workers`` (default ``default_workers()``; see ``run_workers``) generates on that
+    many processes on the CPU, one pool for this whole call: this process claims a chunk
+    per worker, so each decodes a whole chunk's batch (a lone last chunk is split over
+    them), and saves the chunks one at a time. The progress bar
     counts the token budget (samples x max_new_tokens) step by step, so it moves while
     a batch runs and its ETA holds; its postfix shows tokens generated per second.
     """
@@ -778,8 +834,19 @@ def run_work(
     chunks_done = tokens = 0
     try:
         while max_chunks is None or chunks_done < max_chunks:
-            chunk = chunk_claim(run=run, worker=worker, stale_after=stale)
-            if chunk is None:
+            # One chunk per worker process (see _chunks_execute).
+            wanted = session.workers
+            if max_chunks is not None:
+                wanted = min(wanted, max_chunks - chunks_done)
+            claimed: list[GenerationChunk] = []
+            while len(claimed) < wanted:
+                chunk = chunk_claim(
+                    run=run, worker=worker, stale_after=stale, skip=[c.pk for c in claimed]
+                )
+                if chunk is None:
+                    break
+                claimed.append(chunk)
+            if not claimed:
                 others = GenerationChunk.objects.filter(run=run).exclude(
                     status=GenerationChunk.Status.DONE
                 )
@@ -789,12 +856,15 @@ def run_work(
                 continue
             count["moved"] = 0
             try:
-                with _Heartbeat(chunk, beat):
-                    made, chunk_tokens = _chunk_execute(session=session, chunk=chunk)
+                with contextlib.ExitStack() as beats:
+                    for chunk in claimed:
+                        beats.enter_context(_Heartbeat(chunk, beat))
+                    made, chunk_tokens = _chunks_execute(session=session, chunks=claimed)
             except BaseException:
-                _release(chunk)
+                for chunk in claimed:
+                    _release(chunk)  # those saved already are done, and stay so
                 raise
-            chunks_done += 1
+            chunks_done += len(claimed)
             tokens += chunk_tokens
             # The exact count replaces the step reports, some of which may still be in
             # flight from worker processes; the bar takes up what they did not report.

@@ -258,3 +258,100 @@ def test_a_task_for_a_deleted_run_does_nothing(eager_celery: Any) -> None:
     from generation.tasks import run_chunk_execute
 
     assert run_chunk_execute.delay(987654).get() == 0
+
+
+# ---------------------------------------------------------------------------------------
+# One chunk per worker process
+
+
+@pytest.fixture
+def two_workers_in_process(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Runs behave as with two worker processes (one chunk claimed per worker), but
+    generate in this process; returns the number of requests of each model call."""
+    from generation import services
+
+    calls: list[int] = []
+    in_process = services._Session.generate
+
+    def generate(session: Any, requests: list[engine.GenerationRequest]) -> Any:
+        calls.append(len(requests))
+        workers, session.workers = session.workers, 1
+        try:
+            made = in_process(session, requests)
+        finally:
+            session.workers = workers
+        return services._Made(made.results, made.identity, workers, 1)
+
+    monkeypatch.setattr(
+        services, "run_workers", lambda **kwargs: 1 if kwargs["requested"] == 1 else 2
+    )
+    monkeypatch.setattr(services._Session, "generate", generate)
+    return calls
+
+
+@pytest.mark.django_db
+def test_with_two_workers_a_run_claims_two_chunks_at_a_time(
+    tiny_model_name: str, source_articles: list[Article], two_workers_in_process: list[int]
+) -> None:
+    alone = run_execute(run=_run(tiny_model_name, source_articles, dtype="float32"), workers=1)
+    assert two_workers_in_process == [2, 2, 2]
+    run = run_execute(run=_run(tiny_model_name, source_articles, dtype="float32"), workers=2)
+    assert run.status == GenerationRun.Status.DONE
+    # 3 articles x 2 samples in chunks of 2: chunks 0 and 1 together, then chunk 2.
+    assert two_workers_in_process == [2, 2, 2, 4, 2]
+    assert _pairs(run) == _expected(run)
+    assert {s.settings["chunk"] for s in Sample.objects.filter(run=run)} == {0, 1, 2}
+    texts = dict(Sample.objects.filter(run=run).values_list("seed", "raw_text"))
+    assert texts == dict(Sample.objects.filter(run=alone).values_list("seed", "raw_text"))
+    assert set(GenerationChunk.objects.filter(run=run).values_list("status", flat=True)) == {"done"}
+
+
+@pytest.mark.django_db
+def test_chunks_claimed_together_are_saved_one_by_one_and_released_on_error(
+    tiny_model_name: str,
+    source_articles: list[Article],
+    two_workers_in_process: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from generation import services
+
+    run = _run(tiny_model_name, source_articles, dtype="float32")
+    samples = services._chunk_samples
+
+    def second_fails(session: Any, chunk: GenerationChunk, *args: Any) -> Any:
+        if chunk.index == 1:
+            raise RuntimeError("disk full")
+        return samples(session, chunk, *args)
+
+    monkeypatch.setattr(services, "_chunk_samples", second_fails)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_execute(run=run, progress=False, workers=2)
+    status = dict(GenerationChunk.objects.filter(run=run).values_list("index", "status"))
+    # Chunk 0 was saved before chunk 1 failed; both claimed ones that were not saved are
+    # given back at once, for the next worker.
+    assert status == {0: "done", 1: "pending", 2: "pending"}
+    assert len(_pairs(run)) == 2
+    run.refresh_from_db()
+    assert run.status == GenerationRun.Status.FAILED
+    monkeypatch.setattr(services, "_chunk_samples", samples)
+    run = run_execute(run=run, progress=False, workers=2)
+    assert run.status == GenerationRun.Status.DONE
+    assert _pairs(run) == _expected(run)
+    # Chunks 0 and 1, then 1 and 2: chunk 0's samples were not made again.
+    assert two_workers_in_process == [4, 4]
+
+
+@pytest.mark.django_db
+def test_a_claim_skips_the_chunks_the_caller_holds(
+    tiny_model_name: str, source_articles: list[Article]
+) -> None:
+    run = _run(tiny_model_name, source_articles)
+    run_plan(run=run)
+    first = chunk_claim(run=run, worker="me:1")
+    assert first is not None
+    second = chunk_claim(run=run, worker="me:1", skip=[first.pk])
+    assert second is not None
+    third = chunk_claim(run=run, worker="me:1", skip=[first.pk, second.pk])
+    assert third is not None
+    assert [first.index, second.index, third.index] == [0, 1, 2]
+    assert chunk_claim(run=run, worker="me:1", skip=[first.pk, second.pk, third.pk]) is None

@@ -378,10 +378,14 @@ def test_workers_give_the_texts_of_one_process_with_one_pool_per_call(
     assert parallel.status == GenerationRun.Status.DONE
     assert len(pools) == 1  # one pool for three chunks
     assert _texts(parallel) == _texts(single)
+    rows: dict[int, set[int]] = {}
     for sample in Sample.objects.filter(run=parallel):
         assert sample.settings["workers"] == 2
         assert sample.settings["threads_per_worker"] == max(1, engine.physical_cores() // 2)
-        assert sample.settings["batch_rows"] == 1  # each chunk of two split over two workers
+        rows.setdefault(sample.settings["chunk"], set()).add(sample.settings["batch_rows"])
+    # Chunks 0 and 1 were claimed together, a whole batch of two for each worker; chunk
+    # 2, the last, was split over the two.
+    assert rows == {0: {2}, 1: {2}, 2: {1}}
     assert parallel.model_identity["dtype"] == "float32"
     bar = recording_bar.bars[-1]
     assert bar.n == bar.total == 48

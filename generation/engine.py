@@ -447,10 +447,18 @@ def _load_pretrained(spec: ModelSpec, *, dtype: Any, cache_dir: str | None) -> t
             raise ModelUnavailableError(
                 _unavailable_message(spec, f"no {spec.gguf_file} in package {EMBEDDED_PACKAGE}")
             )
+        from transformers import GgufConfig
+
         with _gguf_load_shortcuts():
             tokenizer = AutoTokenizer.from_pretrained(spec.source, gguf_file=spec.gguf_file)
+            # De-quantized on load, as transformers does anyway without a GGUF matmul
+            # kernel (they come from the Hub, offline here); saying so also silences its
+            # advice to load packed GGUF weights in float32, which is moot then.
             model = AutoModelForCausalLM.from_pretrained(
-                spec.source, gguf_file=spec.gguf_file, dtype=dtype
+                spec.source,
+                gguf_file=spec.gguf_file,
+                dtype=dtype,
+                quantization_config=GgufConfig(dequantize=True),
             )
         return tokenizer, model
     if spec.kind == "local":

@@ -17,7 +17,9 @@ Nothing here imports Django. Callers pass plain arguments and get frozen datacla
   worker processes (one per physical core by default, each loading the model once), for
   CPUs, where one process with several threads leaves much of the machine idle.
 - ``resolve_dtype("auto", device)`` picks bfloat16 where the hardware computes it natively
-  (CPUs with AVX512-BF16 or AMX, CUDA GPUs with bf16), float32 elsewhere.
+  (CPUs with AVX512-BF16 or AMX, CUDA GPUs with bf16), float32 elsewhere. In bfloat16 on a
+  CPU, linear weights are prepacked for oneDNN (``pack_linear_weights``) and decoding
+  steps use a matmul attention over keys cached position-last (``DECODE_ATTENTION``).
 - ``clean_text(raw)`` turns a raw continuation into text fit to show participants.
 """
 
@@ -83,6 +85,10 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 # The attention bfloat16 models use on a CPU: SDPA for prompts, and for one-token
 # decoding steps two matmuls over keys cached position-last (_register_decode_attention).
 DECODE_ATTENTION = "sdpa+credence_decode"
+
+# KV cache buffers grow this many positions at a time; decode attention reads them
+# whole (see _register_decode_attention).
+DECODE_WINDOW = 64
 
 # A batch drops its finished rows once at least 1/COMPACT_FRACTION of them are finished.
 COMPACT_FRACTION = 8
@@ -631,6 +637,14 @@ def _register_decode_attention() -> str:
     batch 32 (measured over 30 layers' caches, so from memory as in a real step). The
     heads sharing a key head (grouped-query attention) are the rows of one matmul, so
     keys are never repeated. Prompts, and keys cached the usual way, go to SDPA.
+
+    The matmuls read the cache's whole buffers, which grow ``DECODE_WINDOW`` positions at
+    a time, the positions not filled yet masked (they hold zeros). oneDNN builds, and
+    keeps, a kernel for every new shape; with the exact length every step was a new
+    shape: for GPT-2 small's shape at batch 32 that cost about 7 ms and 10 MB a step,
+    and the kernels of one 200-token batch held 2 GB. A window makes one shape per 64
+    steps, and a whole buffer needs no copy (``_cache_window``), for at most 63 masked
+    positions of work.
     """
     import torch
     from transformers import AttentionInterface
@@ -660,15 +674,18 @@ def _register_decode_attention() -> str:
                 scaling=scaling,
                 **kwargs,
             )
-        kv_heads = key.shape[1]
+        kv_heads, positions = key.shape[1], key.shape[2]
+        key, value = _cache_window(key, value)
         grouped = query.reshape(batch, kv_heads, heads // kv_heads, dim)
         scores = torch.matmul(grouped, key.transpose(-1, -2)).float()
         scores *= dim**-0.5 if scaling is None else scaling
+        scores[..., positions:] = float("-inf")
         if attention_mask is not None:  # (batch, 1, 1, positions): boolean or additive
+            seen = scores[..., :positions]
             if attention_mask.dtype == torch.bool:
-                scores.masked_fill_(~attention_mask, float("-inf"))
+                seen.masked_fill_(~attention_mask, float("-inf"))
             else:
-                scores += attention_mask
+                seen += attention_mask
         probs = torch.softmax(scores, dim=-1).to(value.dtype)
         out = torch.matmul(probs, value)  # (batch, kv_heads, group, dim)
         return out.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
@@ -676,6 +693,25 @@ def _register_decode_attention() -> str:
     AttentionInterface.register(DECODE_ATTENTION, attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(DECODE_ATTENTION, sdpa_mask)
     return DECODE_ATTENTION
+
+
+def _cache_window(key: Any, value: Any) -> tuple[Any, Any]:
+    """``key`` and ``value``, views of the filled positions of a ``PreallocatedLayer``
+    with keys position-last, widened to the whole of their buffers (at most a window
+    more; the positions past the filled ones hold zeros). oneDNN's batched matmul runs
+    on a whole buffer as it is, and copies a narrower view first: for GPT-2 small's
+    shape at batch 32, 2x-3x slower."""
+    positions, dim = key.shape[2], key.shape[3]
+    # Keys are a (batch, heads, dim, width) buffer seen as (batch, heads, width, dim);
+    # values a (batch, heads, width, dim) buffer.
+    width = key.stride(-1)
+    if width <= positions or value.stride(1) != width * dim or value.stride(2) != dim:
+        return key, value
+    shape = (*key.shape[:2], width, dim)
+    return (
+        key.as_strided(shape, key.stride(), key.storage_offset()),
+        value.as_strided(shape, value.stride(), value.storage_offset()),
+    )
 
 
 @functools.cache
@@ -987,8 +1023,11 @@ def _preallocated_layer_class() -> type[Any]:
     from transformers.cache_utils import DynamicLayer
 
     class PreallocatedLayer(DynamicLayer):  # type: ignore[no-untyped-call]
-        """A full-attention cache layer with room for ``capacity`` positions, allocated
-        at the first update (the prefill) and written in place afterwards."""
+        """A full-attention cache layer for at most ``capacity`` positions, written in
+        place. Its buffers are allocated at the first update (the prefill) with room up
+        to the next multiple of ``DECODE_WINDOW`` positions, and grown by a window when
+        full: one copy per window of steps, where ``DynamicCache`` copies every step.
+        Positions past the filled ones hold zeros."""
 
         def __init__(self, capacity: int, *, keys_transposed: bool = False) -> None:
             super().__init__()  # type: ignore[no-untyped-call]
@@ -998,25 +1037,52 @@ def _preallocated_layer_class() -> type[Any]:
             self.key_buffer: torch.Tensor | None = None
             self.value_buffer: torch.Tensor | None = None
 
-        def new_keys(
-            self, like: torch.Tensor, batch: int, heads: int, *, zero: bool
-        ) -> torch.Tensor:
-            """A (batch, heads, capacity, dim) key buffer. With ``keys_transposed`` it is
-            a view of a (batch, heads, dim, capacity) tensor: every slice and copy below
-            works on it unchanged, and ``keys.transpose(-1, -2)`` is then dense along the
-            positions, which is what decode attention's matmul wants."""
-            shape = (batch, heads, self.capacity, like.shape[-1])
-            make = like.new_zeros if zero else like.new_empty
-            if not self.keys_transposed:
-                return make(shape)
-            return make((batch, heads, shape[3], shape[2])).transpose(-1, -2)
+        def room_for(self, positions: int) -> int:
+            """The buffer width that holds ``positions``: whole windows, up to capacity."""
+            if positions > self.capacity:
+                raise RuntimeError(
+                    f"The KV cache holds {self.capacity} positions, not {positions}."
+                )
+            return min(-(-positions // DECODE_WINDOW) * DECODE_WINDOW, self.capacity)
+
+        def new_buffers(
+            self, keys: torch.Tensor, values: torch.Tensor, batch: int, width: int
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            """Zeroed (batch, heads, width, dim) key and value buffers, shaped after
+            ``keys`` and ``values``. With ``keys_transposed`` the key buffer is a view of
+            a (batch, heads, dim, width) tensor: every slice and copy below works on it
+            unchanged, and ``keys.transpose(-1, -2)`` is then dense along the positions,
+            which is what decode attention's matmul wants (see ``_cache_window``)."""
+            heads, dim = keys.shape[1], keys.shape[-1]
+            if self.keys_transposed:
+                key_buffer = keys.new_zeros((batch, heads, dim, width)).transpose(-1, -2)
+            else:
+                key_buffer = keys.new_zeros((batch, heads, width, dim))
+            shape = (batch, values.shape[1], width, values.shape[-1])
+            return key_buffer, values.new_zeros(shape)
+
+        def reallocate(self, rows: torch.Tensor | None, width: int) -> None:
+            """Move the filled positions (of ``rows``, all when None) to new buffers
+            ``width`` positions wide."""
+            assert self.key_buffer is not None
+            assert self.value_buffer is not None
+            keys, values = self.key_buffer, self.value_buffer
+            if rows is not None:
+                keys, values = keys[rows], values[rows]
+            new_keys, new_values = self.new_buffers(keys, values, keys.shape[0], width)
+            new_keys[:, :, : self.length] = keys[:, :, : self.length]
+            new_values[:, :, : self.length] = values[:, :, : self.length]
+            self.key_buffer, self.value_buffer = new_keys, new_values
+            self.keys = new_keys[:, :, : self.length]
+            self.values = new_values[:, :, : self.length]
 
         def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
             self.device = key_states.device
-            batch, heads = key_states.shape[:2]
-            self.key_buffer = self.new_keys(key_states, batch, heads, zero=False)
-            self.value_buffer = value_states.new_empty(
-                (batch, heads, self.capacity, value_states.shape[-1])
+            self.key_buffer, self.value_buffer = self.new_buffers(
+                key_states,
+                value_states,
+                key_states.shape[0],
+                self.room_for(key_states.shape[-2]),
             )
             self.is_initialized = True
 
@@ -1028,8 +1094,8 @@ def _preallocated_layer_class() -> type[Any]:
             assert self.key_buffer is not None
             assert self.value_buffer is not None
             end = self.length + key_states.shape[-2]
-            if end > self.capacity:
-                raise RuntimeError(f"The KV cache holds {self.capacity} positions, not {end}.")
+            if end > self.key_buffer.shape[2]:
+                self.reallocate(None, self.room_for(end))
             self.key_buffer[:, :, self.length : end].copy_(key_states)
             self.value_buffer[:, :, self.length : end].copy_(value_states)
             self.length = end
@@ -1053,9 +1119,8 @@ def _preallocated_layer_class() -> type[Any]:
             ``width``) into a batch of ``rows``; columns left unfilled stay zero."""
             if self.key_buffer is None or self.value_buffer is None:
                 self.device = keys.device
-                self.key_buffer = self.new_keys(keys, rows, keys.shape[1], zero=True)
-                self.value_buffer = values.new_zeros(
-                    (rows, keys.shape[1], self.capacity, values.shape[-1])
+                self.key_buffer, self.value_buffer = self.new_buffers(
+                    keys, values, rows, self.room_for(width)
                 )
                 self.is_initialized = True
             start = width - keys.shape[-2]
@@ -1066,18 +1131,8 @@ def _preallocated_layer_class() -> type[Any]:
             self.values = self.value_buffer[:, :, :width]
 
         def batch_select_indices(self, indices: torch.Tensor) -> None:
-            if self.key_buffer is None or self.value_buffer is None:
-                return
-            # Only the filled part is copied; the new buffers keep the full capacity.
-            keys = self.new_keys(
-                self.key_buffer, len(indices), self.key_buffer.shape[1], zero=False
-            )
-            values = self.value_buffer.new_empty((len(indices), *self.value_buffer.shape[1:]))
-            keys[:, :, : self.length] = self.key_buffer[indices, :, : self.length]
-            values[:, :, : self.length] = self.value_buffer[indices, :, : self.length]
-            self.key_buffer, self.value_buffer = keys, values
-            self.keys = keys[:, :, : self.length]
-            self.values = values[:, :, : self.length]
+            if self.key_buffer is not None and self.value_buffer is not None:
+                self.reallocate(indices, self.key_buffer.shape[2])
 
     return PreallocatedLayer
 

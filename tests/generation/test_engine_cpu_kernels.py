@@ -29,11 +29,17 @@ def decode_attention() -> Any:
     return AttentionInterface()[engine._register_decode_attention()]
 
 
+def cached(
+    keys: torch.Tensor, values: torch.Tensor, *, transposed: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``keys`` and ``values`` as a ``PreallocatedLayer`` hands them to attention after
+    one update: views of the filled part of buffers a window wide."""
+    layer = engine._preallocated_layer_class()(keys.shape[2] + 100, keys_transposed=transposed)
+    return layer.update(keys, values, 0)  # type: ignore[no-any-return]
+
+
 def cached_keys(keys: torch.Tensor, *, transposed: bool) -> torch.Tensor:
-    """``keys`` as a ``PreallocatedLayer`` hands them to attention, after one update."""
-    layer = engine._preallocated_layer_class()(keys.shape[2] + 4, keys_transposed=transposed)
-    stored, _ = layer.update(keys, keys, 0)
-    return stored  # type: ignore[no-any-return]
+    return cached(keys, keys, transposed=transposed)[0]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -47,23 +53,34 @@ def test_decode_attention_is_sdpa_with_grouped_heads_and_padding(dtype: torch.dt
     mask[1, ..., :9] = False  # left padding of two rows
     mask[3, ..., :30] = False
     module = Grouped()
-    stored = cached_keys(keys, transposed=True)
+    stored, stored_values = cached(keys, values, transposed=True)
     assert stored.stride(-2) == 1  # position-last underneath, so the fast path runs
+    # The buffers are a window (64 positions) wide; the 27 past the filled ones are read
+    # too, and must count for nothing.
+    window, _ = engine._cache_window(stored, stored_values)
+    assert window.shape[2] == engine.DECODE_WINDOW
     expected, _ = sdpa_attention_forward(module, query, keys, values, mask, scaling=0.3)
-    ours, weights = decode_attention()(module, query, stored, values, mask, scaling=0.3)
+    ours, weights = decode_attention()(module, query, stored, stored_values, mask, scaling=0.3)
     assert weights is None
     assert ours.shape == expected.shape == (batch, 1, heads, dim)
     tolerance = 1e-5 if dtype == torch.float32 else 2e-2
     torch.testing.assert_close(ours, expected, atol=tolerance, rtol=tolerance)
-    # A padded position changes nothing; a seen one does.
-    changed = values.clone()
-    changed[3, :, 5] += 100
-    assert torch.equal(
-        decode_attention()(module, query, stored, changed, mask, scaling=0.3)[0], ours
+    # Without a mask (no padding), only the filled positions count too.
+    unmasked, _ = sdpa_attention_forward(module, query, keys, values, None, scaling=0.3)
+    torch.testing.assert_close(
+        decode_attention()(module, query, stored, stored_values, None, scaling=0.3)[0],
+        unmasked,
+        atol=tolerance,
+        rtol=tolerance,
     )
-    changed[3, :, 35] += 100
+    # A padded position changes nothing; a seen one does.
+    stored_values[3, :, 5] += 100
+    assert torch.equal(
+        decode_attention()(module, query, stored, stored_values, mask, scaling=0.3)[0], ours
+    )
+    stored_values[3, :, 35] += 100
     assert not torch.equal(
-        decode_attention()(module, query, stored, changed, mask, scaling=0.3)[0], ours
+        decode_attention()(module, query, stored, stored_values, mask, scaling=0.3)[0], ours
     )
 
 
@@ -119,6 +136,28 @@ def test_a_transposed_key_cache_holds_what_a_plain_one_does() -> None:
     assert not filled.keys[1, :, :2].any()
 
 
+def test_the_cache_grows_a_window_at_a_time_and_keeps_what_it_holds() -> None:
+    layer_class = engine._preallocated_layer_class()
+    layer = layer_class(150, keys_transposed=True)
+    generator = torch.Generator().manual_seed(2)
+    prompt = torch.randn(2, 3, 60, 8, generator=generator)
+    layer.update(prompt, prompt + 1, 0)
+    assert layer.key_buffer.shape[2] == 64
+    steps = [torch.randn(2, 3, 1, 8, generator=generator) for _ in range(70)]
+    widths = set()
+    for step in steps:
+        keys, values = layer.update(step, step + 1, 0)
+        widths.add(layer.key_buffer.shape[2])
+    assert widths == {64, 128, 150}  # the last window stops at the capacity
+    everything = torch.cat([prompt, *steps], dim=2)
+    assert torch.equal(keys, everything)
+    assert torch.equal(values, everything + 1)
+    assert not layer.key_buffer[:, :, 130:].any()
+    assert not layer.value_buffer[:, :, 130:].any()
+    with pytest.raises(RuntimeError, match="holds 150 positions, not 151"):
+        layer.update(torch.randn(2, 3, 21, 8), torch.randn(2, 3, 21, 8), 0)
+
+
 def test_packed_linear_layers_give_bit_identical_logits(tiny_model_dir: Path) -> None:
     model = load_model(str(tiny_model_dir), device="cpu", dtype="bfloat16")
     packed = engine._packed_linear_class()
@@ -152,8 +191,10 @@ def test_bfloat16_samples_are_reproducible_and_use_the_decode_attention(
     settings = SamplingSettings(max_new_tokens=6)
     requests = [GenerationRequest(lede, seed=7 + i) for i, lede in enumerate(ledes[:3])]
     first = model.generate(requests, settings, batch_size=3)
-    # Two matmuls per layer (2) per decoding step after the first (5).
+    # Two matmuls per layer (2) per decoding step after the first (5), over whole
+    # buffers: the same width every step, not a new one (a new oneDNN kernel) each.
     assert len(steps) == 2 * 2 * 5
+    assert len(set(steps[::2])) == 1
     monkeypatch.setattr(torch, "matmul", matmul)
     assert [r.raw_text for r in model.generate(requests, settings, batch_size=3)] == [
         r.raw_text for r in first

@@ -21,6 +21,12 @@ the run (it never goes down). Usage:
 
     .venv/bin/python benchmarks/generation_throughput.py                # 64 prompts, 200 tokens
     .venv/bin/python benchmarks/generation_throughput.py --quick        # 16 prompts, 50 tokens
+    .venv/bin/python benchmarks/generation_throughput.py --shape gpt2   # GPT-2 small's shape
+
+``--shape gpt2|gpt2-medium|gpt2-large|gpt2-xl`` times a GPT-2 of that size with random
+weights (and the embedded model's tokenizer), for machines that cannot download the real
+ones: the cost of a token depends on the shape, not on the weights' values. Random
+weights rarely draw an end-of-text token, so every prompt runs its full length.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import json
 import os
 import resource
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +72,41 @@ def ledes(count: int) -> list[str]:
     if len(found) < count:
         raise SystemExit(f"Only {len(found)} ledes in {ARTICLES}; asked for {count}.")
     return found
+
+
+# GPT-2's released sizes: layers, width, heads.
+GPT2_SHAPES = {
+    "gpt2": (12, 768, 12),
+    "gpt2-medium": (24, 1024, 16),
+    "gpt2-large": (36, 1280, 20),
+    "gpt2-xl": (48, 1600, 25),
+}
+
+
+def random_gpt2(shape: str, folder: Path) -> str:
+    """A GPT-2 of ``shape`` with random weights and the embedded model's tokenizer,
+    saved in ``folder``; returns the directory, usable as a model name."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from generation import engine
+
+    embedded = engine.resolve_model("embedded")
+    tokenizer = AutoTokenizer.from_pretrained(embedded.source, gguf_file=embedded.gguf_file)
+    layers, width, heads = GPT2_SHAPES[shape]
+    config = GPT2Config(
+        n_layer=layers,
+        n_embd=width,
+        n_head=heads,
+        n_positions=1024,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
 
 
 def matmul_flops(dtype_name: str, seconds: float) -> float:
@@ -132,6 +174,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--workers", type=int, default=0, help="default: physical cores")
     parser.add_argument("--flops-seconds", type=float, default=2.0)
     parser.add_argument("--quick", action="store_true", help="16 prompts, 50 tokens")
+    parser.add_argument(
+        "--shape", choices=sorted(GPT2_SHAPES), help="a GPT-2 of this size, random weights"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.prompts, args.max_new_tokens = 16, 50
@@ -143,6 +188,10 @@ def main(argv: list[str] | None = None) -> list[Row]:
     from generation import engine
 
     print(f"load average before: {Path('/proc/loadavg').read_text().strip()}")
+    if args.shape:
+        scratch = tempfile.TemporaryDirectory(prefix=f"random-{args.shape}-")
+        args.model = random_gpt2(args.shape, Path(scratch.name))
+        print(f"model: {args.shape}'s shape with random weights, in {args.model}")
     texts = ledes(args.prompts)
     requests = [engine.GenerationRequest(t, seed=i) for i, t in enumerate(texts)]
     settings = engine.SamplingSettings(max_new_tokens=args.max_new_tokens, top_k=40)

@@ -86,6 +86,10 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 # decoding steps two matmuls over keys cached position-last (_register_decode_attention).
 DECODE_ATTENTION = "sdpa+credence_decode"
 
+# Attention arguments that send a decoding step back to SDPA (see
+# _register_decode_attention).
+UNSUPPORTED_BY_DECODE_ATTENTION = ("position_bias", "softcap", "sliding_window", "s_aux")
+
 # KV cache buffers grow this many positions at a time; decode attention reads them
 # whole (see _register_decode_attention).
 DECODE_WINDOW = 64
@@ -662,7 +666,9 @@ def _register_decode_attention() -> str:
         **kwargs: Any,
     ) -> tuple[torch.Tensor, None]:
         batch, heads, length, dim = query.shape
-        plain = kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None
+        # What this attention does not do (biases, soft-capping, local windows, sinks)
+        # stays with SDPA, which does it or refuses it.
+        plain = any(kwargs.get(name) is not None for name in UNSUPPORTED_BY_DECODE_ATTENTION)
         if length != 1 or key.stride(-2) != 1 or dropout or plain:
             return sdpa_attention_forward(
                 module,

@@ -107,6 +107,13 @@ def test_decode_attention_leaves_prompts_and_plain_caches_to_sdpa(
         assert calls == [10, 1]
         attention(Grouped(), one, cached_keys(keys, transposed=True), keys, None)
         assert calls == [10, 1]  # the decoding step with transposed keys ran the matmuls
+        # A local window (or bias, soft cap, sinks) is SDPA's to apply.
+        attention(Grouped(), one, cached_keys(keys, transposed=True), keys, None, sliding_window=4)
+        assert calls == [10, 1, 1]
+        attention(
+            Grouped(), one, cached_keys(keys, transposed=True), keys, None, sliding_window=None
+        )
+        assert calls == [10, 1, 1]
     finally:
         engine._register_decode_attention.cache_clear()
         engine._register_decode_attention()

@@ -1340,6 +1340,7 @@ def generate_parallel(
     progress: ProgressCallback | None = None,
     step_progress: StepCallback | None = None,
     pool: Any = None,
+    batches: Sequence[Sequence[int]] | None = None,
 ) -> ParallelGeneration:
     """Sample one continuation per request in ``workers`` processes; results in request order.
 
@@ -1354,7 +1355,9 @@ def generate_parallel(
     model and dtype settings apply); without one, a pool is started and shut down for
     this call.
     ``step_progress`` gets the workers' decoding steps (see ``StepCallback``), relayed
-    in this process while it waits.
+    in this process while it waits. ``batches`` (lists of indices into ``requests``),
+    when given, are the batches to run, each as one batch in one worker, instead of
+    ``deal_chunks``'.
     """
     import concurrent.futures
 
@@ -1367,7 +1370,12 @@ def generate_parallel(
     workers, threads = pool.credence_workers, pool.credence_threads
     # Characters stand in for tokens here: the parent never loads the tokenizer.
     order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt))
-    chunks = deal_chunks(order, workers=workers, batch_size=batch_size)
+    if batches is None:
+        chunks = deal_chunks(order, workers=workers, batch_size=batch_size)
+    else:
+        chunks = [list(batch) for batch in batches if batch]
+        if sorted(i for chunk in chunks for i in chunk) != list(range(len(requests))):
+            raise ValueError("batches must hold every request once.")
     results: list[GenerationResult | None] = [None] * len(requests)
     identity: ModelIdentity | None = None
     steps = getattr(pool, "credence_steps", None)
@@ -1385,7 +1393,12 @@ def generate_parallel(
     relay_steps(report=False)
     try:
         futures = {
-            pool.submit(_worker_generate, [requests[i] for i in chunk], settings, batch_size): chunk
+            pool.submit(
+                _worker_generate,
+                [requests[i] for i in chunk],
+                settings,
+                max(batch_size, len(chunk)),  # each chunk is one batch
+            ): chunk
             for chunk in chunks
         }
         waiting = set(futures)

@@ -75,6 +75,15 @@ def default_workers() -> int:
     return max(int(configured), 0)
 
 
+def chunk_size_for(units: int, *, largest: int = 32) -> int:
+    """A batch size that cuts ``units`` into one chunk for each worker process a run
+    gets here by default (see ``run_workers``), at most ``largest``."""
+    workers = default_workers() or engine.physical_cores()
+    if engine.pick_device() != "cpu":
+        workers = 1
+    return max(1, min(largest, -(-units // max(workers, 1))))
+
+
 def sample_seed(*, run_seed: int, article_id: int, sample_index: int) -> int:
     """The seed of one sample, derived from the run's seed so that it does not depend on
     which other prompts are in the run or in which order they are generated."""
@@ -430,12 +439,12 @@ def run_workers(
 ) -> int:
     """How many processes generate a run's chunks here: 1 means this process alone.
 
-    ``requested`` 0 is automatic: one worker per physical core when the run is worth
-    the pool's start-up (two or more open chunks, or a chunk of 8 or more rows) and its
-    chunks have rows to share; 1 forces one process; N > 1 asks for N workers. Several
-    processes help only on the CPU, where one process leaves cores idle at decoding's
-    small matrix sizes: a GPU, a model given by ``engine_loader`` or a daemonic process
-    (a Celery prefork worker) gets this process alone.
+    ``requested`` 0 is automatic: one worker per physical core, but no more than there
+    are open chunks (a worker decodes whole chunks, one batch each, so a lone chunk gets
+    one process); 1 forces one process; N > 1 asks for N workers. Several processes help
+    only on the CPU, where one process leaves cores idle at decoding's small matrix
+    sizes: a GPU, a model given by ``engine_loader`` or a daemonic process (a Celery
+    prefork worker) gets this process alone.
     """
     if requested == 1 or custom_loader:
         return 1
@@ -446,12 +455,9 @@ def run_workers(
         # queue spreads a run over its workers instead.
         return 1
     if requested == 0:
-        cores = engine.physical_cores()
-        # A chunk is one batch split between the workers: one row cannot be split.
-        worth_it = open_chunks >= 2 or run.batch_size >= 8
-        if cores < 2 or run.batch_size < 2 or not worth_it:
+        requested = min(engine.physical_cores(), open_chunks)
+        if requested < 2:
             return 1
-        requested = cores
     if engine.pick_device() != "cpu":
         return 1
     return requested
@@ -505,9 +511,10 @@ class _Session:
             self._save_identity(self.model.identity)
         return self.model
 
-    def generate(self, requests: list[engine.GenerationRequest]) -> _Made:
+    def generate(self, requests: list[engine.GenerationRequest], batches: list[list[int]]) -> _Made:
+        """Generate ``requests`` in ``batches`` (lists of their indices, one per chunk)."""
         if self.workers > 1:
-            return self._generate_parallel(requests)
+            return self._generate_parallel(requests, batches)
         model = self.get_model()
         extra: dict[str, Any] = {}
         if self.step_progress is not None and isinstance(model, engine.LoadedModel):
@@ -517,7 +524,9 @@ class _Session:
 
         return _Made(results, model.identity, 1, torch.get_num_threads())
 
-    def _generate_parallel(self, requests: list[engine.GenerationRequest]) -> _Made:
+    def _generate_parallel(
+        self, requests: list[engine.GenerationRequest], batches: list[list[int]]
+    ) -> _Made:
         from concurrent.futures.process import BrokenProcessPool
 
         if self.pool is None:
@@ -539,6 +548,7 @@ class _Session:
                 dtype=self.run.dtype,
                 step_progress=self.step_progress,
                 pool=self.pool,
+                batches=batches,
             )
         except BrokenProcessPool:
             # A worker that cannot load the model dies with its error in its own
@@ -693,9 +703,11 @@ def _chunks_execute(*, session: _Session, chunks: list[GenerationChunk]) -> tupl
     save each chunk, and mark it done, in its own transaction. Returns (samples made,
     tokens generated).
 
-    With several worker processes this process claims a chunk per worker, so each
-    worker decodes a whole chunk's batch (``run.batch_size`` rows) rather than a share
-    of one: on 2 cores, batch 32 runs 1.4x as many tokens/s as batch 16.
+    A chunk is one batch, in one process, however many chunks are claimed together and
+    however many workers there are: in bfloat16, where rounding makes a sample depend on
+    its batch, re-running the chunk remakes its texts. With several worker processes,
+    this process claims a chunk per worker, so each decodes a whole chunk's
+    ``run.batch_size`` rows, not a share of them.
     """
     run = session.run
     jobs = [_chunk_jobs(run, chunk) for chunk in chunks]
@@ -704,7 +716,12 @@ def _chunks_execute(*, session: _Session, chunks: list[GenerationChunk]) -> tupl
         for chunk_jobs in jobs
         for job in chunk_jobs
     ]
-    made = session.generate(requests) if requests else None
+    batches: list[list[int]] = []
+    for chunk_jobs in jobs:
+        first = sum(len(batch) for batch in batches)
+        if chunk_jobs:
+            batches.append(list(range(first, first + len(chunk_jobs))))
+    made = session.generate(requests, batches) if requests else None
     samples_made = tokens = 0
     start = 0
     for chunk, chunk_jobs in zip(chunks, jobs, strict=True):
@@ -773,8 +790,8 @@ def run_work(
 
     ``workers`` (default ``default_workers()``; see ``run_workers``) generates on that
     many processes on the CPU, one pool for this whole call: this process claims a chunk
-    per worker, so each decodes a whole chunk's batch (a lone last chunk is split over
-    them), and saves the chunks one at a time. The progress bar
+    per worker, each worker decodes one chunk as one batch, and this process saves the
+    chunks one at a time. The progress bar
     counts the token budget (samples x max_new_tokens) step by step, so it moves while
     a batch runs and its ETA holds; its postfix shows tokens generated per second.
     """

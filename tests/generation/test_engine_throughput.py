@@ -248,3 +248,28 @@ def test_parallel_batches_are_dealt_so_workers_get_alike_prompts() -> None:
         assert max(len(c) for c in chunks) <= size
         assert max(len(c) for c in chunks) - min(len(c) for c in chunks) <= size // 2 + 1
     assert engine.deal_chunks([], workers=2, batch_size=8) == []
+
+
+def test_parallel_generation_runs_given_batches_as_they_are(
+    tiny_model_dir: Path, ledes: list[str]
+) -> None:
+    requests = [GenerationRequest(lede, seed=i) for i, lede in enumerate(ledes)]
+    settings = SamplingSettings(max_new_tokens=4)
+    # Unsorted and uneven: the caller's batches (a run's chunks), not dealt ones.
+    batches = [[5, 0, 3], [1], [2, 4]]
+    out = generate_parallel(
+        str(tiny_model_dir),
+        requests,
+        settings,
+        workers=2,
+        batch_size=2,
+        dtype="float32",
+        batches=batches,
+    )
+    assert [r.prompt for r in out.results] == ledes
+    rows = {i: len(batch) for batch in batches for i in batch}
+    assert [r.batch_rows for r in out.results] == [rows[i] for i in range(len(ledes))]
+    with pytest.raises(ValueError, match="every request once"):
+        generate_parallel(
+            str(tiny_model_dir), requests, settings, workers=2, batches=[[0, 1], [1, 2]]
+        )

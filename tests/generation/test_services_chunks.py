@@ -273,11 +273,16 @@ def two_workers_in_process(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     in_process = services._Session.generate
 
-    def generate(session: Any, requests: list[engine.GenerationRequest]) -> Any:
+    def generate(
+        session: Any, requests: list[engine.GenerationRequest], batches: list[list[int]]
+    ) -> Any:
         calls.append(len(requests))
+        # One batch per chunk, in the chunks' order.
+        assert [i for batch in batches for i in batch] == list(range(len(requests)))
+        assert all(len(batch) <= session.run.batch_size for batch in batches)
         workers, session.workers = session.workers, 1
         try:
-            made = in_process(session, requests)
+            made = in_process(session, requests, batches)
         finally:
             session.workers = workers
         return services._Made(made.results, made.identity, workers, 1)

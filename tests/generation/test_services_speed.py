@@ -284,11 +284,11 @@ def test_a_resumed_run_starts_its_bar_at_the_samples_made(
 @pytest.mark.parametrize(
     ("requested", "cores", "device", "chunks", "batch", "custom", "expected"),
     [
-        (0, 2, "cpu", 2, 2, False, 2),  # two chunks' worth: one worker per core
-        (0, 4, "cpu", 1, 8, False, 4),  # one batch of 8 rows
-        (0, 4, "cpu", 1, 4, False, 1),  # one small batch: not worth a pool
+        (0, 2, "cpu", 2, 2, False, 2),  # two chunks: one worker per core
+        (0, 4, "cpu", 3, 16, False, 3),  # no more workers than chunks
+        (0, 4, "cpu", 1, 8, False, 1),  # a lone chunk is one batch in one process
         (0, 1, "cpu", 5, 16, False, 1),  # one core
-        (0, 2, "cpu", 6, 1, False, 1),  # one-row chunks cannot be split
+        (0, 2, "cpu", 6, 1, False, 2),  # one-row chunks, one per worker
         (0, 2, "cuda", 5, 16, False, 1),  # a GPU stays in this process
         (1, 8, "cpu", 5, 16, False, 1),  # asked for one process
         (3, 2, "cpu", 1, 2, False, 3),  # asked for three
@@ -383,9 +383,9 @@ def test_workers_give_the_texts_of_one_process_with_one_pool_per_call(
         assert sample.settings["workers"] == 2
         assert sample.settings["threads_per_worker"] == max(1, engine.physical_cores() // 2)
         rows.setdefault(sample.settings["chunk"], set()).add(sample.settings["batch_rows"])
-    # Chunks 0 and 1 were claimed together, a whole batch of two for each worker; chunk
-    # 2, the last, was split over the two.
-    assert rows == {0: {2}, 1: {2}, 2: {1}}
+    # Chunks 0 and 1 were claimed together, one for each worker, and chunk 2 alone:
+    # every chunk is one batch.
+    assert rows == {0: {2}, 1: {2}, 2: {2}}
     assert parallel.model_identity["dtype"] == "float32"
     bar = recording_bar.bars[-1]
     assert bar.n == bar.total == 48
@@ -419,3 +419,20 @@ def test_a_daemonic_process_such_as_a_celery_worker_stays_alone(
     assert run_workers(run=run, requested=0, open_chunks=4) == 4
     monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)
     assert run_workers(run=run, requested=0, open_chunks=4) == 1
+
+
+def test_chunk_size_for_gives_each_default_worker_one_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(services, "default_workers", lambda: 0)
+    monkeypatch.setattr(engine, "physical_cores", lambda: 2)
+    monkeypatch.setattr(engine, "pick_device", lambda: "cpu")
+    assert services.chunk_size_for(24) == 12
+    assert services.chunk_size_for(25) == 13
+    assert services.chunk_size_for(200) == 32  # at most the largest batch
+    assert services.chunk_size_for(1) == 1
+    monkeypatch.setattr(services, "default_workers", lambda: 1)
+    assert services.chunk_size_for(24) == 24
+    monkeypatch.setattr(services, "default_workers", lambda: 0)
+    monkeypatch.setattr(engine, "pick_device", lambda: "cuda")
+    assert services.chunk_size_for(24) == 24  # a GPU runs one process

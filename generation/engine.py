@@ -1073,11 +1073,12 @@ def _preallocated_layer_class() -> type[Any]:
             assert self.key_buffer is not None
             assert self.value_buffer is not None
             keys, values = self.key_buffer, self.value_buffer
-            if rows is not None:
-                keys, values = keys[rows], values[rows]
-            new_keys, new_values = self.new_buffers(keys, values, keys.shape[0], width)
-            new_keys[:, :, : self.length] = keys[:, :, : self.length]
-            new_values[:, :, : self.length] = values[:, :, : self.length]
+            pick = slice(None) if rows is None else rows
+            batch = keys.shape[0] if rows is None else len(rows)
+            new_keys, new_values = self.new_buffers(keys, values, batch, width)
+            # Only the filled positions are read, of the rows kept.
+            new_keys[:, :, : self.length] = keys[pick, :, : self.length]
+            new_values[:, :, : self.length] = values[pick, :, : self.length]
             self.key_buffer, self.value_buffer = new_keys, new_values
             self.keys = new_keys[:, :, : self.length]
             self.values = new_values[:, :, : self.length]

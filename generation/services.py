@@ -434,9 +434,7 @@ class _Heartbeat:
             connections.close_all()  # this thread's connections only
 
 
-def run_workers(
-    *, run: GenerationRun, requested: int, open_chunks: int, custom_loader: bool = False
-) -> int:
+def run_workers(*, requested: int, open_chunks: int, custom_loader: bool = False) -> int:
     """How many processes generate a run's chunks here: 1 means this process alone.
 
     ``requested`` 0 is automatic: one worker per physical core, but no more than there
@@ -716,20 +714,18 @@ def _chunks_execute(*, session: _Session, chunks: list[GenerationChunk]) -> tupl
         for chunk_jobs in jobs
         for job in chunk_jobs
     ]
-    batches: list[list[int]] = []
+    # Each chunk's requests, as positions in ``requests``: its batch, then its results.
+    spans: list[range] = []
     for chunk_jobs in jobs:
-        first = sum(len(batch) for batch in batches)
-        if chunk_jobs:
-            batches.append(list(range(first, first + len(chunk_jobs))))
-    made = session.generate(requests, batches) if requests else None
+        start = spans[-1].stop if spans else 0
+        spans.append(range(start, start + len(chunk_jobs)))
+    made = session.generate(requests, [list(s) for s in spans if s]) if requests else None
     samples_made = tokens = 0
-    start = 0
-    for chunk, chunk_jobs in zip(chunks, jobs, strict=True):
+    for chunk, chunk_jobs, span in zip(chunks, jobs, spans, strict=True):
         samples: list[Sample] = []
         if made is not None and chunk_jobs:
-            results = made.results[start : start + len(chunk_jobs)]
+            results = made.results[span.start : span.stop]
             samples = _chunk_samples(session, chunk, made, chunk_jobs, results)
-            start += len(chunk_jobs)
         now = timezone.now()
         with transaction.atomic():
             # A worker that was wrongly presumed dead may have saved some of these
@@ -815,7 +811,6 @@ def run_work(
         GenerationChunk.objects.filter(run=run).exclude(status=GenerationChunk.Status.DONE).count()
     )
     processes = run_workers(
-        run=run,
         requested=default_workers() if workers is None else workers,
         open_chunks=open_chunks,
         custom_loader=engine_loader is not None,

@@ -282,18 +282,18 @@ def test_a_resumed_run_starts_its_bar_at_the_samples_made(
 
 
 @pytest.mark.parametrize(
-    ("requested", "cores", "device", "chunks", "batch", "custom", "expected"),
+    ("requested", "cores", "device", "chunks", "custom", "expected"),
     [
-        (0, 2, "cpu", 2, 2, False, 2),  # two chunks: one worker per core
-        (0, 4, "cpu", 3, 16, False, 3),  # no more workers than chunks
-        (0, 4, "cpu", 1, 8, False, 1),  # a lone chunk is one batch in one process
-        (0, 1, "cpu", 5, 16, False, 1),  # one core
-        (0, 2, "cpu", 6, 1, False, 2),  # one-row chunks, one per worker
-        (0, 2, "cuda", 5, 16, False, 1),  # a GPU stays in this process
-        (1, 8, "cpu", 5, 16, False, 1),  # asked for one process
-        (3, 2, "cpu", 1, 2, False, 3),  # asked for three
-        (3, 2, "cuda", 1, 2, False, 1),
-        (0, 2, "cpu", 5, 16, True, 1),  # a loader given by the caller
+        (0, 2, "cpu", 2, False, 2),  # two chunks: one worker per core
+        (0, 4, "cpu", 3, False, 3),  # no more workers than chunks
+        (0, 4, "cpu", 1, False, 1),  # a lone chunk is one batch in one process
+        (0, 1, "cpu", 5, False, 1),  # one core
+        (0, 2, "cpu", 6, False, 2),  # more chunks than cores: one worker per core
+        (0, 2, "cuda", 5, False, 1),  # a GPU stays in this process
+        (1, 8, "cpu", 5, False, 1),  # asked for one process
+        (3, 2, "cpu", 1, False, 3),  # asked for three
+        (3, 2, "cuda", 1, False, 1),
+        (0, 2, "cpu", 5, True, 1),  # a loader given by the caller
     ],
 )
 def test_how_many_processes(
@@ -302,14 +302,12 @@ def test_how_many_processes(
     cores: int,
     device: str,
     chunks: int,
-    batch: int,
     custom: bool,
     expected: int,
 ) -> None:
     monkeypatch.setattr(engine, "physical_cores", lambda: cores)
     monkeypatch.setattr(engine, "pick_device", lambda: device)
-    run = GenerationRun(model_name="gpt2", batch_size=batch)
-    got = run_workers(run=run, requested=requested, open_chunks=chunks, custom_loader=custom)
+    got = run_workers(requested=requested, open_chunks=chunks, custom_loader=custom)
     assert got == expected
 
 
@@ -415,10 +413,9 @@ def test_a_daemonic_process_such_as_a_celery_worker_stays_alone(
 
     monkeypatch.setattr(engine, "physical_cores", lambda: 4)
     monkeypatch.setattr(engine, "pick_device", lambda: "cpu")
-    run = GenerationRun(model_name="gpt2", batch_size=16)
-    assert run_workers(run=run, requested=0, open_chunks=4) == 4
+    assert run_workers(requested=0, open_chunks=4) == 4
     monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)
-    assert run_workers(run=run, requested=0, open_chunks=4) == 1
+    assert run_workers(requested=0, open_chunks=4) == 1
 
 
 def test_chunk_size_for_gives_each_default_worker_one_chunk(

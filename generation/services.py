@@ -78,10 +78,8 @@ def default_workers() -> int:
 def chunk_size_for(units: int, *, largest: int = 32) -> int:
     """A batch size that cuts ``units`` into one chunk for each worker process a run
     gets here by default (see ``run_workers``), at most ``largest``."""
-    workers = default_workers() or engine.physical_cores()
-    if engine.pick_device() != "cpu":
-        workers = 1
-    return max(1, min(largest, -(-units // max(workers, 1))))
+    workers = run_workers(requested=default_workers(), open_chunks=units)
+    return max(1, min(largest, -(-units // workers)))
 
 
 def sample_seed(*, run_seed: int, article_id: int, sample_index: int) -> int:

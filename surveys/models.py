@@ -485,6 +485,11 @@ class Participant(models.Model):
     last_seen_at = models.DateTimeField()
     completion_code = models.CharField(max_length=64, default=_new_completion_code)
     user_agent = models.CharField(max_length=300, blank=True)
+    # Pseudonyms from surveys.privacy (keyed hashes; never the address or cookie itself):
+    # the client's IP address, and a first-party browser cookie, for fraud signals and
+    # per-client limits.
+    network_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    browser_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
 
     objects = ParticipantQuerySet.as_manager()
 

@@ -46,6 +46,7 @@ from analysis.services import (
     POWER_COLUMNS,
     study_report,
 )
+from surveys.fraud import participation_signals
 from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
 from surveys.selectors import studies_visible_to, study_role_of
 
@@ -502,6 +503,35 @@ class ParticipantListApi(StudyAPIView):
             help_text='The ledger step that removes the participant from the analysis ("" '
             "when analysed): test, incomplete, screened_out or a rule's key."
         )
+        # The fraud and assisted-answering signals (surveys.fraud), as in the wide export.
+        duplicate_browser = serializers.BooleanField(
+            source="signals.duplicate_browser",
+            help_text="Another participation of the study came from the same browser.",
+        )
+        network_burst = serializers.BooleanField(
+            source="signals.network_burst",
+            help_text="Arrived in a burst of participations from one network.",
+        )
+        honeypot_filled = serializers.BooleanField(
+            source="signals.honeypot",
+            help_text="Filled in the consent form's hidden field.",
+        )
+        article_copies = serializers.IntegerField(
+            source="signals.copies",
+            allow_null=True,
+            help_text="Times article text was copied (null: no answer ran JavaScript).",
+        )
+        answer_pastes = serializers.IntegerField(
+            source="signals.pastes",
+            allow_null=True,
+            help_text="Times something was pasted into a free-text answer (null: no answer "
+            "ran JavaScript).",
+        )
+        javascript = serializers.BooleanField(
+            source="signals.javascript",
+            allow_null=True,
+            help_text="Whether the answers ran JavaScript (null: no article answered yet).",
+        )
 
         class Meta:
             ref_name = "Participant"
@@ -526,6 +556,11 @@ class ParticipantListApi(StudyAPIView):
             _participants(study=study, **filters.validated_data), request, view=self
         )
         reasons = participant_exclusion_reasons(study=study, participants=page or [])
+        signals = participation_signals(
+            study=study, participants=Participant.objects.filter(pk__in=[p.pk for p in page or []])
+        )
+        for participant in page or []:
+            participant.signals = signals[participant.pk]  # type: ignore[attr-defined]
         output = self.OutputSerializer(page, many=True, context={"exclusion_reasons": reasons})
         return paginator.get_paginated_response(output.data)
 

@@ -19,6 +19,7 @@ from analysis.frames import (
     CHUNK_SIZE,
     DATETIME_COLUMNS,
     RESPONSE_COLUMNS,
+    SIGNAL_COLUMNS,
     analysed_mask,
     articles_manifest_frame,
     participant_id_ranges,
@@ -45,6 +46,7 @@ WIDE_PARTICIPANT_COLUMNS = [
     "completed_at",
     "checks_answered",
     "checks_failed",
+    *SIGNAL_COLUMNS,
 ]
 # Per shown article k (1-based position): these, then one q_<key>_<k> per question.
 WIDE_TRIAL_FIELDS = {

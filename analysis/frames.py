@@ -16,6 +16,7 @@ from django.db.models import CharField, Count, Max, QuerySet
 from django.db.models.functions import Cast
 
 from surveys.exclusions import participant_exclusions, study_exclusion_rules
+from surveys.fraud import participation_signals
 from surveys.models import (
     Article,
     ArticleScore,
@@ -227,6 +228,18 @@ PARTICIPANT_COLUMNS = [
     "passed_checks",
     "exclusion_reason",
 ]
+# The fraud and assisted-answering signals of surveys.fraud, one column each: flags, the
+# copy and paste counts summed over the articles (empty when no answer ran JavaScript),
+# and whether JavaScript ran (empty before the first article was answered).
+SIGNAL_COLUMNS = [
+    "duplicate_browser",
+    "network_burst",
+    "honeypot_filled",
+    "article_copies",
+    "answer_pastes",
+    "javascript",
+]
+PARTICIPANT_COLUMNS += SIGNAL_COLUMNS
 
 
 def participants_frame(*, study: Study, id_range: tuple[int, int] | None = None) -> pd.DataFrame:
@@ -293,7 +306,34 @@ def participants_frame(*, study: Study, id_range: tuple[int, int] | None = None)
     people["passed_checks"] = people["checks_failed"] == 0
     judged = None if id_range is None else Participant.objects.filter(pk__range=id_range)
     people["exclusion_reason"] = _exclusion_reasons(people, study=study, judged=judged)
+    _add_signals(people, study=study, judged=judged)
     return people[PARTICIPANT_COLUMNS]
+
+
+def _add_signals(
+    people: pd.DataFrame, *, study: Study, judged: QuerySet[Participant] | None
+) -> None:
+    """The SIGNAL_COLUMNS, from ``surveys.fraud.participation_signals``."""
+    signals = participation_signals(study=study, participants=judged)
+    rows = [signals.get(int(pid)) for pid in people["participant_id"]]
+    people["duplicate_browser"] = pd.Series(
+        [bool(s and s.duplicate_browser) for s in rows], index=people.index, dtype=bool
+    )
+    people["network_burst"] = pd.Series(
+        [bool(s and s.network_burst) for s in rows], index=people.index, dtype=bool
+    )
+    people["honeypot_filled"] = pd.Series(
+        [bool(s and s.honeypot) for s in rows], index=people.index, dtype=bool
+    )
+    people["article_copies"] = pd.Series(
+        [s.copies if s else None for s in rows], index=people.index, dtype="Int64"
+    )
+    people["answer_pastes"] = pd.Series(
+        [s.pastes if s else None for s in rows], index=people.index, dtype="Int64"
+    )
+    people["javascript"] = pd.Series(
+        [s.javascript if s else None for s in rows], index=people.index, dtype="boolean"
+    )
 
 
 def _exclusion_reasons(

@@ -182,6 +182,11 @@ LOGGING = {
 # by another worker (the worker beats every fifth of it while it generates).
 CREDENCE_CHUNK_STALE_SECONDS = env.int("CREDENCE_CHUNK_STALE_SECONDS", default=300)
 
+# Fraud signals (surveys.fraud): a participation is flagged as part of a burst when more
+# than this many participations of a study arrived from one network within these minutes.
+CREDENCE_BURST_PARTICIPATIONS = env.int("CREDENCE_BURST_PARTICIPATIONS", default=5)
+CREDENCE_BURST_MINUTES = env.int("CREDENCE_BURST_MINUTES", default=10)
+
 # Task queue for generation workers (docker-compose.yml: `redis` and `worker`). Progress
 # lives in the database, so no result backend; a task is acknowledged only after it ran,
 # so a worker killed mid-chunk leaves its task to another worker.

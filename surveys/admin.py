@@ -41,6 +41,7 @@ from django.views.decorators.http import require_POST
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
+from surveys import fraud
 from surveys.exclusions import exclusions_by_condition
 from surveys.importers import FORMATS, articles_import, decode_upload, format_from_filename
 from surveys.instruments import INSTRUMENTS, instrument_apply
@@ -736,6 +737,7 @@ _DESIGN_FIELDS = (
     "consent_text",
     "instructions_text",
     "debrief_text",
+    "flagged_hold_no_place",  # in the design document when set (surveys.fraud)
 )
 
 
@@ -892,6 +894,7 @@ class StudyAdmin(_TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
                 {
                     "fields": (
                         "reservation_minutes",
+                        "flagged_hold_no_place",
                         "completion_code",
                         "failed_check_code",
                         "withdrawn_code",
@@ -1164,7 +1167,12 @@ class StudyAdmin(_TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
         if obj.pk is None:
             return "—"
         return render_to_string(
-            "admin/surveys/study/monitor_details.html", {"monitor": study_monitor(study=obj)}
+            "admin/surveys/study/monitor_details.html",
+            {
+                "monitor": study_monitor(study=obj),
+                "signals": fraud.SIGNALS,
+                "signal_rows": fraud.study_signal_counts(study=obj),
+            },
         )
 
     def _monitor_within(self, obj: Study) -> str:

@@ -24,6 +24,14 @@ The rules (``ExclusionRule.kind``):
     question the participant answered on two or more articles (and there is at least
     one): they are removed only when none of those questions varies.
 
+``duplicate_browser``, ``network_burst``, ``honeypot``, ``copied``, ``pasted``, ``no_javascript``
+    The fraud and assisted-answering signals of ``surveys.fraud``, judged there:
+    a participation flagged by the signal is removed. ``copied`` and ``pasted`` take a
+    ``threshold``, the number of times (over all articles) that removes a participant,
+    once when empty. ``network_burst`` uses the site's burst limits
+    (``CREDENCE_BURST_PARTICIPATIONS`` within ``CREDENCE_BURST_MINUTES``), which the
+    label spells out so that the ledger reports them.
+
 Studies that pre-date the rules excluded failed attention checks implicitly. To keep
 their analyses (and their frozen design hashes) unchanged, a study with attention checks
 and no ``failed_check`` rule of its own gets one implicitly, applied before its other
@@ -41,6 +49,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, F, FloatField, Func, Q, QuerySet, Sum
 from django.db.models.sql.compiler import SQLCompiler
 
+from surveys import fraud
 from surveys.models import ExclusionRule, Participant, Question, Response, Study, Trial
 
 _CHUNK = 5000
@@ -69,9 +78,26 @@ def exclusion_rule_label(rule: ExclusionRule) -> str:
         if rule.threshold is None:
             return "Read faster than (speed not set) words per second"
         return f"Read faster than {rule.threshold:g} words per second"
+    if fraud.is_signal_rule(rule):
+        return _signal_rule_label(rule)
     if rule.question_key:
         return f'Straight-lining: the same answer to "{rule.question_key}" on every article'
     return "Straight-lining: the same answer to each rating question on every article"
+
+
+def _signal_rule_label(rule: ExclusionRule) -> str:
+    times = fraud.signal_threshold(rule)
+    if rule.kind == ExclusionRule.Kind.COPIED:
+        return f"Copied article text {times} time{'s' if times != 1 else ''} or more"
+    if rule.kind == ExclusionRule.Kind.PASTED:
+        return f"Pasted into a free-text answer {times} time{'s' if times != 1 else ''} or more"
+    if rule.kind == ExclusionRule.Kind.NETWORK_BURST:
+        limits = fraud.burst_limits()
+        return (
+            f"Arrived in a burst: more than {limits.participations} participations from one "
+            f"network within {limits.minutes} minutes"
+        )
+    return str(rule.get_kind_display())
 
 
 def _base_key(rule: ExclusionRule) -> str:
@@ -224,6 +250,8 @@ def _excluded_by(rule: ExclusionRule, judged: QuerySet[Participant], study: Stud
         if rule.threshold is None or rule.threshold <= 0:
             return set()  # refused at launch (exclusion_rule_problems); judged as no rule
         return _too_fast(judged, rule.threshold)
+    if fraud.is_signal_rule(rule):
+        return fraud.signal_rule_excludes(rule=rule, judged=judged)
     return _straight_lining(judged, study, rule.question_key)
 
 
@@ -290,8 +318,17 @@ def exclusion_rule_problems(*, study: Study) -> list[str]:
         if signature in seen:
             problems.append(f"{name} repeats an earlier rule.")
         seen.add(signature)
-        if rule.kind != ExclusionRule.Kind.TOO_FAST and rule.threshold is not None:
-            problems.append(f"{name}: a threshold is used by the reading-speed rule only.")
+        counted = rule.kind in (ExclusionRule.Kind.COPIED, ExclusionRule.Kind.PASTED)
+        if counted and rule.threshold is not None:
+            if rule.threshold < 1 or rule.threshold != int(rule.threshold):
+                problems.append(
+                    f"{name}: the threshold is a number of times, a whole number from 1 "
+                    "(empty for once)."
+                )
+        elif rule.kind != ExclusionRule.Kind.TOO_FAST and rule.threshold is not None:
+            problems.append(
+                f"{name}: a threshold is used by the reading-speed, copied and pasted rules only."
+            )
         if rule.kind != ExclusionRule.Kind.STRAIGHT_LINING and rule.question_key:
             problems.append(f"{name}: a question key is used by the straight-lining rule only.")
         if rule.kind == ExclusionRule.Kind.FAILED_CHECK:

@@ -245,6 +245,16 @@ class Study(models.Model):
         help_text="A participant who has not finished after this long no longer holds a "
         "place in their condition, so drop-outs are refilled.",
     )
+    # --- Fraud signals (surveys.fraud) -------------------------------------------------
+    flagged_hold_no_place = models.BooleanField(
+        default=False,
+        help_text="Participations flagged by a fraud signal (the same browser under another "
+        "panel id, a burst from one network, the hidden honeypot field filled in, article "
+        "text copied or pasted into an answer) do not count towards the conditions' "
+        "quotas, so the study recruits others in their place. They are kept and exported "
+        "with their flags.",
+    )
+    # --- end of fraud signals -----------------------------------------------------------
     design_hash = models.CharField(max_length=64, blank=True, editable=False)
     launched_at = models.DateTimeField(null=True, blank=True, editable=False)
     closed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -490,6 +500,13 @@ class Participant(models.Model):
     # per-client limits.
     network_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
     browser_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    # --- Fraud signals (surveys.fraud) -------------------------------------------------
+    honeypot_filled = models.BooleanField(
+        default=False,
+        help_text="The consent form's hidden field, which people never see, came back filled "
+        "in (as a form-filling bot does).",
+    )
+    # --- end of fraud signals -----------------------------------------------------------
 
     objects = ParticipantQuerySet.as_manager()
 
@@ -519,14 +536,22 @@ class ExclusionRule(models.Model):
         FAILED_CHECK = "failed_check", "Failed an attention check"
         TOO_FAST = "too_fast", "Read articles faster than N words per second"
         STRAIGHT_LINING = "straight_lining", "Gave the same answer to every article"
+        # Fraud signals (surveys.fraud).
+        DUPLICATE_BROWSER = "duplicate_browser", "Same browser as another participation"
+        NETWORK_BURST = "network_burst", "Part of a burst of participations from one network"
+        HONEYPOT = "honeypot", "Filled in the hidden honeypot field"
+        COPIED = "copied", "Copied article text N times or more"
+        PASTED = "pasted", "Pasted into a free-text answer N times or more"
+        NO_JAVASCRIPT = "no_javascript", "Answered without JavaScript"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="exclusion_rules")
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
     threshold = models.FloatField(
         null=True,
         blank=True,
         help_text="Too fast: the reading speed in words per second above which an article "
-        "counts as not read (e.g. 15; people read about 4).",
+        "counts as not read (e.g. 15; people read about 4). Copied, pasted: how many times "
+        "(over all articles) excludes a participant; empty for once.",
     )
     question_key = models.SlugField(
         max_length=60,
@@ -570,6 +595,16 @@ class Trial(models.Model):
     tab_aways = models.PositiveIntegerField(
         null=True, blank=True, help_text="Times the participant left the tab before answering."
     )
+    # --- Fraud signals (surveys.fraud) -------------------------------------------------
+    # Counted in the browser (surveys/static/surveys/signals.js), the most any accepted
+    # submission of the page reported; null when no submission ran the script.
+    copies = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Times text of the article was copied."
+    )
+    pastes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Times something was pasted into a free-text answer."
+    )
+    # --- end of fraud signals -----------------------------------------------------------
 
     class Meta:
         ordering = ["participant", "position"]

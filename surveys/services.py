@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from surveys import fraud
 from surveys.exclusions import exclusion_rule_problems
 from surveys.models import (
     Article,
@@ -156,6 +157,8 @@ def study_design_document(*, study: Study) -> dict[str, object]:
             if study.questions.filter(scope=Question.Scope.COMPREHENSION).exists()
             else {}
         ),
+        # Only when set, so that existing designs keep their hash (surveys.fraud).
+        **({"flagged_hold_no_place": True} if study.flagged_hold_no_place else {}),
     }
 
 
@@ -345,7 +348,9 @@ def conditions_with_fill(*, study: Study) -> list[WithAnnotations[Condition, _Fi
     """The study's conditions annotated with ``filled``: completed participants and those
     still holding a place (in progress within the reservation window). Test sessions
     never count."""
-    holding = Participant.objects.real().holding_a_place(study).values("pk")
+    holding = fraud.quota_counted(
+        study=study, participants=Participant.objects.real().holding_a_place(study)
+    ).values("pk")
     return list(
         study.conditions.annotate(
             filled=Count("participants", filter=Q(participants__in=holding))
@@ -913,7 +918,9 @@ def study_close_if_full(*, study: Study) -> bool:
     locked = Study.objects.select_for_update().get(pk=study.pk)
     if locked.status != Study.Status.LIVE:
         return False
-    completed = Participant.objects.real().completed().filter(study=locked)
+    completed = fraud.quota_counted(
+        study=locked, participants=Participant.objects.real().completed().filter(study=locked)
+    )
     conditions = list(
         locked.conditions.annotate(
             n_completed=Count("participants", filter=Q(participants__in=completed.values("pk")))

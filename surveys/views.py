@@ -24,6 +24,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from surveys import fraud
 from surveys.models import WIKINEWS_ATTRIBUTION, Participant, Question, Study, Trial
 from surveys.selectors import (
     Step,
@@ -251,7 +252,10 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
     except StudyFullError:
         return _render(request, "study_closed.html", {"study": study, "full": True}, status=503)
     _remember(request, participant)
-    return redirect("surveys:resume", token=participant.token)
+    browser_id = fraud.enrolment_signals_record(participant=participant, request=request)
+    response = redirect("surveys:resume", token=participant.token)
+    fraud.browser_cookie_set(response=response, request=request, browser_id=browser_id)
+    return response
 
 
 @staff_member_required
@@ -358,6 +362,7 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
                         raw=request.POST.get("tab_aways"), maximum=MAX_TAB_AWAYS
                     ),
                 )
+                fraud.trial_signals_record(trial=trial, data=request.POST)
             participant.refresh_from_db()
             return _to_next_step(participant)
         values: Mapping[str, str] = request.POST
@@ -384,6 +389,7 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
                 or 0,
                 "tab_aways": timing_parse(raw=values.get("tab_aways"), maximum=MAX_TAB_AWAYS) or 0,
             },
+            "signals": fraud.page_signals_carry(values=values),
         },
     )
 

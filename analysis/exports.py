@@ -346,6 +346,40 @@ WIDE_COLUMN_DOCS: dict[str, tuple[str, str, str]] = {
     ),
     "checks_answered": ("Attention checks answered.", "integer", "0 or more"),
     "checks_failed": ("Attention checks answered wrongly.", "integer", "0 or more"),
+    # The fraud and assisted-answering signals (surveys.fraud).
+    "duplicate_browser": (
+        "Another participation of the study came from the same browser (a first-party "
+        "cookie, stored as a keyed hash).",
+        "boolean",
+        "True, False",
+    ),
+    "network_burst": (
+        "Arrived in a burst of participations from one network (a keyed hash of the IP "
+        "address; the site's CREDENCE_BURST_PARTICIPATIONS within CREDENCE_BURST_MINUTES).",
+        "boolean",
+        "True, False",
+    ),
+    "honeypot_filled": (
+        "Filled in the consent form's hidden field, which people never see.",
+        "boolean",
+        "True, False",
+    ),
+    "article_copies": (
+        "Times article text was copied, over all articles; empty when no answer ran JavaScript.",
+        "integer",
+        "0 or more, or empty",
+    ),
+    "answer_pastes": (
+        "Times something was pasted into a free-text answer about an article; empty when "
+        "no answer ran JavaScript.",
+        "integer",
+        "0 or more, or empty",
+    ),
+    "javascript": (
+        "Whether the article answers ran JavaScript; empty before the first answer.",
+        "boolean",
+        "True, False, or empty",
+    ),
     "article_id_<k>": ("Article shown at position k.", "integer", "see the manifest"),
     "condition_<k>": (
         "Condition the article at position k was drawn from (differs by position in "

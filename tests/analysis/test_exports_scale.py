@@ -24,24 +24,26 @@ T0 = datetime(2019, 8, 20, 12, 0, tzinfo=UTC)
 # Written out by hand from the participations built in _small_study: {pN} and {aN} are
 # database ids, filled in by the test. Two article slots (articles_per_participant = 2);
 # the test session is left out; the in-progress participant answered one question of
-# one article, so the rest of their slots are empty.
+# one article, so the rest of their slots are empty. No answer ran JavaScript (the
+# trials carry no copy counts): javascript is False, or empty before any answer.
 EXPECTED_WIDE = """\
 participant_id,participant_token,panel_pid,condition,status,is_test,analysed,\
 exclusion_reason,consented_at,completed_at,checks_answered,checks_failed,\
+duplicate_browser,network_burst,honeypot_filled,article_copies,answer_pastes,javascript,\
 article_id_1,condition_1,article_origin_1,shown_at_1,answered_at_1,\
 q_credible_1,q_believable_1,q_accurate_1,q_clear_1,\
 article_id_2,condition_2,article_origin_2,shown_at_2,answered_at_2,\
 q_credible_2,q_believable_2,q_accurate_2,q_clear_2
 {p1},00000000-0000-4000-8000-000000000001,ANNA,real,completed,False,True,,\
-2019-08-20T12:00:00.000000Z,2019-08-20T12:10:00.000000Z,1,0,\
+2019-08-20T12:00:00.000000Z,2019-08-20T12:10:00.000000Z,1,0,False,False,False,,,False,\
 {a1},real,real,2019-08-20T12:01:00.000000Z,2019-08-20T12:02:00.000000Z,yes,4,3,2,\
 {a2},real,real,2019-08-20T12:03:00.000000Z,2019-08-20T12:04:30.000000Z,no,1,2,4
 {p2},00000000-0000-4000-8000-000000000002,BORIS,generated,in_progress,False,False,\
-incomplete,2019-08-20T12:00:00.000000Z,,0,0,\
+incomplete,2019-08-20T12:00:00.000000Z,,0,0,False,False,False,,,,\
 {a3},generated,generated,2019-08-20T12:01:00.000000Z,,yes,,,,\
 ,,,,,,,,
 {p4},00000000-0000-4000-8000-000000000004,DORA,generated,completed,False,False,\
-attention,2019-08-20T12:00:00.000000Z,2019-08-20T12:10:00.000000Z,1,1,\
+attention,2019-08-20T12:00:00.000000Z,2019-08-20T12:10:00.000000Z,1,1,False,False,False,,,False,\
 {a4},generated,generated,2019-08-20T12:01:00.000000Z,2019-08-20T12:02:00.000000Z,\
 "no, surely not",2,2,2,\
 {a3},generated,generated,2019-08-20T12:03:00.000000Z,2019-08-20T12:04:30.000000Z,yes,3,3,3

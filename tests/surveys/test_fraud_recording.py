@@ -150,14 +150,16 @@ def test_five_arrivals_from_one_network_are_no_burst(live_study):
 
 def test_the_consent_form_has_a_honeypot_people_never_see_or_reach(live_study):
     html = Client().get(f"/s/{live_study.slug}/").content.decode()
-    field = re.search(r'<div class="credence-extra" aria-hidden="true">.*?</div>', html)
+    # Hidden as the site hides text meant for screen readers only, and aria-hidden so
+    # that screen readers skip it too; out of the Tab order.
+    field = re.search(r'<div class="visually-hidden" aria-hidden="true">.*?</div>', html)
     assert field is not None
     assert 'name="website"' in field.group(0)
     assert 'tabindex="-1"' in field.group(0)
     assert 'autocomplete="off"' in field.group(0)
     assert '<label for="id_website">' in field.group(0)
     css = Path("surveys/static/surveys/site.css").read_text()
-    assert re.search(r"\.credence-extra \{[^}]*left: -10000px", css)
+    assert re.search(r"\.visually-hidden \{[^}]*clip: rect\(0 0 0 0\)", css)
 
 
 def test_a_filled_honeypot_flags_the_participation_and_lets_it_in(live_study):

@@ -52,9 +52,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Sum, Value
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.http import HttpRequest, HttpResponse
 
@@ -243,17 +244,23 @@ def _compared(study: Study) -> QuerySet[Participant]:
     return Participant.objects.filter(study=study, is_test=False)
 
 
-def duplicate_browser_ids(*, study: Study) -> set[int]:
-    """Participations whose browser hash another participation of the study shares."""
-    shared = (
+def _shared_browsers(study: Study) -> QuerySet[Participant, dict[str, Any]]:
+    """Browser hashes of the study that more than one real participation carries."""
+    return (
         _compared(study)
         .exclude(browser_hash="")
+        .order_by()
         .values("browser_hash")
         .annotate(n=Count("pk"))
         .filter(n__gt=1)
         .values("browser_hash")
     )
-    return set(_compared(study).filter(browser_hash__in=shared).values_list("pk", flat=True))
+
+
+def duplicate_browser_ids(*, study: Study) -> set[int]:
+    """Participations whose browser hash another participation of the study shares."""
+    shared = _compared(study).filter(browser_hash__in=_shared_browsers(study))
+    return set(shared.values_list("pk", flat=True))
 
 
 def _in_bursts(arrivals: list[tuple[datetime, int]], limits: BurstLimits) -> set[int]:
@@ -279,6 +286,7 @@ def network_burst_ids(*, study: Study) -> set[int]:
     busy = (
         _compared(study)
         .exclude(network_hash="")
+        .order_by()
         .values("network_hash")
         .annotate(n=Count("pk"))
         .filter(n__gt=limits.participations)
@@ -338,24 +346,32 @@ def participation_signals(
     return signals
 
 
+def _flagged(study: Study) -> Q:
+    """The participations any flagging signal (``FLAGGING``) marks, as a filter: in SQL
+    but for the network bursts, whose few ids are computed first."""
+    copied_or_pasted = Trial.objects.filter(participant=OuterRef("pk")).filter(
+        Q(copies__gt=0) | Q(pastes__gt=0)
+    )
+    return (
+        Q(honeypot_filled=True)
+        | Q(browser_hash__in=_shared_browsers(study))
+        | Q(pk__in=network_burst_ids(study=study))
+        | Q(Exists(copied_or_pasted))
+    )
+
+
 def flagged_ids(*, study: Study) -> set[int]:
     """Real participations of the study that any flagging signal (``FLAGGING``) marks."""
-    flagged = duplicate_browser_ids(study=study) | network_burst_ids(study=study)
-    flagged.update(_compared(study).filter(honeypot_filled=True).values_list("pk", flat=True))
-    flagged.update(
-        Trial.objects.filter(participant__in=_compared(study))
-        .filter(Q(copies__gt=0) | Q(pastes__gt=0))
-        .values_list("participant_id", flat=True)
-    )
-    return flagged
+    return set(_compared(study).filter(_flagged(study)).values_list("pk", flat=True))
 
 
 def quota_counted(*, study: Study, participants: QuerySet[Participant]) -> QuerySet[Participant]:
     """``participants`` less the flagged ones when the study lets flagged participations
-    hold no place under its quotas (``Study.flagged_hold_no_place``); unchanged otherwise."""
+    hold no place under its quotas (``Study.flagged_hold_no_place``); unchanged otherwise.
+    One query more (the network bursts) when it applies."""
     if not study.flagged_hold_no_place:
         return participants
-    return participants.exclude(pk__in=flagged_ids(study=study))
+    return participants.exclude(_flagged(study))
 
 
 def signal_threshold(rule: ExclusionRule) -> int:

@@ -325,3 +325,12 @@ def test_api_participants_carry_the_signals(flagged_study, admin_user):
     assert header.endswith(
         "duplicate_browser,network_burst,honeypot_filled,article_copies,answer_pastes,javascript"
     )
+
+
+def test_the_quota_option_is_editable_in_a_draft_and_locked_once_live(admin_client, live_study):
+    draft = rules_study()
+    draft_form = admin_client.get(reverse("admin:surveys_study_change", args=[draft.pk]))
+    assert "flagged_hold_no_place" in draft_form.context["adminform"].form.fields
+    live_form = admin_client.get(reverse("admin:surveys_study_change", args=[live_study.pk]))
+    assert "flagged_hold_no_place" not in live_form.context["adminform"].form.fields
+    assert "flagged_hold_no_place" in live_form.content.decode()  # shown, read-only

@@ -247,6 +247,7 @@ class Study(models.Model):
     )
     # --- Fraud signals (surveys.fraud) -------------------------------------------------
     flagged_hold_no_place = models.BooleanField(
+        "flagged participations hold no place",
         default=False,
         help_text="Participations flagged by a fraud signal (the same browser under another "
         "panel id, a burst from one network, the hidden honeypot field filled in, article "

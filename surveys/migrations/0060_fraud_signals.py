@@ -22,6 +22,7 @@ class Migration(migrations.Migration):
             name="flagged_hold_no_place",
             field=models.BooleanField(
                 default=False,
+                verbose_name="flagged participations hold no place",
                 help_text="Participations flagged by a fraud signal (the same browser under another panel id, a burst from one network, the hidden honeypot field filled in, article text copied or pasted into an answer) do not count towards the conditions' quotas, so the study recruits others in their place. They are kept and exported with their flags.",
             ),
         ),

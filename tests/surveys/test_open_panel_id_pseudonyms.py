@@ -46,10 +46,6 @@ def rated(study: Study) -> Study:
         make_participant(study, "generated", [rating(credible, believable)])
     make_participant(study, "real", [rating("no")], attention="Red")
     make_participant(study, "generated", [rating("yes")], status=Participant.Status.IN_PROGRESS)
-    # The analysis factory sets panel ids directly: give them the hash enrolment sets.
-    for participant in Participant.objects.filter(study=study, panel_pid_hash=""):
-        participant.panel_pid_hash = hashed(participant.panel_pid)
-        participant.save(update_fields=["panel_pid_hash"])
     return study
 
 

@@ -256,6 +256,12 @@ class Study(models.Model):
         "with their flags.",
     )
     # --- end of fraud signals -----------------------------------------------------------
+    require_panel_id = models.BooleanField(
+        default=False,
+        help_text="Only people who arrive with a panel id (Prolific's PROLIFIC_PID or MTurk's "
+        "workerId in the link) may take part; anyone else is shown a page asking them to "
+        "use the link from their panel. Turn on for every study recruited through a panel.",
+    )
     design_hash = models.CharField(max_length=64, blank=True, editable=False)
     launched_at = models.DateTimeField(null=True, blank=True, editable=False)
     closed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -474,7 +480,13 @@ class Participant(models.Model):
     )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
     panel = models.CharField(max_length=12, choices=Panel.choices, blank=True, default="")
+    # Longer panel ids are refused at the door (never cut: two ids would share a row).
+    # Cleared on withdrawal, replaced by a pseudonym by ``pseudonymise_panel_ids``.
     panel_pid = models.CharField(max_length=100, blank=True)
+    # surveys.privacy.keyed_hash(purpose="panel") of the panel id as it arrived: what
+    # lookups and the one-participation constraint use, so that re-entry stays blocked
+    # after the id itself is withdrawn or pseudonymised.
+    panel_pid_hash = models.CharField(max_length=64, blank=True, default="")
     panel_study_id = models.CharField(max_length=100, blank=True)
     panel_session_id = models.CharField(max_length=100, blank=True)
     is_test = models.BooleanField(
@@ -515,8 +527,8 @@ class Participant(models.Model):
         ordering = ["study", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["study", "panel_pid"],
-                condition=~Q(panel_pid=""),
+                fields=["study", "panel_pid_hash"],
+                condition=~Q(panel_pid_hash=""),
                 name="one_participation_per_panel_id",
             ),
         ]
@@ -663,6 +675,8 @@ class WithdrawalLog(models.Model):
     participant = models.OneToOneField(
         Participant, on_delete=models.PROTECT, related_name="withdrawal"
     )
+    # Always empty since withdrawal stopped keeping panel ids; kept for older logs, which
+    # migration 0009 cleared.
     panel_pid = models.CharField(max_length=100, blank=True)
     token = models.UUIDField()
     condition_name = models.CharField(max_length=80)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Self
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from typing_extensions import TypeVar
 
@@ -65,8 +65,23 @@ class ParticipantQuerySet(models.QuerySet["Participant", _ParticipantRow]):
 
     def holding_a_place(self, study: Study) -> Self:
         """Participants who count towards their condition's fill: completed, or still
-        in progress and seen within the study's reservation window."""
+        in progress, seen within the study's reservation window, and either sent by a
+        panel (a panel id) or having answered something.
+
+        A consent alone costs a client one request and no answers; if it held a place, a
+        script could fill a study's quotas for the reservation window and turn real
+        participants away. Panels send as many people as they have places and vouch for
+        each id, so a panel participant holds a place from consent; someone on an
+        anonymous link holds one from their first answer, as a response counts towards
+        a quota on the platforms that count only started responses."""
+        from surveys.models import Response
+
         cutoff = timezone.now() - timedelta(minutes=study.reservation_minutes)
+        answered = Exists(Response.objects.filter(participant=OuterRef("pk")))
         return self.filter(
-            Q(status="completed") | Q(status="in_progress", last_seen_at__gte=cutoff)
+            Q(status="completed")
+            | (
+                Q(status="in_progress", last_seen_at__gte=cutoff)
+                & (~Q(panel_pid_hash="") | Q(answered))
+            )
         )

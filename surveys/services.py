@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from surveys import fraud
@@ -33,6 +33,7 @@ from surveys.models import (
     Trial,
     WithdrawalLog,
 )
+from surveys.privacy import keyed_hash
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -60,6 +61,15 @@ class StudyFullError(Exception):
     has too few articles."""
 
 
+class PanelIdRequiredError(Exception):
+    """The study takes only participants who arrive with a panel id."""
+
+
+# The width of the panel columns on Participant. Longer values are refused, never cut:
+# two long ids cut to the same prefix would share one participation.
+PANEL_VALUE_MAX = 100
+
+
 @dataclass(frozen=True)
 class PanelIds:
     """Identifiers a recruitment panel passes in the study link."""
@@ -72,22 +82,35 @@ class PanelIds:
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> PanelIds:
         """Read Prolific (PROLIFIC_PID, STUDY_ID, SESSION_ID) or MTurk
-        (workerId, hitId, assignmentId) parameters; empty when there are none."""
-        if query.get("PROLIFIC_PID"):
-            return cls(
-                panel=Participant.Panel.PROLIFIC,
-                pid=query["PROLIFIC_PID"][:100],
-                study_id=query.get("STUDY_ID", "")[:100],
-                session_id=query.get("SESSION_ID", "")[:100],
-            )
-        if query.get("workerId"):
-            return cls(
-                panel=Participant.Panel.MTURK,
-                pid=query["workerId"][:100],
-                study_id=query.get("hitId", "")[:100],
-                session_id=query.get("assignmentId", "")[:100],
-            )
+        (workerId, hitId, assignmentId) parameters; empty when there are none.
+
+        Values are stripped of surrounding whitespace, and an id that is blank after
+        that counts as no id at all (the same person with and without a stray space is
+        one participant). Raises ValidationError for a value longer than the columns."""
+        for fields, panel in (
+            (("PROLIFIC_PID", "STUDY_ID", "SESSION_ID"), Participant.Panel.PROLIFIC),
+            (("workerId", "hitId", "assignmentId"), Participant.Panel.MTURK),
+        ):
+            values = [str(query.get(name) or "").strip() for name in fields]
+            if not values[0]:
+                continue
+            if any(len(value) > PANEL_VALUE_MAX for value in values):
+                raise ValidationError(
+                    f"The panel parameters in this link are longer than {PANEL_VALUE_MAX} "
+                    "characters, which no panel sends. Please use the link from your panel."
+                )
+            return cls(panel=panel, pid=values[0], study_id=values[1], session_id=values[2])
         return cls()
+
+    @property
+    def pid_hash(self) -> str:
+        """The keyed hash that identifies the id in the database (empty without an id)."""
+        return panel_pid_hash(pid=self.pid)
+
+
+def panel_pid_hash(*, pid: str) -> str:
+    """The pseudonym of a panel id that lookups and the one-participation constraint use."""
+    return keyed_hash(value=pid, purpose="panel")
 
 
 # ---------------------------------------------------------------------------------------
@@ -152,6 +175,8 @@ def study_design_document(*, study: Study) -> dict[str, object]:
             if study.exclusion_rules.exists()
             else {}
         ),
+        # Only when set, so that earlier designs keep their hash.
+        **({"require_panel_id": True} if study.require_panel_id else {}),
         **(
             {"comprehension_attempts": study.comprehension_attempts}
             if study.questions.filter(scope=Question.Scope.COMPREHENSION).exists()
@@ -526,9 +551,11 @@ def within_articles_pick(*, study: Study, rng: random.Random) -> list[tuple[Cond
 
 
 def participant_find(*, study: Study, panel: PanelIds) -> Participant | None:
+    """The study's participation for this panel id, found by the id's keyed hash: it
+    stays found after the id itself was cleared (withdrawal) or pseudonymised."""
     if not panel.pid:
         return None
-    return Participant.objects.filter(study=study, panel_pid=panel.pid).first()
+    return Participant.objects.filter(study=study, panel_pid_hash=panel.pid_hash).first()
 
 
 def participant_enroll(
@@ -537,15 +564,20 @@ def participant_enroll(
     panel: PanelIds,
     is_test: bool = False,
     user_agent: str = "",
+    network_hash: str = "",
 ) -> Participant:
     """Create a participation after consent, or return the existing one for this panel id.
 
     Assignment runs with the study row locked, so concurrent arrivals are counted one
     after another and cannot overshoot a condition. The unique constraint on
-    (study, panel id) catches a second tab or double click racing past the lookup.
+    (study, panel id hash) catches a second tab or double click racing past the lookup.
+    A study that requires a panel id raises PanelIdRequiredError without one (previews
+    excepted). ``network_hash`` is surveys.privacy.network_hash of the request.
     """
     if not study.accepts_participants and not is_test:
         raise StudyClosedError(f'The study "{study.slug}" is not accepting participants.')
+    if study.require_panel_id and not panel.pid and not is_test:
+        raise PanelIdRequiredError(f'The study "{study.slug}" requires a panel id.')
     existing = participant_find(study=study, panel=panel)
     if existing is not None:
         return existing
@@ -580,6 +612,7 @@ def participant_enroll(
                 condition=condition,
                 panel=panel.panel,
                 panel_pid=panel.pid,
+                panel_pid_hash=panel.pid_hash,
                 panel_study_id=panel.study_id,
                 panel_session_id=panel.session_id,
                 is_test=is_test,
@@ -590,6 +623,7 @@ def participant_enroll(
                 completion_code=locked.completion_code
                 or Participant._meta.get_field("completion_code").get_default(),
                 user_agent=user_agent[:300],
+                network_hash=network_hash,
             )
             Trial.objects.bulk_create(
                 Trial(participant=participant, article=article, condition=drawn_from, position=i)
@@ -654,10 +688,11 @@ def answer_parse(
             raise ValidationError("Choose yes or no.")
         return raw, 1.0 if raw == "yes" else 0.0
     if question.kind == Question.Kind.LIKERT:
-        try:
-            number = int(raw)
-        except ValueError:
-            raise ValidationError("Choose one of the points on the scale.") from None
+        # ASCII digits only: int() also reads Arabic-Indic or fullwidth digits.
+        digits = raw.removeprefix("-")
+        if not digits.isascii() or not digits.isdigit() or len(digits) > 6:
+            raise ValidationError("Choose one of the points on the scale.")
+        number = int(raw)
         assert question.scale_min is not None
         assert question.scale_max is not None
         if not question.scale_min <= number <= question.scale_max:
@@ -941,8 +976,9 @@ def participant_withdraw(*, participant: Participant) -> WithdrawalLog:
     """Withdraw a participant from the study, in progress or completed.
 
     Their responses and trials are deleted; the participant row stays, with status
-    ``withdrawn``, so the panel id cannot enter again and enrolment counts stay honest
-    (a withdrawn participant holds no place). A WithdrawalLog keeps who withdrew, when,
+    ``withdrawn``, so that enrolment counts stay honest (a withdrawn participant holds no
+    place). The panel id itself is cleared, here and in the log: only its keyed hash
+    stays, which keeps the same id from entering again. A WithdrawalLog keeps who withdrew, when,
     under which design, and which articles they read (for their debrief). The code
     shown from now on is the study's withdrawn code (possibly none). Idempotent: a
     second call returns the first call's log and changes nothing.
@@ -966,7 +1002,6 @@ def participant_withdraw(*, participant: Participant) -> WithdrawalLog:
     log = WithdrawalLog.objects.create(
         study=locked.study,
         participant=locked,
-        panel_pid=locked.panel_pid,
         token=locked.token,
         # Empty in within-subjects designs: the trials' conditions were many.
         condition_name=locked.condition.name if locked.condition is not None else "",
@@ -980,7 +1015,59 @@ def participant_withdraw(*, participant: Participant) -> WithdrawalLog:
     Trial.objects.filter(participant=locked).delete()
     locked.status = Participant.Status.WITHDRAWN
     locked.completion_code = locked.study.withdrawn_code
-    locked.user_agent = ""  # nothing kept beyond what blocks re-entry and the counts
+    # Nothing kept beyond what blocks re-entry (the id's hash) and the counts.
+    locked.user_agent = ""
+    locked.panel_pid = ""
+    locked.panel_study_id = ""
+    locked.panel_session_id = ""
     locked.last_seen_at = log.withdrawn_at
-    locked.save(update_fields=["status", "completion_code", "user_agent", "last_seen_at"])
+    locked.save(
+        update_fields=[
+            "status",
+            "completion_code",
+            "user_agent",
+            "panel_pid",
+            "panel_study_id",
+            "panel_session_id",
+            "last_seen_at",
+        ]
+    )
     return log
+
+
+# ---------------------------------------------------------------------------------------
+# Personal data
+
+
+class StudyStillOpenError(Exception):
+    """Panel ids are still needed: the study is not closed yet."""
+
+
+@transaction.atomic
+def study_pseudonymise_panel_ids(*, study: Study) -> int:
+    """Replace the panel ids of a closed study's participations by their keyed hash
+    (surveys.privacy, purpose "panel"), once its participants are paid.
+
+    Each id becomes the same pseudonym everywhere, so exports and analysis group the
+    same rows as before, and the one-participation constraint and participant_find
+    keep working (they use the hash), so the id still cannot enter again. The panel's
+    session ids (one per person and study) are cleared. Returns how many participations
+    changed; a second run changes none. Raises StudyStillOpenError unless closed.
+    """
+    locked = Study.objects.select_for_update().get(pk=study.pk)
+    if locked.status != Study.Status.CLOSED:
+        raise StudyStillOpenError(
+            f'The study "{study.slug}" is {locked.status}: close it (and pay its '
+            "participants) before pseudonymising their panel ids."
+        )
+    rows = Participant.objects.filter(study=locked)
+    # Rows from before the hash existed get it first (migration 0009 fills it anyway).
+    for participant in rows.filter(panel_pid_hash="").exclude(panel_pid=""):
+        Participant.objects.filter(pk=participant.pk).update(
+            panel_pid_hash=panel_pid_hash(pid=participant.panel_pid)
+        )
+    pending = rows.exclude(panel_pid="").exclude(panel_pid=F("panel_pid_hash"))
+    changed = pending.update(panel_pid=F("panel_pid_hash"), panel_session_id="")
+    rows.exclude(panel_session_id="").update(panel_session_id="")
+    WithdrawalLog.objects.filter(study=locked).exclude(panel_pid="").update(panel_pid="")
+    return changed

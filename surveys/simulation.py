@@ -193,10 +193,17 @@ class ClientTransport:
         self.staff_user = None
         if preview_of is not None:
             self.staff_user = _simulator_user(study=preview_of)
+        self.arrivals = 0
         self.reset()
 
     def reset(self) -> None:
         self.client.cookies.clear()
+        # Each participant from an address of their own (in 198.18.0.0/15, reserved for
+        # benchmarks), as panel participants are: the entry rate limit counts per network.
+        self.arrivals += 1
+        self.client.defaults["REMOTE_ADDR"] = (
+            f"198.18.{self.arrivals // 256 % 256}.{self.arrivals % 256}"
+        )
         if self.staff_user is not None:
             self.client.force_login(self.staff_user)
 
@@ -503,7 +510,7 @@ def _run_one(
             data = _answer_checks(form, facts, fails, rng)
         elif page.step == "comprehension":
             data = _answer_checks(form, facts, misunderstands, rng)
-        elif page.step in ("instructions", "finish"):
+        elif page.step in ("instructions", "finish", "preview-confirm"):
             data = form.hidden()
         else:
             return f"failed:unexpected page {page.step!r} at {page.url}"

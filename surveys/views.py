@@ -12,20 +12,25 @@ never re-submits, and the services make a re-submission idempotent anyway.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
+from django_ratelimit.core import is_ratelimited
 
 from surveys import fraud
 from surveys.models import WIKINEWS_ATTRIBUTION, Participant, Question, Study, Trial
+from surveys.privacy import network_hash
 from surveys.selectors import (
     Step,
     attention_answers,
@@ -44,6 +49,7 @@ from surveys.services import (
     MAX_TAB_AWAYS,
     MAX_VISIBLE_MS,
     ComprehensionOutcome,
+    PanelIdRequiredError,
     PanelIds,
     ParticipationClosedError,
     StudyClosedError,
@@ -126,6 +132,77 @@ def _remembered(request: HttpRequest, study: Study) -> Participant | None:
     if participant is None or participant.study_id != study.pk:
         return None
     return participant
+
+
+# Characters no form field or panel id legitimately holds: C0 controls but tab, newline
+# and carriage return (NUL above all, which PostgreSQL cannot store in text), DEL, C1
+# controls, and lone surrogates (not encodable as UTF-8, so not storable either).
+_UNREADABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _unreadable_input(request: HttpRequest) -> str:
+    """Why the request's query or form data cannot be taken, or "" when it can."""
+    for data in (request.GET, request.POST):
+        for key, values in data.lists():
+            if _UNREADABLE.search(key) or any(_UNREADABLE.search(v) for v in values):
+                return (
+                    "The link or a form field contains characters that are not text "
+                    "(such as a null byte or a control character)."
+                )
+    return ""
+
+
+def _rate_limited(request: HttpRequest, *, group: str, rate_setting: str, key: str) -> bool:
+    """Count this request against ``group``'s limit for ``key`` (in the shared cache, so
+    every worker and server counts together); True once the limit is exceeded. The rate
+    ("30/m") comes from the setting named, which may be empty to switch the limit off."""
+    rate = getattr(settings, rate_setting, DEFAULT_RATES[rate_setting])
+    if not rate:
+        return False
+    return bool(
+        is_ratelimited(
+            request,
+            group=group,
+            key=lambda _group, _request: key,
+            rate=rate,
+            method="POST",
+            increment=True,
+        )
+    )
+
+
+# Defaults of the settings that hold the rates (studyplatform.settings reads them from
+# the environment): consents per client network and study, and participant POSTs per
+# participation. A person consents once and submits a page every few seconds at most.
+DEFAULT_RATES = {"CREDENCE_ENTRY_RATE": "30/m", "CREDENCE_POST_RATE": "60/m"}
+
+
+def _too_many(request: HttpRequest) -> HttpResponse:
+    response = _render(request, "too_many_requests.html", {}, status=429)
+    response["Retry-After"] = "60"
+    return response
+
+
+def participant_input(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Every participant view: refuse unreadable input with a 400 page before the view
+    reads any of it, and count POSTs to a participation against its rate limit.
+
+    A decorator on the views rather than a middleware: it guards exactly the pages
+    participants reach (the admin and the API validate through their own forms and
+    serializers), and lives next to them."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if message := _unreadable_input(request):
+            return _render(request, "bad_input.html", {"message": message}, status=400)
+        token = kwargs.get("token")
+        if token is not None and _rate_limited(
+            request, group="surveys.post", rate_setting="CREDENCE_POST_RATE", key=str(token)
+        ):
+            return _too_many(request)
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 @dataclass
@@ -211,20 +288,37 @@ def _render(
 # Public pages
 
 
+@participant_input
 @require_GET
 def about(request: HttpRequest) -> HttpResponse:
     return _render(request, "about.html", {"attribution": WIKINEWS_ATTRIBUTION})
 
 
+def _panel_or_400(
+    request: HttpRequest, source: Mapping[str, str]
+) -> tuple[PanelIds, HttpResponse | None]:
+    try:
+        return PanelIds.from_query(source), None
+    except ValidationError as error:
+        page = _render(request, "bad_input.html", {"message": error.messages[0]}, status=400)
+        return PanelIds(), page
+
+
+@participant_input
 @require_http_methods(["GET", "POST"])
 def start(request: HttpRequest, slug: str) -> HttpResponse:
     """Consent page. A GET never writes (link scanners open study links); consent is a
-    POST. Someone who already has a participation is sent back to where they are."""
+    POST. Someone who already has a participation is sent back to where they are.
+
+    A draft or closed study says it is not open, without its title: the page is
+    public. Consents are rate-limited per client network and study."""
     study = Study.objects.filter(slug=slug).first()
     if study is None:
         return _render(request, "study_not_found.html", {"slug": slug}, status=404)
     source = request.POST if request.method == "POST" else request.GET
-    panel = PanelIds.from_query(source)
+    panel, bad = _panel_or_400(request, source)
+    if bad is not None:
+        return bad
     existing = participant_find(study=study, panel=panel) if panel.pid else None
     if existing is None and not panel.pid:
         existing = _remembered(request, study)
@@ -233,6 +327,8 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("surveys:resume", token=existing.token)
     if not study.accepts_participants:
         return _render(request, "study_closed.html", {"study": study}, status=410)
+    if study.require_panel_id and not panel.pid:
+        return _render(request, "panel_id_required.html", {}, status=403)
     if study_is_full(study=study):
         # Before consent, so nobody agrees to a study that cannot take them.
         return _render(request, "study_closed.html", {"study": study, "full": True}, status=503)
@@ -240,17 +336,30 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
     context: dict[str, object] = {"study": study, "hidden": hidden, "error": ""}
     if request.method == "GET":
         return _render(request, "start.html", context)
+    client = network_hash(request)
+    if _rate_limited(
+        request,
+        group="surveys.entry",
+        rate_setting="CREDENCE_ENTRY_RATE",
+        key=f"{client}:{study.pk}",
+    ):
+        return _too_many(request)
     if request.POST.get("consent") != "yes":
         context["error"] = "Please tick the box to agree to take part, or close this page."
         return _render(request, "start.html", context)
     try:
         participant = participant_enroll(
-            study=study, panel=panel, user_agent=request.headers.get("user-agent", "")
+            study=study,
+            panel=panel,
+            user_agent=request.headers.get("user-agent", ""),
+            network_hash=client,
         )
     except StudyClosedError:
         return _render(request, "study_closed.html", {"study": study}, status=410)
     except StudyFullError:
         return _render(request, "study_closed.html", {"study": study, "full": True}, status=503)
+    except PanelIdRequiredError:
+        return _render(request, "panel_id_required.html", {}, status=403)
     _remember(request, participant)
     browser_id = fraud.enrolment_signals_record(participant=participant, request=request)
     response = redirect("surveys:resume", token=participant.token)
@@ -258,11 +367,14 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
     return response
 
 
+@participant_input
 @staff_member_required
 @require_http_methods(["GET", "POST"])
 def preview(request: HttpRequest, slug: str) -> HttpResponse:
     """Enrol a flagged test participant (any status but closed) and enter the flow.
-    Panel parameters are honoured, so the panel round trip can be tried out too."""
+    A GET only shows a button (a link opened by a mail scanner or prefetched by a
+    browser must not enrol anyone); the POST enrols. Panel parameters are honoured, so
+    the panel round trip can be tried out too."""
     study = Study.objects.filter(slug=slug).first()
     # Another team's study is as good as absent: previews show its design.
     if study is None or study_role_of(user=request.user, study=study) is None:
@@ -278,7 +390,13 @@ def preview(request: HttpRequest, slug: str) -> HttpResponse:
             {"study": study, "problems": error.messages},
             status=409,
         )
-    panel = PanelIds.from_query(request.GET)
+    source = request.POST if request.method == "POST" else request.GET
+    panel, bad = _panel_or_400(request, source)
+    if bad is not None:
+        return bad
+    if request.method == "GET":
+        hidden = {name: source[name] for name in PANEL_FIELDS if source.get(name)}
+        return _render(request, "preview_confirm.html", {"study": study, "hidden": hidden})
     existing = participant_find(study=study, panel=panel)
     if existing is not None and not existing.is_test:
         # Never let a preview take over a real participation.
@@ -306,12 +424,14 @@ def preview(request: HttpRequest, slug: str) -> HttpResponse:
 # The flow
 
 
+@participant_input
 @require_GET
 def resume(request: HttpRequest, token: UUID) -> HttpResponse:
     participant = _participant_or_404(token)
     return _to_next_step(participant)
 
 
+@participant_input
 @require_http_methods(["GET", "POST"])
 def instructions(request: HttpRequest, token: UUID) -> HttpResponse:
     participant = _participant_or_404(token)
@@ -332,6 +452,7 @@ def instructions(request: HttpRequest, token: UUID) -> HttpResponse:
     )
 
 
+@participant_input
 @require_http_methods(["GET", "POST"])
 def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
     participant = _participant_or_404(token)
@@ -433,6 +554,7 @@ def _once_asked_page(
     )
 
 
+@participant_input
 @require_http_methods(["GET", "POST"])
 def about_you(request: HttpRequest, token: UUID) -> HttpResponse:
     """Questions asked once per participant (demographics and the like), after the
@@ -448,6 +570,7 @@ def about_you(request: HttpRequest, token: UUID) -> HttpResponse:
     )
 
 
+@participant_input
 @require_http_methods(["GET", "POST"])
 def check(request: HttpRequest, token: UUID, after: int | None = None) -> HttpResponse:
     """The attention checks asked right after the participant's article ``after`` (one
@@ -479,6 +602,7 @@ def check(request: HttpRequest, token: UUID, after: int | None = None) -> HttpRe
     )
 
 
+@participant_input
 @require_http_methods(["GET", "POST"])
 def comprehension(request: HttpRequest, token: UUID) -> HttpResponse:
     """The comprehension questions, after the instructions. Wrong answers bring the page
@@ -521,6 +645,7 @@ def comprehension(request: HttpRequest, token: UUID) -> HttpResponse:
     )
 
 
+@participant_input
 @require_http_methods(["GET", "POST"])
 def finish(request: HttpRequest, token: UUID) -> HttpResponse:
     """GET shows a last page with the submit button; POST completes. Before every answer
@@ -537,6 +662,7 @@ def finish(request: HttpRequest, token: UUID) -> HttpResponse:
     return _render(request, "finish.html", {"participant": participant, "study": participant.study})
 
 
+@participant_input
 @require_GET
 def debrief(request: HttpRequest, token: UUID) -> HttpResponse:
     participant = _participant_or_404(token)
@@ -580,6 +706,7 @@ def debrief(request: HttpRequest, token: UUID) -> HttpResponse:
     )
 
 
+@participant_input
 @require_http_methods(["GET", "POST"])
 def withdraw(request: HttpRequest, token: UUID) -> HttpResponse:
     """GET asks for confirmation (writes nothing); POST withdraws and shows the debrief.

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
+from surveys.privacy import keyed_hash
 
 
 class ParticipantFactory(factory.django.DjangoModelFactory):
@@ -21,6 +22,8 @@ class ParticipantFactory(factory.django.DjangoModelFactory):
     status = Participant.Status.COMPLETED
     panel = Participant.Panel.PROLIFIC
     panel_pid = factory.Sequence(lambda n: f"PID{n:05d}")
+    # What enrolment stores with every panel id (lookups and the constraint use it).
+    panel_pid_hash = factory.LazyAttribute(lambda o: keyed_hash(value=o.panel_pid, purpose="panel"))
     seed = factory.Sequence(lambda n: n)
     consented_at = factory.LazyFunction(timezone.now)
     last_seen_at = factory.LazyFunction(timezone.now)

@@ -107,4 +107,4 @@ def test_a_participant_withdraws_from_the_footer_link(live_server, browser):
     assert participant.status == "withdrawn"
     assert Response.objects.filter(participant=participant).count() == 0
     assert participant.trials.count() == 0
-    assert WithdrawalLog.objects.get().panel_pid == "WD-1"
+    assert WithdrawalLog.objects.get().panel_pid == ""  # withdrawal keeps no panel id

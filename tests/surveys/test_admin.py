@@ -505,7 +505,7 @@ def test_withdrawal_log_is_view_only_and_monitor_counts_withdrawals(admin_client
     assert admin_client.post(change, {"panel_pid": "X"}).status_code == 403
     delete = reverse("admin:surveys_withdrawallog_delete", args=[log.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
-    assert WithdrawalLog.objects.get().panel_pid == "W"
+    assert WithdrawalLog.objects.get().panel_pid == ""  # withdrawal keeps no panel id
     content = admin_client.get(
         reverse("admin:surveys_study_change", args=[live_study.pk])
     ).content.decode()

@@ -471,7 +471,11 @@ def test_preview_needs_staff_and_creates_a_flagged_test_participant():
     team = Team.objects.create(name="Lab")
     Study.objects.filter(pk=study.pk).update(team=team)
     TeamMembership.objects.create(team=team, user=staff, role=TeamMembership.Role.ANALYST)
-    response = client.get(f"/s/{study.slug}/preview/", follow=True)
+    # The GET asks for a click (a prefetch must not enrol); the POST enrols.
+    confirm = client.get(f"/s/{study.slug}/preview/")
+    assert confirm.status_code == 200
+    assert Participant.objects.count() == 0
+    response = client.post(f"/s/{study.slug}/preview/", follow=True)
     assert response.status_code == 200
     participant = Participant.objects.get()
     assert participant.is_test is True

@@ -115,7 +115,7 @@ def test_test_sessions_neither_count_nor_are_refused(live_study):
     )
     client = Client()
     client.force_login(staff)
-    response = client.get(f"/s/{live_study.slug}/preview/")
+    response = client.post(f"/s/{live_study.slug}/preview/")
     assert response.status_code == 302
     assert Participant.objects.get().is_test is True
     with_quotas(live_study, real=1, generated=1)

@@ -434,6 +434,6 @@ def test_preview_of_another_teams_study_is_not_found_and_writes_nothing(world):
     response = _client(world.outsider).get(f"/s/{world.study_a.slug}/preview/")
     assert response.status_code == 404
     assert Participant.objects.count() == before
-    response = _client(world.researcher).get(f"/s/{world.study_a.slug}/preview/")
+    response = _client(world.researcher).post(f"/s/{world.study_a.slug}/preview/")
     assert response.status_code == 302
     assert Participant.objects.filter(study=world.study_a, is_test=True).count() == 1

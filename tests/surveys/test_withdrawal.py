@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from surveys.models import Article, Participant, Response, Study, Trial, WithdrawalLog
+from surveys.privacy import keyed_hash
 from surveys.services import participant_withdraw
 from tests.factories import StudyFactory
 
@@ -100,7 +101,11 @@ def test_post_withdraws_deletes_answers_keeps_the_row_and_logs_it(study):
     assert Response.objects.filter(participant=participant).count() == 0
     log = WithdrawalLog.objects.get()
     assert log.participant_id == participant.pk
-    assert (log.study_id, log.panel_pid, log.token) == (study.pk, "P1", participant.token)
+    # The panel id is kept neither on the row nor in the log; only its hash, which keeps
+    # the same id from entering again.
+    assert (log.study_id, log.panel_pid, log.token) == (study.pk, "", participant.token)
+    assert participant.panel_pid == ""
+    assert participant.panel_pid_hash == keyed_hash(value="P1", purpose="panel")
     assert log.design_hash == study.design_hash != ""
     assert log.previous_status == "in_progress"
     assert log.condition_name == participant.condition.name

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("surveys", "0008_participant_network_and_browser_hash"),
+        ("surveys", "0009_panel_id_hashes_and_required_panel_ids"),
     ]
 
     operations = [

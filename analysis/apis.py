@@ -46,6 +46,7 @@ from analysis.services import (
     POWER_COLUMNS,
     study_report,
 )
+from surveys.audit import audit_export
 from surveys.fraud import participation_signals
 from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
 from surveys.selectors import studies_visible_to, study_role_of
@@ -140,6 +141,12 @@ class RowsPagination(PageNumberPagination):
         if links:
             response["Link"] = ", ".join(links)
         return response
+
+
+def _api_export_name(request: Request, endpoint: str) -> str:
+    """How an API read of participant data is named in the audit log."""
+    fmt = getattr(request.accepted_renderer, "format", "json")
+    return f"API {endpoint} ({fmt}, page {request.query_params.get('page', '1')[:10]})"
 
 
 class StudyAPIView(APIView):
@@ -551,6 +558,7 @@ class ParticipantListApi(StudyAPIView):
         study = self.get_study(slug)
         filters = self.InputSerializer(data=request.query_params, context={"study": study})
         filters.is_valid(raise_exception=True)
+        audit_export(user=request.user, study=study, what=_api_export_name(request, "participants"))
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             _participants(study=study, **filters.validated_data), request, view=self
@@ -618,6 +626,7 @@ class ResponseListApi(StudyAPIView):
         study = self.get_study(slug)
         filters = self.InputSerializer(data=request.query_params, context={"study": study})
         filters.is_valid(raise_exception=True)
+        audit_export(user=request.user, study=study, what=_api_export_name(request, "responses"))
         rows = _responses(study=study, **filters.validated_data).values_list(
             *RESPONSE_FIELDS.values()
         )

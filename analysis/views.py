@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, render
 
 from analysis import exports, plots, presentation
 from analysis.services import responses_csv_chunks, study_report
+from surveys.audit import audit_export
 from surveys.models import WIKINEWS_ATTRIBUTION, Study
 from surveys.selectors import studies_visible_to
 
@@ -59,6 +60,7 @@ def plot(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 @staff_member_required
 def export_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
     study = _visible_study(request, slug)
+    audit_export(user=request.user, study=study, what="responses CSV (results page)")
     response = StreamingHttpResponse(
         responses_csv_chunks(study=study), content_type="text/csv; charset=utf-8"
     )
@@ -70,6 +72,7 @@ def export_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
 def export_wide_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
     """One row per participant, streamed a chunk of participants at a time."""
     study = _visible_study(request, slug)
+    audit_export(user=request.user, study=study, what="participants CSV (results page)")
     response = StreamingHttpResponse(
         exports.wide_csv_chunks(study=study), content_type="text/csv; charset=utf-8"
     )

@@ -1,4 +1,9 @@
-"""Admin for generation: create runs, start them in the background, curate samples."""
+"""Admin for generation: create runs, start them in the background, curate samples.
+
+Runs belong to the team that made them, and their samples and chunks with them
+(``surveys.admin.TeamPoolAdmin``): another team's staff get 404, and runs made before
+teams owned runs are shared, read-only but for superusers and model-permission holders.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -17,7 +22,9 @@ from django.utils.safestring import SafeString
 
 from generation import selection, services
 from generation.models import GenerationChunk, GenerationRun, Sample
+from surveys.admin import TeamPoolAdmin
 from surveys.models import Article
+from surveys.selectors import pool_visible_to
 
 SETTINGS_FIELDS = (
     "model_name",
@@ -40,7 +47,7 @@ SETTINGS_FIELDS = (
 class GenerationRunForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = GenerationRun
-        fields = ("name", *SETTINGS_FIELDS)
+        fields = ("name", "team", *SETTINGS_FIELDS)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -69,7 +76,7 @@ class GenerationRunForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(GenerationRun)
-class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class GenerationRunAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
     form = GenerationRunForm
     actions = ["run_in_background", "run_on_workers"]
     list_display = (
@@ -95,7 +102,7 @@ class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "created_at",
     )
     fieldsets = (
-        (None, {"fields": ("name", "model_name", "source_articles", "prompt_kind",
+        (None, {"fields": ("name", "team", "model_name", "source_articles", "prompt_kind",
                            "context_articles")}),
         ("Clean-up", {"fields": ("length_match", "word_budget", "prepend_lede")}),
         (
@@ -122,7 +129,11 @@ class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "source_articles":
-            kwargs["queryset"] = Article.objects.real().order_by("title")
+            kwargs["queryset"] = pool_visible_to(
+                user=request.user,
+                queryset=Article.objects.real().order_by("title"),
+                view_perm="surveys.view_article",
+            )
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
@@ -132,6 +143,19 @@ class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if run.samples_total != total:
             run.samples_total = total
             run.save(update_fields=["samples_total"])
+
+    def _changeable(
+        self, request: HttpRequest, queryset: QuerySet[GenerationRun]
+    ) -> list[GenerationRun]:
+        """The selected runs this user may start; the others are reported and skipped
+        (a shared run, or one of a team where the user is an analyst)."""
+        runs = []
+        for run in queryset:
+            if self.has_change_permission(request, run):
+                runs.append(run)
+            else:
+                self.message_user(request, f"{run}: you may not run it.", messages.ERROR)
+        return runs
 
     @admin.display(description="Progress")
     def progress(self, obj: GenerationRun) -> str:
@@ -149,7 +173,7 @@ class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Run in the background", permissions=["change"])
     def run_in_background(self, request: HttpRequest, queryset: QuerySet[GenerationRun]) -> None:
-        for run in queryset:
+        for run in self._changeable(request, queryset):
             if run.status == GenerationRun.Status.RUNNING:
                 self.message_user(
                     request,
@@ -171,7 +195,7 @@ class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Run on workers (task queue)", permissions=["change"])
     def run_on_workers(self, request: HttpRequest, queryset: QuerySet[GenerationRun]) -> None:
-        for run in queryset:
+        for run in self._changeable(request, queryset):
             try:
                 tasks = services.run_enqueue(run=run)
             except Exception as error:  # the broker may be down: say so, do not crash
@@ -194,7 +218,8 @@ class GenerationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(GenerationChunk)
-class GenerationChunkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class GenerationChunkAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
+    team_path = "run__team"
     list_display = ("run", "index", "status", "worker", "attempts", "claimed_at", "heartbeat")
     list_filter = ("status", "run")
     list_select_related = ("run",)
@@ -228,7 +253,8 @@ REVIEW_DECISIONS = ("approve", "reject", "approve_next")
 
 
 @admin.register(Sample)
-class SampleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SampleAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
+    team_path = "run__team"
     actions = ["approve_selected", "reject_selected"]
     list_display = (
         "id",
@@ -282,7 +308,9 @@ class SampleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         context = dict(extra_context or {})
         if object_id.isdigit():
             context["review_url"] = reverse("admin:generation_sample_review", args=[object_id])
-            sample = Sample.objects.filter(pk=object_id).first()
+            sample = self.get_queryset(request).filter(pk=object_id).first()
+            if sample is None:
+                raise Http404("No such sample, or not one of your team's.")
             context["sample_flags"] = sample.flags if sample else []
             context["sample_review"] = sample.get_review_display() if sample else ""
         return super().change_view(request, object_id, form_url, context)
@@ -292,7 +320,7 @@ class SampleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         sample of the same run."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        sample = get_object_or_404(Sample.objects.select_related("run"), pk=object_id)
+        sample = get_object_or_404(self.get_queryset(request).select_related("run"), pk=object_id)
         if not self.has_change_permission(request, sample):
             raise PermissionDenied
         change_url = reverse("admin:generation_sample_change", args=[sample.pk])
@@ -402,6 +430,9 @@ class SampleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         refusal (a sample without a complete sentence, an article already in a study)."""
         reviewed, problems = 0, []
         for sample in queryset.order_by("id"):
+            if not self.has_change_permission(request, sample):
+                problems.append(f"Sample {sample.pk}: you may not review it.")
+                continue
             try:
                 review(sample=sample, reviewer=request.user.get_username())
             except ValidationError as error:

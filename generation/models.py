@@ -106,6 +106,18 @@ class GenerationRun(models.Model):
     samples_done = models.PositiveIntegerField(default=0, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The team that made the run (see surveys.selectors.pool_visible_to): its members see
+    # it and its samples, its researchers run and curate it. Runs without a team (made
+    # before teams owned runs) are shared: readable by every team, changed by superusers
+    # and holders of the model permission.
+    team = models.ForeignKey(
+        "surveys.Team",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="generation_runs",
+        help_text="Only this team's members (and superusers) see the run and its samples.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

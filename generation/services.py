@@ -1039,6 +1039,7 @@ def sample_approve(
         source_article=source,
         model_name=sample.run.model_name[:200],
         outlet="",
+        team_id=sample.run.team_id,  # the run's team owns the stimulus made from it
     )
     sample.article = article
     sample.selected_by = selected_by

@@ -14,8 +14,14 @@ the user, and its ``has_*_permission`` methods ask the user's role in the study'
 change its studies and add new ones; its analysts may only view (and export on the
 results pages); staff outside the team get 404 on its pages. So a researcher needs only
 ``is_staff`` and a team membership, no model permissions. Teams and memberships are
-managed by superusers only. The article pool is shared by all teams and keeps Django's
-model permissions.
+managed by superusers only.
+
+Articles, and generation runs with their samples (``generation.admin``), belong to the
+team that made them (``TeamPoolAdmin``): its members see them, its researchers change
+them, and other teams' staff get 404. Those without a team form the shared pool (the
+imported corpus): every team reads it; superusers, and staff a superuser gave Django's
+model permission, change it. An article used by a study the user may not edit is
+read-only for them whatever the study's status (``surveys.selectors.article_editable_by``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ from django.views.decorators.http import require_POST
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
+from auditlog.admin import LogEntryAdmin
+from auditlog.models import LogEntry
+
 from surveys import fraud
 from surveys.exclusions import exclusions_by_condition
 from surveys.importers import FORMATS, articles_import, decode_upload, format_from_filename
@@ -63,6 +72,9 @@ from surveys.models import (
 from surveys.planning import sample_size_two_proportions
 from surveys.selectors import (
     CLASSIC_RATES,
+    article_editable_by,
+    pool_editable_by,
+    pool_visible_to,
     role_can_edit,
     studies_editable_by,
     studies_visible_to,
@@ -145,6 +157,88 @@ class _TeamScopedAdmin(_TeamScopedView):
         return self._may_edit(request, obj)
 
 
+class TeamPoolAdmin:
+    """For the admin of a team-owned pool (articles, generation runs and their samples):
+    see ``surveys.selectors.pool_visible_to``. ``team_path`` leads from the model to the
+    owning team ("run__team" for samples); Django's model permissions of the model
+    govern only the shared objects (no team)."""
+
+    team_path = "team"
+
+    def _perm(self, action: str) -> str:
+        opts = self.model._meta  # type: ignore[attr-defined]
+        return f"{opts.app_label}.{action}_{opts.model_name}"
+
+    def _team_id(self, obj: Any) -> int | None:
+        *hops, _ = self.team_path.split("__")
+        for name in hops:
+            obj = getattr(obj, name)
+        return cast("int | None", obj.team_id)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
+        return pool_visible_to(
+            user=request.user,
+            queryset=queryset,
+            view_perm=self._perm("view"),
+            team_path=self.team_path,
+        )
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        if obj is None:
+            raise Http404("No such object, or not one of your team's.")
+        return obj
+
+    def _visible(self, request: HttpRequest, obj: Any) -> bool:
+        return self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(user_roles(user=request.user)) or bool(
+            super().has_module_permission(request)  # type: ignore[misc]
+        )
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None:
+            return self._visible(request, obj)
+        return bool(user_roles(user=request.user)) or bool(
+            super().has_view_permission(request)  # type: ignore[misc]
+        )
+
+    def _may(self, request: HttpRequest, obj: Any, action: str) -> bool:
+        if obj is None:
+            return _may_edit_some_study(request) or request.user.has_perm(self._perm(action))
+        return self._visible(request, obj) and pool_editable_by(
+            user=request.user, team_id=self._team_id(obj), perm=self._perm(action)
+        )
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return _may_edit_some_study(request) or request.user.has_perm(self._perm("add"))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may(request, obj, "change")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may(request, obj, "delete")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "team":
+            kwargs["queryset"] = teams_for_new_study(user=request.user)
+            if not request.user.is_superuser and not request.user.has_perm(self._perm("add")):
+                kwargs["required"] = True  # the shared pool is not theirs to add to
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # Below the form's choices: an object is only put in one of your own teams, or
+        # in the shared pool by those who curate it.
+        perm = self._perm("change" if change else "add")
+        if (not change or "team" in form.changed_data) and not pool_editable_by(
+            user=request.user, team_id=obj.team_id, perm=perm
+        ):
+            raise PermissionDenied("Choose one of the teams you are a researcher of.")
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+
+
 class TeamMembershipInline(admin.TabularInline):  # type: ignore[type-arg]
     model = TeamMembership
     extra = 1
@@ -204,6 +298,11 @@ class ArticleImportForm(forms.Form):
     default_outlet = forms.CharField(
         max_length=200, required=False, help_text="For lines without a source/outlet."
     )
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.none(),
+        required=False,
+        help_text="The team the articles belong to. Empty: the shared pool.",
+    )
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
@@ -239,6 +338,7 @@ class ArticleForm(forms.ModelForm):  # type: ignore[type-arg]
             "attribution",
             "source_article",
             "model_name",
+            "team",
         )
         formfield_callback = _formfield
 
@@ -286,7 +386,7 @@ def _locked_article_ids() -> QuerySet[Article]:
 
 
 @admin.register(Article)
-class ArticleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ArticleAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
     form = ArticleForm
     action_form = ArticleActionForm
     actions = ["add_to_condition"]
@@ -298,7 +398,7 @@ class ArticleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     raw_id_fields = ("source_article",)
     readonly_fields = ("word_count", "content_hash", "created_at", "source_link", "used_in")
     fieldsets = (
-        (None, {"fields": ("origin", "title", "body", "lede", "in_demo_pool")}),
+        (None, {"fields": ("origin", "title", "body", "lede", "in_demo_pool", "team")}),
         (
             "Source",
             {"fields": ("external_id", "outlet", "url", "published", "license", "attribution")},
@@ -332,15 +432,31 @@ class ArticleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 fields += ["title", "body", "lede"]
         return fields
 
+    def has_change_permission(self, request: HttpRequest, obj: Article | None = None) -> bool:
+        if obj is not None:
+            return self._visible(request, obj) and article_editable_by(
+                user=request.user, article=obj, perm="surveys.change_article"
+            )
+        return super().has_change_permission(request, obj)
+
     def has_delete_permission(self, request: HttpRequest, obj: Article | None = None) -> bool:
-        if obj is not None and _locked_article_ids().filter(pk=obj.pk).exists():
-            return False
+        if obj is not None:
+            if _locked_article_ids().filter(pk=obj.pk).exists():
+                return False
+            return self._visible(request, obj) and article_editable_by(
+                user=request.user, article=obj, perm="surveys.delete_article"
+            )
         return super().has_delete_permission(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
         # The bulk delete action bypasses has_delete_permission(obj).
         if queryset.filter(pk__in=_locked_article_ids()).exists():
             raise PermissionDenied("Some selected articles are used by a live or closed study.")
+        if not all(
+            article_editable_by(user=request.user, article=a, perm="surveys.delete_article")
+            for a in queryset
+        ):
+            raise PermissionDenied("Some selected articles are not yours to delete.")
         super().delete_queryset(request, queryset)
 
     @admin.display(description="Source article")
@@ -412,8 +528,13 @@ class ArticleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if not self.has_add_permission(request):
             raise PermissionDenied
         result = None
+        teams = teams_for_new_study(user=request.user)
+        may_share = request.user.is_superuser or request.user.has_perm("surveys.add_article")
         if request.method == "POST":
             form = ArticleImportForm(request.POST, request.FILES)
+            form.fields["team"].queryset = teams  # type: ignore[attr-defined]
+            if form.is_valid() and form.cleaned_data["team"] is None and not may_share:
+                form.add_error("team", "Choose one of the teams you are a researcher of.")
             if form.is_valid():
                 upload = form.cleaned_data["file"]
                 try:
@@ -427,6 +548,7 @@ class ArticleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                         fmt=fmt,
                         default_license=form.cleaned_data["default_license"],
                         default_outlet=form.cleaned_data["default_outlet"],
+                        team=form.cleaned_data["team"],
                     )
                     if result.ok:
                         self.message_user(
@@ -438,6 +560,7 @@ class ArticleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                         return redirect("admin:surveys_article_changelist")
         else:
             form = ArticleImportForm()
+            form.fields["team"].queryset = teams  # type: ignore[attr-defined]
         context = {
             **self.admin_site.each_context(request),
             "title": "Import articles",
@@ -690,6 +813,14 @@ class ConditionAdmin(_TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-a
                 status__in=LOCKED_STATUSES
             )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "articles":
+            # Not another team's articles, not even their titles in the picker.
+            kwargs["queryset"] = pool_visible_to(
+                user=request.user, queryset=Article.objects.all(), view_perm="surveys.view_article"
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def has_change_permission(self, request: HttpRequest, obj: Condition | None = None) -> bool:
         if obj is not None and obj.study.is_design_locked:
@@ -1385,5 +1516,59 @@ class ArticleScoreAdmin(_ReadOnlyAdmin):
     list_select_related = ("article",)
     search_fields = ("article__title", "scorer")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ArticleScore]:
+        # Scores name their article: only those of articles the user may see.
+        return pool_visible_to(
+            user=request.user,
+            queryset=super().get_queryset(request),
+            view_perm="surveys.view_articlescore",
+            team_path="article__team",
+        )
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such score, or not one of your team's.")
+        return obj
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.has_perm("surveys.delete_articlescore"))
+
+
+# ---------------------------------------------------------------------------------------
+# The audit trail (surveys.audit): read-only, as django-auditlog's own admin is
+
+
+if admin.site.is_registered(LogEntry):
+    admin.site.unregister(LogEntry)
+
+
+@admin.register(LogEntry)
+class TeamLogEntryAdmin(LogEntryAdmin):  # type: ignore[misc]
+    """Superusers see every entry; a team's researchers see the entries about their
+    team's objects (tagged with the team by ``surveys.audit``) and exports of its
+    studies. Nobody adds, changes or deletes an entry here."""
+
+    def _team_ids(self, request: HttpRequest) -> list[int]:
+        return list(teams_for_new_study(user=request.user).values_list("pk", flat=True))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LogEntry]:
+        queryset: QuerySet[LogEntry] = super().get_queryset(request)
+        if request.user.is_active and request.user.is_superuser:
+            return queryset
+        return queryset.filter(additional_data__team_id__in=self._team_ids(request))
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such entry, or not one of your team's.")
+        return obj
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        return bool(user.is_active and (user.is_superuser or self._team_ids(request)))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return self.has_module_permission(request)
+        return self.get_queryset(request).filter(pk=obj.pk).exists()

@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 
-from surveys.models import WIKINEWS_ATTRIBUTION, Article, content_hash, word_count
+from surveys.models import WIKINEWS_ATTRIBUTION, Article, Team, content_hash, word_count
 
 FORMATS = ("jsonl", "csv")
 
@@ -238,6 +238,7 @@ def articles_import(
     origin: str = Article.Origin.REAL,
     default_license: str = "",
     default_outlet: str = "",
+    team: Team | None = None,
 ) -> ImportResult:
     """Import articles from JSON Lines or CSV text, all or nothing.
 
@@ -252,7 +253,8 @@ def articles_import(
     line number. Otherwise all new articles are created in one transaction; duplicates of
     pool articles or of earlier lines are counted in ``skipped``. Interviews and articles
     over 1,500 words get ``in_demo_pool=False``; Wikinews articles get the Wikinews
-    attribution. Raises ValueError for an unknown format or origin.
+    attribution. New articles belong to ``team`` (None: the shared pool). Raises
+    ValueError for an unknown format or origin.
     """
     if fmt not in FORMATS:
         raise ValueError(f"Unknown import format {fmt!r}: use one of {', '.join(FORMATS)}.")
@@ -301,7 +303,7 @@ def articles_import(
         source_id = values.pop("source_id", None)
         if source_id is not None:
             values["source_article"] = sources[str(source_id)]
-        to_create.append(Article(**values))
+        to_create.append(Article(**values, team=team))
     result.skipped = len(result.skipped_details)
     try:
         with transaction.atomic():

@@ -12,6 +12,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 
@@ -31,6 +32,27 @@ def content_hash(title: str, body: str) -> str:
     """Hash identifying an article's text, insensitive to surrounding whitespace."""
     normalised = " ".join(title.split()) + "\n" + " ".join(body.split())
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+# Participants' browsers follow the completion URL: only http(s). javascript:, data:,
+# vbscript: or a scheme-relative //host would run script on our page or send people to
+# whoever wrote it. Django's URLValidator also refuses whitespace and control characters,
+# which browsers strip from a scheme (" java\tscript:").
+completion_url_validator = URLValidator(
+    schemes=["http", "https"],
+    message="Enter an http:// or https:// address, e.g. "
+    "https://app.prolific.com/submissions/complete?cc={code}.",
+)
+
+
+def completion_url_is_safe(url: str) -> bool:
+    """Whether ``url`` may be rendered as the link participants follow at the end (the
+    validator's rule, also for rows stored before it existed)."""
+    try:
+        completion_url_validator(url)
+    except ValidationError:
+        return False
+    return True
 
 
 def word_count(text: str) -> int:
@@ -75,6 +97,18 @@ class Article(models.Model):
         related_name="generated_versions",
     )
     model_name = models.CharField(max_length=200, blank=True)
+    # The team that added the article: its members see it, its researchers change it.
+    # Without a team it is in the shared pool (the imported corpus): every team reads it,
+    # superusers and holders of the model permission change it (surveys.selectors).
+    team = models.ForeignKey(
+        "Team",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="articles",
+        help_text="Only this team's members (and superusers) see the article. Empty: the "
+        "shared pool, which every team reads.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ArticleQuerySet.as_manager()
@@ -208,6 +242,7 @@ class Study(models.Model):
     completion_url = models.CharField(
         max_length=1000,
         blank=True,
+        validators=[completion_url_validator],
         help_text="Where to send participants when done, e.g. "
         "https://app.prolific.com/submissions/complete?cc={code}. "
         "{code} is replaced by the completion code.",

@@ -8,10 +8,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote
 from uuid import UUID
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Model, Q, QuerySet
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Lower, Trim
 from django.db.models.lookups import Exact
@@ -27,6 +28,7 @@ from surveys.models import (
     TeamMembership,
     Trial,
     WithdrawalLog,
+    completion_url_is_safe,
 )
 from surveys.planning import power_two_proportions, sample_size_two_proportions
 
@@ -214,10 +216,13 @@ def withdrawal_articles(*, participant: Participant) -> list[Article]:
 
 
 def completion_link(*, study: Study, code: str) -> str:
-    """The study's completion URL with ``{code}`` filled in; empty without a URL or code."""
-    if not study.completion_url or not code:
+    """The study's completion URL with ``{code}`` filled in; empty without a URL or code,
+    and empty when the stored URL is not http(s) (a row written before the validator):
+    participants then see their code without a link. Only the study's own URL is ever
+    linked; nothing from the request takes part."""
+    if not study.completion_url or not code or not completion_url_is_safe(study.completion_url):
         return ""
-    return study.completion_url.replace("{code}", code)
+    return study.completion_url.replace("{code}", quote(code, safe=""))
 
 
 # ---------------------------------------------------------------------------------------
@@ -292,6 +297,80 @@ def teams_for_new_study(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[T
         return Team.objects.none()
     return Team.objects.filter(
         memberships__user_id=user.pk, memberships__role=TeamMembership.Role.RESEARCHER
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Team-owned pools: articles and generation runs. An object with a team belongs to it:
+# its members see it, its researchers change it. One without a team is shared (the
+# imported corpus, runs from before teams owned runs): every team member reads it, and
+# only superusers or holders of Django's model permission (granted by a superuser to the
+# pool's curators) change it.
+
+
+M = TypeVar("M", bound=Model)
+
+
+def _has_perm(user: AbstractBaseUser | AnonymousUser, perm: str) -> bool:
+    # AbstractBaseUser lacks has_perm in the stubs; the project's users (auth.User) have it.
+    has_perm = getattr(user, "has_perm", None)
+    return bool(has_perm is not None and has_perm(perm))
+
+
+def _own_teams(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Team]:
+    return Team.objects.filter(memberships__user_id=user.pk or 0)
+
+
+def pool_visible_to(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    queryset: QuerySet[M],
+    view_perm: str,
+    team_path: str = "team",
+) -> QuerySet[M]:
+    """``queryset`` narrowed to what ``user`` may see: everything for superusers; for
+    other active staff, their teams' objects, and the shared ones (no team) when they
+    hold a team role or ``view_perm``; nothing for anyone else."""
+    if not (user.is_authenticated and user.is_active and getattr(user, "is_staff", False)):
+        return queryset.none()
+    if getattr(user, "is_superuser", False):
+        return queryset
+    mine = Q(**{f"{team_path}__in": _own_teams(user=user)})
+    if user_roles(user=user) or _has_perm(user, view_perm):
+        mine |= Q(**{f"{team_path}__isnull": True})
+    return queryset.filter(mine)
+
+
+def pool_editable_by(
+    *, user: AbstractBaseUser | AnonymousUser, team_id: int | None, perm: str
+) -> bool:
+    """Whether ``user`` may change an object of a team-owned pool whose team is
+    ``team_id``: superusers; researchers of that team; for a shared object, ``perm``."""
+    if not (user.is_authenticated and user.is_active and getattr(user, "is_staff", False)):
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    if team_id is None:
+        return _has_perm(user, perm)
+    return teams_for_new_study(user=user).filter(pk=team_id).exists()
+
+
+def article_editable_by(
+    *, user: AbstractBaseUser | AnonymousUser, article: Article, perm: str
+) -> bool:
+    """Whether ``user`` may change (``perm`` "surveys.change_article") or delete
+    ("surveys.delete_article") ``article``: the pool rule, and, below superusers, no
+    study the user may not edit uses it, whatever its status, so nobody changes the text
+    another team's draft is about to show. (Live and closed studies lock their articles
+    for everyone: ``surveys.admin``.)"""
+    if not pool_editable_by(user=user, team_id=article.team_id, perm=perm):
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    return not (
+        Study.objects.filter(conditions__articles=article)
+        .exclude(pk__in=studies_editable_by(user=user).values("pk"))
+        .exists()
     )
 
 

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from analysis import exports
 from analysis.management.commands._common import study_by_slug
 from analysis.services import responses_csv_chunks
+from surveys.audit import audit_export
 from surveys.models import WIKINEWS_ATTRIBUTION
 
 FORMATS = ["long", "wide", "parquet", "codebook", "manifest"]
@@ -44,6 +45,7 @@ class Command(BaseCommand):
         if fmt == "parquet" and path is None:
             raise CommandError("Parquet is binary: give a file with -o/--output.")
 
+        audit_export(user=None, study=study, what=f"export_responses --format {fmt}")
         if fmt == "parquet":
             assert path is not None
             try:

@@ -26,10 +26,12 @@ from surveys.privacy import client_ip, keyed_hash
 # templates set style attributes, which a nonce cannot cover.
 ADMIN_POLICY_UPDATE: dict[str, Any] = {"script-src": [NONCE], "style-src": [UNSAFE_INLINE]}
 
-# Swagger UI and Redoc (drf-spectacular's templates) start with an inline script and inject
-# styles; Redoc also renders in a blob: worker. Staff-only, and they show the schema only.
+# Swagger UI and Redoc: their pages' inline scripts carry the nonce (our copies of
+# drf-spectacular's templates in studyplatform/templates/drf_spectacular/), but both
+# libraries inject styles at run time, and Redoc renders in a blob: worker. Staff-only
+# pages that show the schema only.
 API_DOCS_POLICY_UPDATE: dict[str, Any] = {
-    "script-src": [UNSAFE_INLINE],
+    "script-src": [NONCE],
     "style-src": [UNSAFE_INLINE],
     "worker-src": [SELF, "blob:"],
 }

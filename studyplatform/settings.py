@@ -291,14 +291,17 @@ CREDENCE_MODEL_DIR = env.str("CREDENCE_MODEL_DIR", default="")
 # Logs never carry panel ids, participant tokens or answers: every handler masks
 # /p/<token>/ paths and panel-id parameters (studyplatform.logging), and the request
 # loggers' messages name the path only.
+_LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "studyplatform.logging.RedactPersonalData"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
-    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="WARNING")},
+    "root": {"handlers": ["console"], "level": _LOG_LEVEL},
     "loggers": {
-        # runserver's request log: Django gives it a handler of its own, without the filter.
+        # Django gives its loggers handlers of its own (a console one in debug mode, mail to
+        # ADMINS, runserver's request log), without the filter: replaced by ours.
+        "django": {"handlers": ["console"], "level": _LOG_LEVEL, "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

@@ -371,7 +371,13 @@ def test_pages_reflow_at_320_px_with_wider_text_spacing(live_server, context_for
 
     def measure(page: Page, step: str) -> None:
         steps.append(step)
-        page.add_style_tag(content=TEXT_SPACING_CSS)
+        # A constructed stylesheet, as a user's spacing extension would add: the page's
+        # Content-Security-Policy refuses an injected <style> element.
+        page.evaluate(
+            """css => { const sheet = new CSSStyleSheet(); sheet.replaceSync(css);
+            document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet]; }""",
+            TEXT_SPACING_CSS,
+        )
         found = page.evaluate(OVERFLOW_JS)
         widened = found["scrollWidth"] > found["width"]
         if widened or found["wide"] or found["clipped"] or found["spilling"]:

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from surveys.models import Participant, Question
+from surveys.models import Participant, Question, Study
 from tests.e2e.flow import walk
 from tests.factories import QuestionFactory
 from tests.surveys.builders import with_demographics_and_detection, within_study
@@ -79,3 +79,40 @@ def test_the_api_docs_render_under_their_policy(live_server, browser, path, rend
     # Redoc's "API docs by Redocly" logo comes from Redocly's CDN: blocked, as every
     # third-party request from a staff browser should be. Nothing else may be.
     assert [v for v in violations if "https://cdn.redoc.ly/" not in v] == []
+
+
+def test_the_study_admin_asks_before_closing_under_the_policy(live_server, browser, live_study):
+    """The confirmation that used to be an onsubmit attribute (blocked by the policy) is a
+    script file now: dismissing it keeps the study live, accepting it closes it."""
+    user = get_user_model().objects.create_superuser("csp-closer", "c@example.org", "pw-c-1")
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context()
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value,
+          "url": live_server.url}]
+    )  # fmt: skip
+    page = context.new_page()
+    violations = watch_violations(page)
+    questions: list[str] = []
+    answer = {"accept": False}
+
+    def on_dialog(dialog) -> None:  # type: ignore[no-untyped-def]
+        questions.append(dialog.message)
+        dialog.accept() if answer["accept"] else dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.goto(f"{live_server.url}/admin/surveys/study/{live_study.pk}/change/")
+    close = page.locator("button[name=status][value=closed]")
+    close.click()
+    page.wait_for_load_state()
+    live_study.refresh_from_db()
+    assert live_study.status == Study.Status.LIVE
+    answer["accept"] = True
+    with page.expect_navigation():
+        close.click()
+    live_study.refresh_from_db()
+    context.close()
+    assert questions == ["Close this study? It stops taking participants for good."] * 2
+    assert live_study.status == Study.Status.CLOSED
+    assert violations == []

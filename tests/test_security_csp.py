@@ -222,6 +222,13 @@ def test_every_participant_page_carries_the_strict_policy_and_no_inline_code(ric
     study_set_status(study=closed, status=Study.Status.CLOSED)
     pages["/s/<closed>/"] = client.get(f"/s/{closed.slug}/")
     assert token
+    # The researcher's preview: the same pages, with the preview banner.
+    researcher = get_user_model().objects.create_superuser("csp-previewer", "p@x.org", "pw-p-1")
+    previewer = Client()
+    previewer.force_login(researcher)
+    preview = previewer.get(f"/s/{rich_study.slug}/preview/", follow=True)
+    assert preview.status_code == 200
+    pages["preview"] = preview
     steps = {u.split("/")[3] if u.startswith("/p/") else u for u in pages}
     for expected in ("instructions", "article", "check", "about-you", "finish", "debrief"):
         assert expected in steps, sorted(steps)
@@ -287,3 +294,12 @@ def test_the_api_docs_load_their_local_assets_under_their_own_policy(staff_clien
         assert finders.find(asset.removeprefix("/static/")), asset
     # The same staff session on a participant page gets the strict policy.
     assert "'unsafe-inline'" not in _directives(staff_client.get("/about/"))["script-src"]
+
+
+@pytest.mark.django_db
+def test_the_results_page_runs_under_the_strict_policy(staff_client, live_study):
+    """Staff's results page is no admin page: the strict policy, so its styles are a file."""
+    response = staff_client.get(f"/analysis/{live_study.slug}/")
+    assert response.status_code == 200
+    assert_strict_policy(f"/analysis/{live_study.slug}/", response)
+    assert "/static/credence/results.css" in audit(response).assets

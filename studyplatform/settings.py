@@ -7,6 +7,7 @@ development key. Production (``DJANGO_DEBUG=false``) refuses to start without a 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -44,6 +45,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     # Audit log of design, lifecycle, export and token events (see surveys/audit.py).
     "auditlog",
+    # Admin login lockout: failed attempts counted in the database, per username and address.
+    "axes",
+    # Registers django-ratelimit's system checks on the cache it counts in.
+    "django_ratelimit",
     "surveys",
     "generation",
     "analysis",
@@ -53,6 +58,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (see CONTENT_SECURITY_POLICY below).
+    "studyplatform.security.CredenceCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -62,6 +69,8 @@ MIDDLEWARE = [
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout signalled by the backend into a page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "studyplatform.urls"
@@ -99,7 +108,33 @@ else:
         }
     }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
+# Persistent connections save a connect per request; the health check makes a worker
+# notice a restarted database at the start of the next request and reconnect, instead of
+# failing that request on a dead socket.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# Nothing that another worker or app server needs may live in one process's memory:
+# rate-limit counters, throttles and the lockout are shared through Redis when configured
+# (Django's own RedisCache), otherwise through a table in the database, which the
+# studyplatform migration 0001 creates (so `migrate` is the only setup step).
+CREDENCE_CACHE_TABLE = "credence_cache"
+_CACHE_URL = env.str("CREDENCE_CACHE_URL", default="") or env.str("REDIS_URL", default="")
+if _CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _CACHE_URL,
+            "KEY_PREFIX": "credence",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": CREDENCE_CACHE_TABLE,
+        }
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -132,16 +167,70 @@ STORAGES = {
 
 LOGIN_URL = "admin:login"
 
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username+address is refused before its password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Behind this many reverse proxies (each appending to X-Forwarded-For), the client's address
+# is the entry that many hops from the right (surveys.privacy.client_ip). 0: REMOTE_ADDR.
+CREDENCE_TRUSTED_PROXIES = env.int("CREDENCE_TRUSTED_PROXIES", default=0)
+
+# Admin login lockout (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one
+# username from one address, that pair is refused for the cool-off time, even with the
+# right password. Counted in the database (AccessAttempt), so every worker agrees.
+AXES_ENABLED = env.bool("CREDENCE_LOGIN_LOCKOUT", default=True)
+AXES_FAILURE_LIMIT = env.int("CREDENCE_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(hours=env.float("CREDENCE_LOGIN_COOLOFF_HOURS", default=1.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "surveys.privacy.client_ip"
+AXES_LOCKOUT_TEMPLATE = "lockout.html"
+AXES_RESET_ON_SUCCESS = True
+# The access log of successful logins would keep addresses of staff forever; failures are
+# what the lockout needs.
+AXES_DISABLE_ACCESS_LOG = True
+
+# django-ratelimit (participant entry and POSTs) counts per client address in the default
+# cache, reading the address the same way as everything else.
+RATELIMIT_IP_META_KEY = "surveys.privacy.client_ip"
+RATELIMIT_USE_CACHE = "default"
+# Participant rate limits (surveys/views.py), "N/s|m|h"; empty switches one off. Consents per
+# client network and study, and POSTs per participation: a person consents once and submits
+# a page every few seconds at most. Load tests from one address raise the first.
+CREDENCE_ENTRY_RATE = env.str("CREDENCE_ENTRY_RATE", default="30/m")
+CREDENCE_POST_RATE = env.str("CREDENCE_POST_RATE", default="60/m")
+SILENCED_SYSTEM_CHECKS = [
+    # django-ratelimit lists neither Django's own RedisCache (its incr is Redis INCR, atomic)
+    # nor DatabaseCache (get-then-set: concurrent hits can each count once less, so a burst
+    # may pass a few requests over the limit, never lock anyone out wrongly) as supported.
+    "django_ratelimit.E003",
+    "django_ratelimit.W001",
+]
+
 REST_FRAMEWORK = {
     # Token first: an anonymous API request then gets 401 with "WWW-Authenticate: Token"
     # (session-only would answer 403). Sessions keep the browsable API and docs usable
     # from a logged-in admin browser.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "studyplatform.security.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Throttle counters live in the default cache, shared by all workers. Unauthenticated
+    # requests never reach the throttles (the permission check answers 401 first); wrong
+    # tokens are limited per address by ThrottledTokenAuthentication.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("CREDENCE_API_ANON_RATE", default="60/min"),
+        # An analyst's script paging through a large study stays far below this.
+        "user": env.str("CREDENCE_API_USER_RATE", default="600/min"),
+        "token_failure": env.str("CREDENCE_API_TOKEN_FAILURE_RATE", default="20/hour"),
+    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -167,19 +256,63 @@ SPECTACULAR_SETTINGS = {
 
 SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 if not DEBUG:
+    # Production is served over HTTPS only. Behind a TLS-terminating proxy, set
+    # DJANGO_BEHIND_TLS_PROXY so that the proxy's X-Forwarded-Proto says the request was
+    # secure (the proxy must set that header itself, overwriting any client's).
     SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # One year, the value the HSTS preload list asks for; start lower (e.g. 300) on a domain
+    # that is not yet served over HTTPS everywhere. The preload directive only allows the
+    # domain's owner to submit it to browsers' list (hstspreload.org); it submits nothing.
+    SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=True)
+
+# Content-Security-Policy (django-csp 4): only this site's own scripts, styles, images and
+# connections; no inline script or style, no plugins, no framing. The admin and the API docs
+# get the looser policies in studyplatform.security (staff-only pages with third-party
+# markup); participant pages get exactly this one.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # Where generation loads models from. Offline machines point this at a directory of
 # downloaded checkpoints; see resolve_model in generation/engine.py.
 CREDENCE_MODEL_DIR = env.str("CREDENCE_MODEL_DIR", default="")
 
+# Logs never carry panel ids, participant tokens or answers: every handler masks
+# /p/<token>/ paths and panel-id parameters (studyplatform.logging), and the request
+# loggers' messages name the path only.
+_LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="WARNING")},
+    "filters": {"redact": {"()": "studyplatform.logging.RedactPersonalData"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
+    "root": {"handlers": ["console"], "level": _LOG_LEVEL},
+    "loggers": {
+        # Django gives its loggers handlers of its own (a console one in debug mode, mail to
+        # ADMINS, runserver's request log), without the filter: replaced by ours.
+        "django": {"handlers": ["console"], "level": _LOG_LEVEL, "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 # A running generation chunk whose worker sent no heartbeat for this long is taken over

@@ -156,7 +156,7 @@ def _rate_limited(request: HttpRequest, *, group: str, rate_setting: str, key: s
     """Count this request against ``group``'s limit for ``key`` (in the shared cache, so
     every worker and server counts together); True once the limit is exceeded. The rate
     ("30/m") comes from the setting named, which may be empty to switch the limit off."""
-    rate = getattr(settings, rate_setting, DEFAULT_RATES[rate_setting])
+    rate = str(getattr(settings, rate_setting))
     if not rate:
         return False
     return bool(
@@ -169,12 +169,6 @@ def _rate_limited(request: HttpRequest, *, group: str, rate_setting: str, key: s
             increment=True,
         )
     )
-
-
-# Defaults of the settings that hold the rates (studyplatform.settings reads them from
-# the environment): consents per client network and study, and participant POSTs per
-# participation. A person consents once and submits a page every few seconds at most.
-DEFAULT_RATES = {"CREDENCE_ENTRY_RATE": "30/m", "CREDENCE_POST_RATE": "60/m"}
 
 
 def _too_many(request: HttpRequest) -> HttpResponse:

@@ -77,3 +77,44 @@ def test_the_celery_app_reads_the_broker_from_the_settings():
     assert app.conf.worker_prefetch_multiplier == 1
     app.loader.import_default_modules()  # what a worker does at start: autodiscovery
     assert "generation.tasks.run_chunk_execute" in app.tasks
+
+
+def test_compose_requires_a_database_password_and_ships_no_default():
+    db_password = COMPOSE["services"]["db"]["environment"]["POSTGRES_PASSWORD"]
+    assert db_password.startswith("${POSTGRES_PASSWORD:?")
+    for name in ("web", "worker"):
+        url = COMPOSE["services"][name]["environment"]["DATABASE_URL"]
+        assert "${POSTGRES_PASSWORD:?" in url
+        assert ":-" not in url.split("@")[0], f"{name} has a default database password"
+
+
+def test_compose_serves_https_only_behind_its_proxy():
+    env = COMPOSE["services"]["web"]["environment"]
+    # No insecure default: cookies secure and HTTP redirected unless someone says otherwise.
+    assert env["DJANGO_SECURE_COOKIES"] in ("true", "${DJANGO_SECURE_COOKIES:-true}")
+    assert env["DJANGO_SECURE_SSL_REDIRECT"] == "${DJANGO_SECURE_SSL_REDIRECT:-true}"
+    assert env["DJANGO_BEHIND_TLS_PROXY"] == "true"
+    assert env["CREDENCE_TRUSTED_PROXIES"] == "${CREDENCE_TRUSTED_PROXIES:-1}"
+    assert env["DJANGO_CSRF_TRUSTED_ORIGINS"] == "${DJANGO_CSRF_TRUSTED_ORIGINS:-https://localhost}"
+    # Reachable only through the proxy on the host: no forged X-Forwarded-* from outside.
+    assert COMPOSE["services"]["web"]["ports"] == ["127.0.0.1:8000:8000"]
+
+
+def test_workers_share_counters_in_redis():
+    for name in ("web", "worker"):
+        url = COMPOSE["services"][name]["environment"]["CREDENCE_CACHE_URL"]
+        assert url.startswith("redis://redis:6379/")
+        assert url != COMPOSE["services"][name]["environment"]["CELERY_BROKER_URL"]
+
+
+def test_gunicorn_runs_with_the_redacting_config_everywhere():
+    assert "-c studyplatform/gunicorn.conf.py" in COMPOSE["services"]["web"]["command"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert '"-c", "studyplatform/gunicorn.conf.py"' in dockerfile
+    assert (ROOT / "studyplatform" / "gunicorn.conf.py").exists()
+
+
+def test_compose_says_how_to_back_up_and_restore():
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "docker compose exec -T db pg_dump -U credence -d credence -Fc >" in text
+    assert "docker compose exec -T db pg_restore -U credence -d credence --no-owner <" in text

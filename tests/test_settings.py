@@ -11,7 +11,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _settings_probe(env: dict[str, str], expression: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "CREDENCE_CACHE_URL", "REDIS_URL"))
+    }
     code = (
         "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='studyplatform.settings'; "
         f"django.setup(); from django.conf import settings; print({expression})"
@@ -48,3 +52,102 @@ def test_database_url_selects_postgresql(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "postgresql" in result.stdout
     assert "dbhost" in result.stdout
+
+
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "x7#pQ2-production-like-key-of-sixty-characters-or-more-9fK3mZ8vL1",
+    "DJANGO_ALLOWED_HOSTS": "credence.example.org",
+}
+
+
+def test_check_deploy_is_clean_with_the_production_settings(tmp_path):
+    """What `manage.py check --deploy` says of a production configuration: nothing."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    base.pop("CREDENCE_CACHE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**base, **PRODUCTION, "CREDENCE_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "System check identified no issues" in output
+    assert "WARNINGS" not in output
+
+
+def test_check_deploy_warns_when_cookies_are_made_insecure(tmp_path):
+    """The check above can fail: the compose file's old default (insecure cookies)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={
+            **base,
+            **PRODUCTION,
+            "DJANGO_SECURE_COOKIES": "false",
+            "CREDENCE_VAR_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "security.W012" in result.stderr  # SESSION_COOKIE_SECURE
+    assert "security.W016" in result.stderr  # CSRF_COOKIE_SECURE
+
+
+def test_production_sends_hsts_redirects_to_https_and_trusts_the_proxy_only_when_told(tmp_path):
+    expression = (
+        "settings.SECURE_HSTS_SECONDS, settings.SECURE_SSL_REDIRECT, "
+        "settings.SECURE_PROXY_SSL_HEADER, settings.X_FRAME_OPTIONS, "
+        "settings.SECURE_REFERRER_POLICY"
+    )
+    plain = _settings_probe({**PRODUCTION, "CREDENCE_VAR_DIR": str(tmp_path)}, expression)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.strip() == "31536000 True None DENY same-origin"
+    proxied = _settings_probe(
+        {
+            **PRODUCTION,
+            "DJANGO_BEHIND_TLS_PROXY": "true",
+            "DJANGO_HSTS_SECONDS": "300",
+            "CREDENCE_VAR_DIR": str(tmp_path),
+        },
+        expression,
+    )
+    assert proxied.returncode == 0, proxied.stderr
+    assert proxied.stdout.strip() == (
+        "300 True ('HTTP_X_FORWARDED_PROTO', 'https') DENY same-origin"
+    )
+
+
+def test_the_cache_is_redis_when_configured_and_the_database_otherwise(tmp_path):
+    expression = "settings.CACHES['default']['BACKEND'], settings.CACHES['default']['LOCATION']"
+    database = _settings_probe({"CREDENCE_VAR_DIR": str(tmp_path)}, expression)
+    assert database.returncode == 0, database.stderr
+    assert database.stdout.split() == [
+        "django.core.cache.backends.db.DatabaseCache",
+        "credence_cache",
+    ]
+    redis = _settings_probe(
+        {"CREDENCE_CACHE_URL": "redis://cachehost:6379/1", "CREDENCE_VAR_DIR": str(tmp_path)},
+        expression,
+    )
+    assert redis.returncode == 0, redis.stderr
+    assert redis.stdout.split() == [
+        "django.core.cache.backends.redis.RedisCache",
+        "redis://cachehost:6379/1",
+    ]
+
+
+def test_database_connections_persist_with_health_checks(tmp_path):
+    result = _settings_probe(
+        {"DATABASE_URL": "postgres://u:p@dbhost:5433/credence", "CREDENCE_VAR_DIR": str(tmp_path)},
+        "settings.DATABASES['default']['CONN_MAX_AGE'], "
+        "settings.DATABASES['default']['CONN_HEALTH_CHECKS']",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["60", "True"]

@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A database that is restarting gets a polite 503 "please retry", not a 500.
+    "studyplatform.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "studyplatform.urls"
@@ -95,7 +97,11 @@ else:
         }
     }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
+# Persistent connections (a connection per request costs a PostgreSQL backend fork),
+# checked before each request's first query, so that after a database restart the next
+# request reconnects by itself instead of failing on a dead connection.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -122,6 +122,20 @@ def children_of(pid: int) -> list[int]:
     return sorted(found)
 
 
+def _busy_worker(server: Gunicorn) -> int:
+    """A worker that is running (state R) right now, so that the kill is likely to cut a
+    request short; the first worker when none is seen running within half a second."""
+    workers = server.workers()
+    for _ in range(50):
+        for pid in workers:
+            with contextlib.suppress(OSError):
+                raw = Path(f"/proc/{pid}/stat").read_text()
+                if raw[raw.rindex(")") + 2] == "R":
+                    return pid
+        time.sleep(0.01)
+    return workers[0]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -337,6 +351,10 @@ class Tally:
     # every POST that the server accepted with a redirect.
     accepted: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
     race_mismatches: int = 0
+    # Participants whose session cookie, taken to another server, did not lead back to
+    # their participation (sessions must live in the database, not in one process).
+    session_mismatches: int = 0
+    per_port: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
     def note(self, method: str, path: str, reply: Reply) -> None:
         with self.lock:
@@ -382,6 +400,8 @@ def _fetch(
             raise Stop("time is up")
         reply = browser.request(method, path, form)
         tally.note(method, path, reply)
+        with tally.lock:
+            tally.per_port[browser.port] += 1
         if reply.status not in RETRYABLE:
             return reply
         time.sleep(min(0.05 * (attempt + 1), 0.25))
@@ -411,12 +431,12 @@ def _record_accepted(tally: Tally, pid: str, page: Any, data: Mapping[str, Any])
     answers = {k: v for k, v in data.items() if k not in ("csrfmiddlewaretoken", "visible_ms")}
     answers.pop("tab_aways", None)
     answers.pop("attempt", None)
-    if not answers or page.step in ("consent", "instructions", "finish"):
-        return
-    key = (pid, "trial", page.position or 0) if page.step == "article" else (pid, "once", 0)
     with tally.lock:
-        tally.accepted.setdefault(key, {}).update(answers)
         tally.steps += 1
+        if not answers or page.step in ("consent", "instructions", "finish"):
+            return
+        key = (pid, "trial", page.position or 0) if page.step == "article" else (pid, "once", 0)
+        tally.accepted.setdefault(key, {}).update(answers)
 
 
 def _submit_again(
@@ -455,6 +475,34 @@ def _enter_elsewhere(
             out.append(_fetch(browser, tally, behaviour, "POST", posts[0].action, data))
 
 
+def _leads_back(cookies: Mapping[str, str], port: int, tally: Tally, behaviour: Behaviour) -> bool:
+    browser = Browser(port)
+    browser.cookies = dict(cookies)
+    reply = _fetch(browser, tally, behaviour, "GET", f"/s/{SLUG}/")
+    for _ in range(2):  # the study link -> /p/<token>/ -> the debrief
+        if reply.status == 302:
+            reply = _fetch(browser, tally, behaviour, "GET", reply.location)
+    return reply.status == 200 and 'data-step="debrief"' in reply.body
+
+
+def _come_back_elsewhere(
+    browser: Browser, other: Browser, tally: Tally, behaviour: Behaviour
+) -> None:
+    """The study link without a panel id, with one browser's cookies, on the other
+    server: the session (in the database) leads back to the same participation. Of the
+    two browsers that raced to consent, the one whose request enrolled (or lost the
+    insert race) remembers the participation in its session; the other was sent on by
+    its panel id alone, which the session does not record. So one of the two must."""
+    with browser.lock, other.lock:
+        mine, theirs = dict(browser.cookies), dict(other.cookies)
+    if not (
+        _leads_back(mine, other.port, tally, behaviour)
+        or _leads_back(theirs, browser.port, tally, behaviour)
+    ):
+        with tally.lock:
+            tally.session_mismatches += 1
+
+
 def participant_run(
     browsers: list[Browser],
     *,
@@ -484,6 +532,8 @@ def participant_run(
                 raise Stop("debrief without a completion code")
             with tally.lock:
                 tally.completed += 1
+            if len(browsers) > 1:
+                _come_back_elsewhere(browser, browsers[1], tally, behaviour)
             return
         forms = [f for f in page.forms if f.method.lower() == "post"]
         if not forms:
@@ -880,13 +930,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--fault", choices=["none", "kill-worker", "restart-db"], default="none")
     parser.add_argument("--fault-at", type=float, default=0.4, help="share of steps done")
     parser.add_argument("--race-entry", action="store_true")
+    parser.add_argument(
+        "--warmup", action=argparse.BooleanOptionalAction, default=True, help="warm workers first"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke test: a handful")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the report here")
     args = parser.parse_args(argv)
     if args.quick:
         args.participants, args.concurrency, args.workers = 4, 2, 2
-        args.baseline_requests, args.think_ms = 20, 0.0
+        args.baseline_requests, args.think_ms, args.warmup = 20, 0.0, False
     if not 1 <= args.participants <= 5000 or not 1 <= args.concurrency <= 64:
         parser.error("participants must be 1-5000 and concurrency 1-64")
     if not 1 <= args.servers <= 4 or not 1 <= args.workers <= 16:
@@ -943,7 +996,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             back=args.back,
             double_submit=args.double_submit,
         )
-        if not args.quick:
+        if args.warmup:
             _say("warming up the workers")
             # Every worker imports and compiles its templates once: not what is measured.
             run_load(
@@ -980,7 +1033,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     return
                 fault["at_step"] = tally.steps
             if args.fault == "kill-worker":
-                victim = servers[0].workers()[0]
+                victim = _busy_worker(servers[0])
                 os.kill(victim, signal.SIGKILL)
                 fault["killed_pid"] = victim
             else:
@@ -1039,6 +1092,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "stack_traces": tally.stack_traces,
             "impolite_5xx": tally.impolite_5xx,
             "race_mismatches": tally.race_mismatches,
+            "session_mismatches": tally.session_mismatches,
+            "requests_per_server": {str(p): tally.per_port[p] for p in ports},
             "load_average_before": load_av_before,
             "load_average_after": load_av_after,
             "latency_ms": {

@@ -647,9 +647,11 @@ def run_load(
     return tally, time.perf_counter() - started
 
 
-def run_baseline(*, port: int, requests: int, concurrency: int) -> tuple[int, float]:
-    """The bare 404 page of the same stack (no database query): (answers that were 404,
-    wall seconds)."""
+def run_baseline(
+    *, port: int, requests: int, concurrency: int, path: str = "/no-such-page/"
+) -> tuple[int, float]:
+    """A 404 page of the same stack, by default the bare one (no database query):
+    (answers that were 404, wall seconds)."""
     count = iter(range(requests))
     lock = threading.Lock()
     ok = [0]
@@ -660,7 +662,7 @@ def run_baseline(*, port: int, requests: int, concurrency: int) -> tuple[int, fl
             with lock:
                 if next(count, None) is None:
                     return
-            if browser.request("GET", "/no-such-page/").status == 404:
+            if browser.request("GET", path).status == 404:
                 with lock:
                     ok[0] += 1
 
@@ -985,10 +987,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             server.wait_ready()
         ports = [s.port for s in servers]
 
+        def app_cpu() -> float:
+            return sum(tree_cpu_seconds(s.process.pid) for s in servers)
+
         def server_cpu() -> float:
-            return sum(tree_cpu_seconds(s.process.pid) for s in servers) + tree_cpu_seconds(
-                cluster.postmaster_pid()
-            )
+            return app_cpu() + tree_cpu_seconds(cluster.postmaster_pid())
 
         behaviour = Behaviour(
             think_ms=args.think_ms,
@@ -1020,6 +1023,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "requests_per_s": args.baseline_requests / baseline_wall,
             "cpu_ms_per_request": 1000 * baseline_cpu / args.baseline_requests,
         }
+        # A second reference, not the named baseline: the 404 of an unknown participation
+        # token, i.e. one indexed query on a pooled connection plus the same 404 page.
+        cpu_before = server_cpu()
+        ok, wall = run_baseline(
+            port=ports[0],
+            requests=args.baseline_requests,
+            concurrency=args.concurrency,
+            path="/p/00000000-0000-4000-8000-000000000000/",
+        )
+        report["one_query_404"] = {
+            "requests": args.baseline_requests,
+            "answered_404": ok,
+            "requests_per_s": args.baseline_requests / wall,
+            "cpu_ms_per_request": 1000 * (server_cpu() - cpu_before) / args.baseline_requests,
+        }
 
         expected_steps = args.participants * 9  # about nine accepted POSTs each
         fault: dict[str, Any] = {"kind": args.fault}
@@ -1050,7 +1068,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         _say(f"load: {args.participants} participants, {args.concurrency} at a time")
         load_av_before = os.getloadavg()
-        cpu_before = server_cpu()
+        cpu_before, app_before = server_cpu(), app_cpu()
         behaviour.deadline = time.monotonic() + args.max_seconds
         watcher = threading.Thread(target=watch)
         watcher.start()
@@ -1070,6 +1088,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             progress_stop.set()
             watcher.join()
         load_cpu = server_cpu() - cpu_before
+        load_app_cpu = app_cpu() - app_before
         load_av_after = os.getloadavg()
         if args.fault != "none" and "at_step" not in fault:
             fault["missed"] = "the run ended before the fault was due"
@@ -1087,6 +1106,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "requests_per_s": tally.requests / wall,
             "steps_per_s": tally.steps / wall,
             "cpu_ms_per_request": 1000 * load_cpu / max(tally.requests, 1),
+            "gunicorn_cpu_ms_per_request": 1000 * load_app_cpu / max(tally.requests, 1),
             "errors": tally.errors,
             "retried": dict(tally.retried),
             "stack_traces": tally.stack_traces,
@@ -1153,6 +1173,11 @@ def print_report(report: Mapping[str, Any]) -> None:
         f"{base['requests_per_s']:.0f} requests/s); ratio {ratio:.2f}x"
         if ratio
         else "server CPU per request: no baseline"
+    )
+    one = report["one_query_404"]
+    print(
+        f"  of which gunicorn {load['gunicorn_cpu_ms_per_request']:.1f} ms; for reference, "
+        f"the 404 of an unknown token (one query) {one['cpu_ms_per_request']:.1f} ms"
     )
     print(f"{'queries per page':<20} {'queries':>8} {'SQL ms':>8} {'view ms':>8}")
     for kind, (queries, sql_ms, view_ms) in report["queries_per_page"].items():

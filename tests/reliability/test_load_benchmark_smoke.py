@@ -19,6 +19,7 @@ def test_quick_load_run_completes_everyone_and_reports_every_figure(load_run: Lo
         assert load["latency_ms"][f"POST {page}"]["n"] >= 4
     assert load["latency_ms"]["GET debrief"]["n"] >= 4
     assert report["baseline"]["answered_404"] == report["baseline"]["requests"]
+    assert report["one_query_404"]["answered_404"] == report["one_query_404"]["requests"]
     assert report["baseline"]["cpu_ms_per_request"] > 0
     assert report["ratio_cpu_to_baseline"] > 0
     assert report["queries_per_page"]["POST article"][0] > 0

@@ -931,6 +931,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-seconds", type=float, default=600.0, help="stop after this")
     parser.add_argument("--fault", choices=["none", "kill-worker", "restart-db"], default="none")
     parser.add_argument("--fault-at", type=float, default=0.4, help="share of steps done")
+    parser.add_argument(
+        "--restart-mode",
+        choices=["smart", "fast", "immediate"],
+        default="fast",
+        help="pg_ctl's shutdown mode for --fault restart-db (immediate: as after a crash)",
+    )
     parser.add_argument("--race-entry", action="store_true")
     parser.add_argument(
         "--warmup", action=argparse.BooleanOptionalAction, default=True, help="warm workers first"
@@ -1055,7 +1061,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 os.kill(victim, signal.SIGKILL)
                 fault["killed_pid"] = victim
             else:
-                fault["restart_seconds"] = cluster.restart("fast")
+                fault["restart_seconds"] = cluster.restart(args.restart_mode)
+                fault["restart_mode"] = args.restart_mode
 
         progress_stop = threading.Event()
         tally = Tally()

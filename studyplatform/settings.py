@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A database that is restarting gets a polite 503 "please retry", not a 500.
+    "studyplatform.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns a lockout signalled by the backend into a page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -9,3 +9,6 @@ urlpatterns = [
     path("api/", include("analysis.api_urls")),
     path("", include("surveys.urls")),
 ]
+
+# A database failure outside a view (e.g. saving the session) gets the 503 page too.
+handler500 = "studyplatform.middleware.server_error"

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from auditlog.models import LogEntry
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission, User
 from django.db.models import Model
@@ -176,7 +177,15 @@ def build_world() -> World:
     group = Group.objects.create(name=f"{MARKER} group")
     entry = LogEntry.objects.get_for_object(study).first()
     assert entry is not None, "the study's creation was not audited"
+    # The login lockout's records name the team's researcher (and an address).
+    seen = {"username": researcher.username, "ip_address": "192.0.2.7", "path_info": "/admin/"}
+    attempt = AccessAttempt.objects.create(**seen, failures_since_start=1)
+    access_log = AccessLog.objects.create(**seen)
+    failure_log = AccessFailureLog.objects.create(**seen)
     objects: dict[str, Model] = {
+        "axes.accessattempt": attempt,
+        "axes.accesslog": access_log,
+        "axes.accessfailurelog": failure_log,
         "auth.user": researcher,
         "auth.group": group,
         "authtoken.tokenproxy": token,

@@ -179,6 +179,11 @@ AUTHENTICATION_BACKENDS = [
 # is the entry that many hops from the right (surveys.privacy.client_ip). 0: REMOTE_ADDR.
 CREDENCE_TRUSTED_PROXIES = env.int("CREDENCE_TRUSTED_PROXIES", default=0)
 
+# Key of the keyed hashes that stand for panel ids, networks and browsers
+# (surveys.privacy). Empty: derived from SECRET_KEY. Set it on its own in production, so
+# that rotating SECRET_KEY does not let withdrawn or pseudonymised panel ids enter again.
+CREDENCE_PSEUDONYM_KEY = env.str("CREDENCE_PSEUDONYM_KEY", default="")
+
 # Admin login lockout (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one
 # username from one address, that pair is refused for the cool-off time, even with the
 # right password. Counted in the database (AccessAttempt), so every worker agrees.

@@ -18,7 +18,7 @@ from django.http import HttpRequest
 
 
 def _key() -> bytes:
-    key = getattr(settings, "CREDENCE_PSEUDONYM_KEY", "") or settings.SECRET_KEY
+    key = settings.CREDENCE_PSEUDONYM_KEY or settings.SECRET_KEY
     return hashlib.sha256(f"credence-pseudonym:{key}".encode()).digest()
 
 

@@ -16,13 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "participant_load.py"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Until pyproject.toml lists it (the suite runs with --strict-markers).
-    config.addinivalue_line(
-        "markers", "slow: starts its own PostgreSQL and gunicorn servers (a minute or more)"
-    )
-
-
 def _postgres_binaries() -> bool:
     return any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
 

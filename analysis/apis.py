@@ -46,6 +46,7 @@ from analysis.services import (
     POWER_COLUMNS,
     study_report,
 )
+from analysis.spreadsheet import cell_for_spreadsheet
 from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
 from surveys.selectors import studies_visible_to, study_role_of
 
@@ -116,7 +117,8 @@ def _csv_cell(value: object) -> object:
         return ""
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True)
-    return value
+    # Panel ids, answers and names are typed by people: no formulas in a spreadsheet.
+    return cell_for_spreadsheet(value)
 
 
 TABLE_RENDERERS = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]

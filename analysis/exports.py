@@ -27,6 +27,7 @@ from analysis.frames import (
     responses_frame,
     responses_max_position,
 )
+from analysis.spreadsheet import frame_for_spreadsheet, text_for_spreadsheet
 from surveys.models import Participant, Question, Study
 
 # ---------------------------------------------------------------------------------------
@@ -188,7 +189,9 @@ def wide_csv_chunks(
 ) -> Iterator[str]:
     """:func:`wide_frame` as CSV text (ISO 8601 UTC timestamps) in pieces: the header,
     then the rows of ``chunk_size`` participants at a time, each built only when the
-    consumer asks for it (a ``StreamingHttpResponse`` or a file being written)."""
+    consumer asks for it (a ``StreamingHttpResponse`` or a file being written). Text that a
+    spreadsheet would run as a formula is prefixed with an apostrophe
+    (``analysis.spreadsheet``)."""
     columns, pieces = wide_frames(study=study, include_test=include_test, chunk_size=chunk_size)
     yield pd.DataFrame(columns=columns).to_csv(index=False, lineterminator="\n")
     for wide in pieces:
@@ -197,7 +200,7 @@ def wide_csv_chunks(
                 ("shown_at_", "answered_at_")
             ):
                 wide[column] = _iso_utc(pd.to_datetime(wide[column], utc=True))
-        yield wide.to_csv(index=False, header=False, lineterminator="\n")
+        yield frame_for_spreadsheet(wide).to_csv(index=False, header=False, lineterminator="\n")
 
 
 def wide_csv(*, study: Study, include_test: bool = False) -> str:
@@ -446,11 +449,14 @@ CODEBOOK_COLUMNS = ["export", "column", "meaning", "type", "allowed"]
 
 
 def codebook_csv(*, study: Study) -> str:
+    """The codebook as CSV (``CODEBOOK_COLUMNS``); question wording is researchers' text,
+    so formulas are neutralised (``analysis.spreadsheet``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CODEBOOK_COLUMNS)
     for entry in codebook_entries(study=study):
-        writer.writerow([entry.export, entry.column, entry.meaning, entry.type, entry.allowed])
+        cells = [entry.export, entry.column, entry.meaning, entry.type, entry.allowed]
+        writer.writerow([text_for_spreadsheet(cell) for cell in cells])
     return buffer.getvalue()
 
 
@@ -488,5 +494,7 @@ def _md_cell(text: str) -> str:
 
 def manifest_csv(*, study: Study) -> str:
     """Every article the study uses with its provenance (see
-    ``analysis.frames.articles_manifest_frame``) as CSV."""
-    return articles_manifest_frame(study=study).to_csv(index=False, lineterminator="\n")
+    ``analysis.frames.articles_manifest_frame``) as CSV, formulas neutralised
+    (``analysis.spreadsheet``): titles, outlets and prompts come from outside."""
+    manifest = frame_for_spreadsheet(articles_manifest_frame(study=study))
+    return manifest.to_csv(index=False, lineterminator="\n")

@@ -16,6 +16,7 @@ from analysis.services import responses_csv_chunks
 from surveys.models import Article, Condition, Participant, Response, Study, Trial
 from tests.analysis.conftest import ParticipantFactory, ResponseFactory, TrialFactory
 from tests.analysis.test_commands import run
+from tests.conftest import analyze_tables
 
 pytestmark = pytest.mark.django_db
 
@@ -220,6 +221,8 @@ def _add_participants(study: Study, count: int, start: int) -> None:
     ]
     answers += [Response(participant=person, question=attention, value="Blue") for person in people]
     Response.objects.bulk_create(answers, batch_size=5000)
+    # As autovacuum would after a bulk import: the export is then planned on these rows.
+    analyze_tables()
 
 
 def _peak_while_consuming(chunks: Callable[[], Iterator[str]]) -> tuple[int, int]:

@@ -145,7 +145,9 @@ def wide_frames(
     pagination over participant ids), so memory is bounded by ``chunk_size`` however
     large the study. See :func:`wide_frame` for the columns."""
     keys = [question.key for question in _article_questions(study)]
-    positions = responses_max_position(study=study, include_test=include_test)
+    positions = responses_max_position(
+        study=study, include_test=include_test, chunk_size=chunk_size
+    )
     ranges = participant_id_ranges(study=study, include_test=include_test, chunk_size=chunk_size)
     first = next(ranges, None)
     if first is not None:

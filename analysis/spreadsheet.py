@@ -32,6 +32,8 @@ import pandas as pd
 # First non-blank character that a spreadsheet takes as the start of a formula; tab,
 # CR and LF count even when they come first (OWASP lists tab and CR).
 _FORMULA_START = re.compile(r"^[\t\r\n]|^\s*[=+\-@]")
+# The first characters that can begin a formula (or, any blank, precede one).
+_FIRST = frozenset("=+-@")
 # A plain decimal number, as a spreadsheet would read it: no formula.
 _PLAIN_NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 
@@ -51,22 +53,28 @@ def cell_for_spreadsheet(value: object) -> object:
 
 
 def column_for_spreadsheet(column: pd.Series) -> pd.Series:
-    """A column with every text cell made safe (vectorised: a million-row export pays a
-    regular-expression pass per text column, not a Python call per cell). Columns that
-    hold no text (numbers, booleans, timestamps) come back as they are."""
+    """A column with every text cell made safe. Columns that hold no text (numbers,
+    booleans, timestamps) come back as they are, and so does a text column none of whose
+    cells starts with a blank or a formula character (the common case: one pass over the
+    first characters, no regular expression). A plain loop rather than pandas' ``.str``
+    methods: on object columns those run a Python function per cell too, and leave
+    reference cycles behind that keep each export chunk's arrays alive until the
+    garbage collector next runs."""
     if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
         return column
-    try:
-        strings = column.str
-    except AttributeError:  # an object column without any text (all numbers or booleans)
-        return column
-    risky = strings.match(_FORMULA_START.pattern, na=False) & ~strings.match(
-        _PLAIN_NUMBER.pattern, na=False
-    )
-    if not risky.any():
+    values = column.to_numpy(dtype=object)
+    risky = [
+        index
+        for index, value in enumerate(values)
+        if isinstance(value, str)
+        and (value[:1] in _FIRST or value[:1].isspace())
+        and text_for_spreadsheet(value) != value
+    ]
+    if not risky:
         return column
     safe = column.copy()
-    safe[risky] = "'" + column[risky].astype(str)
+    positions = safe.index[risky]
+    safe.loc[positions] = ["'" + values[index] for index in risky]
     return safe
 
 

@@ -171,13 +171,15 @@ _SORT = ["participant_id", "trial_position", "question_position", "question_id"]
 
 def _table(queryset: QuerySet[Any], fields: dict[str, str], wanted: set[str]) -> pd.DataFrame:
     """The ``wanted`` columns of one table (plus its keys) as a frame: one query without
-    joins and without ORDER BY (models' default orderings would join other tables in)."""
+    joins and without ORDER BY (models' default orderings would join other tables in).
+    Read whole, without a server-side cursor: the callers ask for one page of
+    participants, so the rows are few and bounded."""
     chosen = {
         column: lookup
         for column, lookup in fields.items()
         if column in wanted or column in _KEYS or column in _SORT
     }
-    rows = queryset.order_by().values_list(*_raw_fields(chosen)).iterator(chunk_size=CHUNK_SIZE)
+    rows = list(queryset.order_by().values_list(*_raw_fields(chosen)))
     return pd.DataFrame.from_records(rows, columns=list(chosen))
 
 

@@ -24,7 +24,8 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower, Trim
 from django.db.models.lookups import Exact
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
@@ -46,6 +47,7 @@ from analysis.services import (
     POWER_COLUMNS,
     study_report,
 )
+from analysis.spreadsheet import cell_for_spreadsheet
 from surveys.audit import audit_export
 from surveys.fraud import participation_signals
 from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
@@ -118,7 +120,8 @@ def _csv_cell(value: object) -> object:
         return ""
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True)
-    return value
+    # Panel ids, answers and names are typed by people: no formulas in a spreadsheet.
+    return cell_for_spreadsheet(value)
 
 
 TABLE_RENDERERS = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
@@ -167,6 +170,49 @@ class StudyAPIView(APIView):
         )
         self.check_object_permissions(self.request, study)
         return study
+
+
+# ---------------------------------------------------------------------------------------
+# What the schema documents besides success (the OpenAPI fuzzer holds every answer to it)
+
+
+class _ErrorSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    detail = serializers.CharField()
+
+    class Meta:
+        ref_name = "Error"
+
+
+_INVALID = OpenApiResponse(
+    response=OpenApiTypes.OBJECT,
+    description="A query parameter is invalid: each offending parameter -> its messages.",
+)
+
+
+def _documented(ok: Any, *, study: bool = True, filters: bool = False) -> dict[int, Any]:
+    """The responses of one operation: ``ok`` with 200, and the errors it can answer:
+    401 without credentials, 403 for a caller who may not read, 404 for an unknown study,
+    an unknown ``format`` or a page past the end, 400 for an invalid filter, 429 once the
+    caller's rate (the DRF throttles in settings) is spent."""
+    responses: dict[int, Any] = {
+        200: ok,
+        401: OpenApiResponse(_ErrorSerializer, description="No or invalid credentials."),
+        403: OpenApiResponse(_ErrorSerializer, description="Not allowed to read this."),
+        404: OpenApiResponse(
+            _ErrorSerializer,
+            description=(
+                "No such study visible to the caller, no such page, or an unknown format."
+                if study
+                else "An unknown format."
+            ),
+        ),
+        429: OpenApiResponse(
+            _ErrorSerializer, description="Too many requests: retry after Retry-After seconds."
+        ),
+    }
+    if filters:
+        responses[400] = _INVALID
+    return dict(sorted(responses.items()))
 
 
 # ---------------------------------------------------------------------------------------
@@ -341,7 +387,7 @@ class StudyListApi(APIView):
 
     csv_columns = list(OutputSerializer().fields)
 
-    @extend_schema(responses=OutputSerializer(many=True))
+    @extend_schema(responses=_documented(OutputSerializer(many=True), study=False))
     def get(self, request: Request) -> ApiResponse:
         studies = _visible_studies(user=request.user)
         return ApiResponse(self.OutputSerializer(studies, many=True).data)
@@ -369,7 +415,7 @@ class StudyDetailApi(StudyAPIView):
         class Meta:
             ref_name = "StudyDetail"
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(responses=_documented(OutputSerializer))
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
         nested = {
@@ -391,7 +437,7 @@ class ConditionListApi(StudyAPIView):
     renderer_classes = TABLE_RENDERERS
     csv_columns = list(_ConditionSummarySerializer().fields)
 
-    @extend_schema(responses=_ConditionSummarySerializer(many=True))
+    @extend_schema(responses=_documented(_ConditionSummarySerializer(many=True)))
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
         return ApiResponse(_ConditionSummarySerializer(_conditions(study=study), many=True).data)
@@ -444,7 +490,7 @@ class ArticleManifestApi(StudyAPIView):
 
     csv_columns = list(OutputSerializer().fields)
 
-    @extend_schema(responses=OutputSerializer(many=True))
+    @extend_schema(responses=_documented(OutputSerializer(many=True)))
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
         frame = articles_manifest_frame(study=study)
@@ -553,7 +599,10 @@ class ParticipantListApi(StudyAPIView):
 
     csv_columns = list(OutputSerializer().fields)
 
-    @extend_schema(parameters=[InputSerializer], responses=OutputSerializer(many=True))
+    @extend_schema(
+        parameters=[InputSerializer],
+        responses=_documented(OutputSerializer(many=True), filters=True),
+    )
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
         filters = self.InputSerializer(data=request.query_params, context={"study": study})
@@ -621,7 +670,10 @@ class ResponseListApi(StudyAPIView):
         class Meta:
             ref_name = "Rating"
 
-    @extend_schema(parameters=[InputSerializer], responses=OutputSerializer(many=True))
+    @extend_schema(
+        parameters=[InputSerializer],
+        responses=_documented(OutputSerializer(many=True), filters=True),
+    )
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
         filters = self.InputSerializer(data=request.query_params, context={"study": study})
@@ -723,7 +775,7 @@ class StudyResultsApi(StudyAPIView):
         class Meta:
             ref_name = "StudyResults"
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(responses=_documented(OutputSerializer))
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
         report = study_report(study=study)

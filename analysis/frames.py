@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from typing import Any
 
 import pandas as pd
-from django.db.models import CharField, Count, Max, QuerySet
+from django.db.models import CharField, Count, QuerySet
 from django.db.models.functions import Cast
 
 from surveys.exclusions import participant_exclusions, study_exclusion_rules
@@ -81,19 +81,6 @@ def _bool_from_text(column: pd.Series) -> pd.Series:
     return column.astype(str).str.lower().isin(["1", "true", "t"])
 
 
-def _responses_queryset(
-    *, study: Study, include_test: bool, id_range: tuple[int, int] | None = None
-) -> QuerySet[Response]:
-    queryset = Response.objects.filter(participant__study=study, trial__isnull=False)
-    if not include_test:
-        queryset = queryset.filter(participant__is_test=False)
-    if id_range is not None:
-        queryset = queryset.filter(participant__pk__range=id_range)
-    return queryset.order_by(
-        "participant_id", "trial__position", "question__position", "question_id"
-    )
-
-
 def _uuid_text(column: pd.Series) -> pd.Series:
     """Canonical dashed UUIDs whether the database stored them as 32 hex digits (SQLite)
     or as a uuid type (PostgreSQL, already dashed)."""
@@ -137,6 +124,158 @@ def _response_fields(columns: list[str] | None) -> dict[str, str]:
     return {column: lookup for column, lookup in RESPONSE_FIELDS.items() if column in columns}
 
 
+# The tables a long-frame row is assembled from, read one table at a time.
+_RESPONSE_TABLE = {
+    "response_id": "pk",
+    "participant_id": "participant_id",
+    "trial_id": "trial_id",
+    "question_id": "question_id",
+    "value": "value",
+    "value_numeric": "value_numeric",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+}
+_TRIAL_TABLE = {
+    "trial_id": "pk",
+    "article_id": "article_id",
+    "condition_id": "condition_id",
+    "trial_position": "position",
+    "first_shown_at": "first_shown_at",
+    "answered_at": "answered_at",
+}
+_PARTICIPANT_TABLE = {
+    "participant_id": "pk",
+    "participant_token": "token",
+    "panel_pid": "panel_pid",
+    "is_test": "is_test",
+    "participant_status": "status",
+}
+_ARTICLE_TABLE = {
+    "article_id": "pk",
+    "article_origin": "origin",
+    "source_article_id": "source_article_id",
+    "model_name": "model_name",
+    "outlet": "outlet",
+    "url": "url",
+    "license": "license",
+}
+_QUESTION_TABLE = {
+    "question_id": "pk",
+    "question_key": "key",
+    "question_kind": "kind",
+    "question_position": "position",
+}
+# Always read, whatever columns were asked for: the join keys and the sort keys.
+_KEYS = {"participant_id", "trial_id", "question_id", "article_id", "condition_id"}
+_SORT = ["participant_id", "trial_position", "question_position", "question_id"]
+
+
+def _table(queryset: QuerySet[Any], fields: dict[str, str], wanted: set[str]) -> pd.DataFrame:
+    """The ``wanted`` columns of one table (plus its keys) as a frame: one query without
+    joins and without ORDER BY (models' default orderings would join other tables in).
+    Read whole, without a server-side cursor: the callers ask for one page of
+    participants, so the rows are few and bounded."""
+    chosen = {
+        column: lookup
+        for column, lookup in fields.items()
+        if column in wanted or column in _KEYS or column in _SORT
+    }
+    rows = list(queryset.order_by().values_list(*_raw_fields(chosen)))
+    return pd.DataFrame.from_records(rows, columns=list(chosen))
+
+
+class _StudyTables:
+    """The small per-study tables of the long frame (questions, condition names, and the
+    articles shown so far), read once per export and reused by every page."""
+
+    def __init__(self, study: Study, wanted: set[str]) -> None:
+        self.wanted = wanted
+        self.questions = _table(
+            Question.objects.filter(study=study), _QUESTION_TABLE, wanted | {"question_position"}
+        )
+        self.condition_names = dict(
+            Condition.objects.filter(study=study).order_by().values_list("pk", "name")
+        )
+        self._articles: list[pd.DataFrame] = []
+        self._article_ids: set[int] = set()
+
+    def articles(self, ids: set[int]) -> pd.DataFrame:
+        missing = ids - self._article_ids
+        if missing:
+            self._articles.append(
+                _table(Article.objects.filter(pk__in=sorted(missing)), _ARTICLE_TABLE, self.wanted)
+            )
+            self._article_ids |= missing
+            if len(self._articles) > 1:
+                self._articles = [pd.concat(self._articles, ignore_index=True)]
+        return self._articles[0]
+
+
+def _responses_page(ids: list[int], tables: _StudyTables) -> pd.DataFrame:
+    """The long rows of these participants, in the long frame's order, with the columns
+    of ``tables.wanted``: three indexed single-table reads (answers, trials, people by
+    participant id) joined in pandas with the study's questions and articles."""
+    wanted = tables.wanted
+    answers = _table(
+        Response.objects.filter(participant_id__in=ids, trial__isnull=False),
+        _RESPONSE_TABLE,
+        wanted,
+    )
+    if answers.empty:
+        return answers
+    trials = _table(Trial.objects.filter(participant_id__in=ids), _TRIAL_TABLE, wanted)
+    people = _table(Participant.objects.filter(pk__in=ids), _PARTICIPANT_TABLE, wanted)
+    rows = (
+        answers.merge(trials, on="trial_id", how="inner", suffixes=("", "_trial"))
+        .merge(people, on="participant_id", how="inner")
+        .merge(tables.questions, on="question_id", how="inner")
+    )
+    rows = rows.merge(
+        tables.articles(set(rows["article_id"].tolist())), on="article_id", how="inner"
+    )
+    if "condition" in wanted:
+        rows["condition"] = _names_of(rows["condition_id"], tables.condition_names)
+    return rows.sort_values(_SORT, kind="stable", ignore_index=True)
+
+
+def _names_of(ids: pd.Series, names: dict[int, str]) -> pd.Series:
+    """Condition ids (None or NaN where a row has none) as names (None there)."""
+    return pd.Series(
+        [None if pd.isna(pk) else names.get(int(pk)) for pk in ids], index=ids.index, dtype=object
+    )
+
+
+def participant_id_pages(
+    *,
+    study: Study,
+    include_test: bool = False,
+    chunk_size: int = CHUNK_SIZE,
+    id_range: tuple[int, int] | None = None,
+) -> Iterator[list[int]]:
+    """The study's participant ids (test sessions only with ``include_test``; only those
+    in the closed interval ``id_range`` when given), ascending, in lists of at most
+    ``chunk_size``. Keyset pagination (``id > last ... LIMIT n``): each page is one
+    bounded query on the participants table, however deep into the study it is."""
+    queryset = Participant.objects.filter(study=study)
+    if not include_test:
+        queryset = queryset.filter(is_test=False)
+    if id_range is not None:
+        queryset = queryset.filter(pk__range=id_range)
+    last = 0
+    while ids := list(
+        queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:chunk_size]
+    ):
+        yield ids
+        last = ids[-1]
+
+
+def _rows_per_participant(study: Study) -> int:
+    """About how many long rows one participation has: articles times the questions
+    asked about each (a page of participants is sized from it)."""
+    per_article = study.questions.filter(scope=Question.Scope.PER_ARTICLE).count()
+    return max(1, int(study.articles_per_participant or 1) * max(1, per_article))
+
+
 def responses_chunks(
     *,
     study: Study,
@@ -145,18 +284,40 @@ def responses_chunks(
     id_range: tuple[int, int] | None = None,
     columns: list[str] | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """:func:`responses_frame` in pieces of at most ``chunk_size`` rows, read from the
-    database as they are needed (exports stream these; nothing holds the whole study).
-    ``id_range``: only the participants whose id lies in this closed interval.
-    ``columns``: only these of ``RESPONSE_COLUMNS`` (in that order); default all."""
+    """:func:`responses_frame` in pieces of ``chunk_size`` rows (the last may be shorter),
+    read from the database as they are needed (exports stream these; nothing holds the
+    whole study). ``id_range``: only the participants whose id lies in this closed
+    interval. ``columns``: only these of ``RESPONSE_COLUMNS`` (in that order); default all.
+
+    The study is walked a page of participants at a time (:func:`participant_id_pages`),
+    and each page is read with single-table queries on indexed columns (participant id,
+    primary keys) and joined in pandas. A join of five tables sorted by the database
+    has a plan that depends on the planner's statistics: after a bulk load, one such
+    query ran for a quarter of an hour instead of seconds. These queries have only one
+    sensible plan, and their cost grows with the rows read, nothing else."""
     fields = _response_fields(columns)
-    rows = (
-        _responses_queryset(study=study, include_test=include_test, id_range=id_range)
-        .values_list(*_raw_fields(fields))
-        .iterator(chunk_size=chunk_size)
+    wanted = set(fields)
+    tables = _StudyTables(study, wanted)
+    per_page = max(1, chunk_size // _rows_per_participant(study))
+    pending: list[pd.DataFrame] = []
+    held = 0
+    pages = participant_id_pages(
+        study=study, include_test=include_test, chunk_size=per_page, id_range=id_range
     )
-    while batch := list(islice(rows, chunk_size)):
-        yield _typed_responses(pd.DataFrame.from_records(batch, columns=list(fields)))
+    for ids in pages:
+        page = _responses_page(ids, tables)
+        if page.empty:
+            continue
+        pending.append(page[list(fields)])
+        held += len(page)
+        while held >= chunk_size:
+            joined = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+            yield _typed_responses(joined.iloc[:chunk_size].reset_index(drop=True))
+            rest = joined.iloc[chunk_size:]
+            pending, held = ([rest], len(rest)) if len(rest) else ([], 0)
+    if held:
+        joined = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+        yield _typed_responses(joined.reset_index(drop=True))
 
 
 def responses_frame(
@@ -192,26 +353,37 @@ def participant_id_ranges(
 ) -> Iterator[tuple[int, int]]:
     """The study's participants (test sessions only with ``include_test``) in id order,
     as closed id intervals of at most ``chunk_size`` of them: the ``id_range`` arguments
-    that walk the study a piece at a time. Keyset pagination (``id > last``), so each
-    page is one index range scan however deep into the study it is."""
-    queryset = Participant.objects.filter(study=study)
-    if not include_test:
-        queryset = queryset.filter(is_test=False)
-    last = 0
-    while ids := list(
-        queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:chunk_size]
-    ):
+    that walk the study a piece at a time (:func:`participant_id_pages`)."""
+    for ids in participant_id_pages(study=study, include_test=include_test, chunk_size=chunk_size):
         yield ids[0], ids[-1]
-        last = ids[-1]
 
 
-def responses_max_position(*, study: Study, include_test: bool = False) -> int:
+def responses_max_position(
+    *, study: Study, include_test: bool = False, chunk_size: int = CHUNK_SIZE
+) -> int:
     """The highest article position anyone answered about (0 when nobody has): the
-    number of position column groups of the wide export, known before it is written."""
-    found = _responses_queryset(study=study, include_test=include_test).aggregate(
-        top=Max("trial__position")
-    )["top"]
-    return int(found or 0)
+    number of position column groups of the wide export, known before it is written.
+    Read ``chunk_size`` participants at a time with single-table queries, like the rows
+    (memory is bounded by one page)."""
+    top = 0
+    pages = participant_id_pages(study=study, include_test=include_test, chunk_size=chunk_size)
+    for ids in pages:
+        answered = set(
+            Response.objects.filter(participant_id__in=ids, trial__isnull=False)
+            .order_by()
+            .values_list("trial_id", flat=True)
+            .distinct()
+        )
+        positions = (
+            position
+            for pk, position in Trial.objects.filter(participant_id__in=ids)
+            .order_by()
+            .values_list("pk", "position")
+            .iterator(chunk_size=CHUNK_SIZE)
+            if pk in answered
+        )
+        top = max(top, *positions, 0)
+    return top
 
 
 PARTICIPANT_COLUMNS = [
@@ -259,7 +431,7 @@ def participants_frame(*, study: Study, id_range: tuple[int, int] | None = None)
         "participant_id": "pk",
         "participant_token": "token",
         "panel_pid": "panel_pid",
-        "condition": "condition__name",
+        "condition": "condition_id",
         "status": "status",
         "is_test": "is_test",
         "consented_at": "consented_at",
@@ -275,22 +447,28 @@ def participants_frame(*, study: Study, id_range: tuple[int, int] | None = None)
         .iterator(chunk_size=CHUNK_SIZE),
         columns=list(fields),
     )
+    # Names looked up here rather than joined in: every export query reads one table.
+    names = dict(Condition.objects.filter(study=study).order_by().values_list("pk", "name"))
+    people["condition"] = _names_of(people["condition"], names)
     people["participant_token"] = _uuid_text(people["participant_token"])
     people["is_test"] = _bool_from_text(people["is_test"])
     for column in ("consented_at", "completed_at"):
         people[column] = pd.to_datetime(people[column], utc=True, format="ISO8601")
 
-    checks = pd.DataFrame.from_records(
-        Response.objects.filter(
-            participant__study=study,
-            trial__isnull=True,
-            question__scope=Question.Scope.ATTENTION_CHECK,
-            **checks_range,
-        )
-        .values_list("participant_id", "value", "question__expected_answer")
-        .iterator(chunk_size=CHUNK_SIZE),
-        columns=["participant_id", "value", "expected"],
+    # The study's own attention checks select its answers: one table, no join.
+    expected = dict(
+        study.questions.filter(scope=Question.Scope.ATTENTION_CHECK)
+        .order_by()
+        .values_list("pk", "expected_answer")
     )
+    checks = pd.DataFrame.from_records(
+        Response.objects.filter(trial__isnull=True, question_id__in=list(expected), **checks_range)
+        .order_by()
+        .values_list("participant_id", "value", "question_id")
+        .iterator(chunk_size=CHUNK_SIZE),
+        columns=["participant_id", "value", "question_id"],
+    )
+    checks["expected"] = checks["question_id"].map(expected)
     failed = (
         checks["value"].astype(str).str.strip().str.lower()
         != checks["expected"].astype(str).str.strip().str.lower()

@@ -210,8 +210,13 @@ def render(figure: Figure, fmt: str = "svg") -> bytes:
 
 
 def plot_bytes(report: StudyReport, name: str, fmt: str = "svg") -> bytes:
-    """Draw the named plot (one of ``PLOTS``) and render it. KeyError for unknown names."""
-    return render(PLOTS[name](report), fmt)
+    """Draw the named plot (one of ``PLOTS``) and render it. KeyError for unknown names.
+    Labels are people's text (condition names, question keys): drawn literally, never
+    read as matplotlib's ``$...$`` mathematics, which fails on unknown symbols (a 500
+    for the whole results page) and is not what anyone typed. In SVG, matplotlib writes
+    them as escaped ``<text>``."""
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return render(PLOTS[name](report), fmt)
 
 
 def inline_svg(report: StudyReport, name: str) -> str:

@@ -26,6 +26,7 @@ from analysis.frames import (
     responses_chunks,
     responses_frame,
 )
+from analysis.spreadsheet import frame_for_spreadsheet
 from surveys import scoring
 from surveys.instruments import PREFER_NOT
 from surveys.models import Article, Question, Study
@@ -742,12 +743,14 @@ def responses_csv_chunks(
     """The long CSV (header, then one row per rating about an article, columns as
     ``analysis.frames.RESPONSE_COLUMNS``) as text pieces, one per chunk read from the
     database, so an export never holds the whole study in memory. The article ``url`` and
-    ``license`` columns carry the attribution each Wikinews text needs."""
+    ``license`` columns carry the attribution each Wikinews text needs. Text that a
+    spreadsheet would run as a formula is prefixed with an apostrophe
+    (``analysis.spreadsheet``)."""
     header = True
     for chunk in responses_chunks(study=study, include_test=include_test, chunk_size=chunk_size):
         for column in DATETIME_COLUMNS:
             chunk[column] = _iso_utc(chunk[column])
-        yield chunk.to_csv(index=False, header=header, lineterminator="\n")
+        yield frame_for_spreadsheet(chunk).to_csv(index=False, header=header, lineterminator="\n")
         header = False
     if header:  # no ratings yet: still a valid CSV with its columns
         yield ",".join(RESPONSE_COLUMNS) + "\n"

@@ -428,7 +428,12 @@ def _answer(
 
 
 def _record_accepted(tally: Tally, pid: str, page: Any, data: Mapping[str, Any]) -> None:
-    answers = {k: v for k, v in data.items() if k not in ("csrfmiddlewaretoken", "visible_ms")}
+    # The page's hidden counters (surveys.fraud's credence_* fields) are no answers.
+    answers = {
+        k: v
+        for k, v in data.items()
+        if k not in ("csrfmiddlewaretoken", "visible_ms") and not k.startswith("credence_")
+    }
     answers.pop("tab_aways", None)
     answers.pop("attempt", None)
     with tally.lock:

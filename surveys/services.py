@@ -555,7 +555,9 @@ def participant_find(*, study: Study, panel: PanelIds) -> Participant | None:
     stays found after the id itself was cleared (withdrawal) or pseudonymised."""
     if not panel.pid:
         return None
-    return Participant.objects.filter(study=study, panel_pid_hash=panel.pid_hash).first()
+    # Unordered: (study, panel id hash) is unique, so no ORDER BY to compile and run.
+    rows = Participant.objects.filter(study=study, panel_pid_hash=panel.pid_hash).order_by()
+    return next(iter(rows[:1]), None)
 
 
 def participant_enroll(
@@ -762,7 +764,9 @@ def _responses_upsert(
         row.question_id: row
         for row in Response.objects.filter(
             participant=participant, trial=trial, question__in=list(answers)
-        ).only("pk", "question_id")
+        )
+        .order_by()
+        .only("pk", "question_id")
     }
     now = timezone.now()
     changed, new = [], []
@@ -791,8 +795,19 @@ class ParticipationClosedError(Exception):
     """The participation is completed or withdrawn; answers can no longer change."""
 
 
+def _lock_participant(participant: Participant) -> Participant:
+    """The participant's row, locked (every writer of a participation takes this lock),
+    re-read from the database with its study in the same query (only the participant's
+    row is locked)."""
+    return (
+        Participant.objects.select_related("study")
+        .select_for_update(of=("self",))
+        .get(pk=participant.pk)
+    )
+
+
 def _lock_open_participant(participant: Participant) -> Participant:
-    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    locked = _lock_participant(participant)
     if locked.status != Participant.Status.IN_PROGRESS:
         raise ParticipationClosedError("This participation has already ended.")
     return locked
@@ -949,7 +964,7 @@ def participant_complete(*, participant: Participant) -> Participant:
     """
     from surveys.selectors import participant_next_step, participant_passed_checks
 
-    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    locked = _lock_participant(participant)
     if locked.status == Participant.Status.COMPLETED:
         return locked
     if locked.status != Participant.Status.IN_PROGRESS:

@@ -111,6 +111,15 @@ def _participant_or_404(token: UUID) -> Participant:
     return participant
 
 
+# The participant's own fields (not its study or condition, which never change): what a
+# service may have written. Reloading only these keeps the study loaded with the row.
+_OWN_FIELDS = [f.attname for f in Participant._meta.concrete_fields if not f.is_relation]
+
+
+def _reload(participant: Participant) -> None:
+    participant.refresh_from_db(fields=_OWN_FIELDS)
+
+
 def _guard(
     participant: Participant, requested: Step, progress: ParticipantProgress | None = None
 ) -> tuple[HttpResponseRedirect | None, ParticipantProgress]:
@@ -312,7 +321,7 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
 
     A draft or closed study says it is not open, without its title: the page is
     public. Consents are rate-limited per client network and study."""
-    study = Study.objects.filter(slug=slug).first()
+    study = next(iter(Study.objects.filter(slug=slug).order_by()[:1]), None)
     if study is None:
         return _render(request, "study_not_found.html", {"slug": slug}, status=404)
     source = request.POST if request.method == "POST" else request.GET
@@ -440,7 +449,7 @@ def instructions(request: HttpRequest, token: UUID) -> HttpResponse:
         return response
     if request.method == "POST":
         instructions_mark_seen(participant=participant)
-        participant.refresh_from_db()
+        _reload(participant)
         return _to_next_step(participant)
     return _render(
         request,
@@ -457,10 +466,13 @@ def instructions(request: HttpRequest, token: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
     participant = _participant_or_404(token)
-    trial = (
-        Trial.objects.select_related("article", "condition")
-        .filter(participant=participant, position=position)
-        .first()
+    trial = next(
+        iter(
+            Trial.objects.select_related("article", "condition")
+            .filter(participant=participant, position=position)
+            .order_by()[:1]
+        ),
+        None,
     )
     if trial is None:
         raise Http404("No such article in this participation.")
@@ -486,7 +498,7 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
                     ),
                 )
                 fraud.trial_signals_record(trial=trial, data=request.POST)
-            participant.refresh_from_db()
+            _reload(participant)
             return _to_next_step(participant)
         values: Mapping[str, str] = request.POST
     else:
@@ -540,7 +552,7 @@ def _once_asked_page(
         if not errors:
             with contextlib.suppress(ParticipationClosedError):
                 record(participant=participant, answers=parsed)
-            participant.refresh_from_db()
+            _reload(participant)
             return _to_next_step(participant)
         values: Mapping[str, str] = request.POST
     else:
@@ -633,7 +645,7 @@ def comprehension(request: HttpRequest, token: UUID) -> HttpResponse:
                 if outcome == ComprehensionOutcome.RETRY:
                     # Shown again by a GET, so that a refresh re-submits nothing.
                     return redirect(reverse("surveys:comprehension", args=[participant.token]))
-            participant.refresh_from_db()
+            _reload(participant)
             return _to_next_step(participant)
         values = request.POST
     tries = participant.comprehension_tries
@@ -665,7 +677,7 @@ def finish(request: HttpRequest, token: UUID) -> HttpResponse:
         # On failure the redirect shows what is still missing, or the debrief.
         with contextlib.suppress(ValidationError, ParticipationClosedError):
             participant_complete(participant=participant)
-        participant.refresh_from_db()
+        _reload(participant)
         return _to_next_step(participant)
     return _render(request, "finish.html", {"participant": participant, "study": participant.study})
 

@@ -38,17 +38,17 @@ BUDGETS = {
     ("GET", "consent"): 3,
     ("POST", "consent"): 29,
     ("GET", "instructions"): 3,
-    ("POST", "instructions"): 14,
+    ("POST", "instructions"): 13,
     ("GET", "comprehension"): 4,
-    ("POST", "comprehension"): 27,
+    ("POST", "comprehension"): 25,
     ("GET", "article"): 7,
-    ("POST", "article"): 28,
+    ("POST", "article"): 27,
     ("GET", "check"): 5,
-    ("POST", "check"): 26,
+    ("POST", "check"): 25,
     ("GET", "about"): 5,
-    ("POST", "about"): 27,
+    ("POST", "about"): 26,
     ("GET", "finish"): 4,
-    ("POST", "finish"): 27,
+    ("POST", "finish"): 26,
     ("GET", "debrief"): 3,
 }
 
@@ -169,6 +169,29 @@ def test_a_warm_page_reads_nothing_of_the_design(full_study: Study) -> None:
     # The consent page reads the conditions with their fill (is the study full? which
     # condition is the emptiest?): that is the balance, not the design.
     assert [r for r in design_reads if " consent:" not in r] == []
+
+
+def test_participant_reads_do_not_join_for_the_default_ordering(full_study: Study) -> None:
+    """Response's default ordering (participant, trial, question, each by its own
+    ordering) joins four tables; the pages' reads of answers and trials ask for no
+    ordering they do not need."""
+    _walk(full_study, lambda _m, _k: CaptureQueriesContext(connection))
+    joined: list[str] = []
+
+    @contextmanager
+    def counted(method: str, kind: str) -> Iterator[None]:
+        with CaptureQueriesContext(connection) as queries:
+            yield
+        joined.extend(
+            f"{method} {kind}: {q['sql'][:160]}"
+            for q in queries.captured_queries
+            if q["sql"].startswith("SELECT")
+            and ('FROM "surveys_response"' in q["sql"] or 'FROM "surveys_trial"' in q["sql"])
+            and 'JOIN "surveys_study"' in q["sql"]
+        )
+
+    _walk(full_study, counted)
+    assert joined == []
 
 
 def test_the_memo_is_hit_not_rebuilt(full_study: Study) -> None:

@@ -428,7 +428,12 @@ def _answer(
 
 
 def _record_accepted(tally: Tally, pid: str, page: Any, data: Mapping[str, Any]) -> None:
-    answers = {k: v for k, v in data.items() if k not in ("csrfmiddlewaretoken", "visible_ms")}
+    # The page's hidden counters (surveys.fraud's credence_* fields) are no answers.
+    answers = {
+        k: v
+        for k, v in data.items()
+        if k not in ("csrfmiddlewaretoken", "visible_ms") and not k.startswith("credence_")
+    }
     answers.pop("tab_aways", None)
     answers.pop("attempt", None)
     with tally.lock:
@@ -917,6 +922,34 @@ def cpu_description() -> dict[str, Any]:
     }
 
 
+def redis_start(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A throwaway redis-server listening on a unix socket only (no TCP port), nothing
+    persisted; returns the process and the cache URL."""
+    sock = folder / "redis.sock"
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+    return process, f"unix://{sock}"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=120)
@@ -942,6 +975,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--warmup", action=argparse.BooleanOptionalAction, default=True, help="warm workers first"
     )
     parser.add_argument("--quick", action="store_true", help="a smoke test: a handful")
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="share the cache (rate-limit counters) through a redis-server on a unix "
+        "socket, as production should, instead of the database cache (the fallback)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the report here")
     args = parser.parse_args(argv)
@@ -961,6 +1000,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pg_folder.mkdir()
     cluster = PostgresCluster(pg_folder)
     servers: list[Gunicorn] = []
+    redis: subprocess.Popen[bytes] | None = None
     report: dict[str, Any] = {
         "cpu": cpu_description(),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
@@ -982,6 +1022,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "CREDENCE_VAR_DIR": str(folder / "var"),
             "OPENBLAS_NUM_THREADS": "1",
         }
+        if args.redis:
+            _say("starting redis-server")
+            redis, env["CREDENCE_CACHE_URL"] = redis_start(folder)
         _say("migrating, collecting static files")
         _django_setup(env)
         expected = study_create()
@@ -999,7 +1042,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             return sum(tree_cpu_seconds(s.process.pid) for s in servers)
 
         def server_cpu() -> float:
-            return app_cpu() + tree_cpu_seconds(cluster.postmaster_pid())
+            cache = tree_cpu_seconds(redis.pid) if redis is not None else 0.0
+            return app_cpu() + tree_cpu_seconds(cluster.postmaster_pid()) + cache
 
         behaviour = Behaviour(
             think_ms=args.think_ms,
@@ -1153,6 +1197,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         for server in servers:
             server.stop()
+        if redis is not None:
+            redis.terminate()
+            redis.wait(timeout=10)
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
     print_report(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections import defaultdict
@@ -47,8 +48,58 @@ class Step:
     position: int | None = None
 
 
+@dataclass(frozen=True)
+class StudyDesign:
+    """What the participant pages need of a study's design: its questions by scope (in
+    the order asked), which questions are required, and whether every condition has a
+    quota. Immutable once built; see :func:`study_design`."""
+
+    study_id: int
+    by_scope: Mapping[str, tuple[Question, ...]]
+    required_ids: frozenset[int]
+    # True when the study has conditions and each has a quota: only then can completing
+    # a participation fill the study (services.study_close_if_full).
+    every_condition_has_quota: bool
+
+    def questions(self, scope: str) -> list[Question]:
+        return list(self.by_scope.get(scope, ()))
+
+
+def _design_build(study_id: int) -> StudyDesign:
+    by_scope: dict[str, list[Question]] = {}
+    for question in Question.objects.filter(study_id=study_id).order_by("position", "id"):
+        by_scope.setdefault(question.scope, []).append(question)
+    quotas = list(Condition.objects.filter(study_id=study_id).values_list("quota", flat=True))
+    return StudyDesign(
+        study_id=study_id,
+        by_scope={scope: tuple(questions) for scope, questions in by_scope.items()},
+        required_ids=frozenset(q.pk for qs in by_scope.values() for q in qs if q.required),
+        every_condition_has_quota=bool(quotas) and all(q is not None for q in quotas),
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def _frozen_design(study_id: int, design_hash: str) -> StudyDesign:
+    # ``design_hash`` is only part of the key: a study whose frozen design were ever
+    # replaced (it cannot be: live and closed designs are locked) would get a new entry.
+    return _design_build(study_id)
+
+
+def study_design(*, study: Study) -> StudyDesign:
+    """The study's design as the participant pages use it.
+
+    A live or closed study's design is frozen (its hash was stored when it went live and
+    the admin locks it), so it is read from the database once per process and kept,
+    keyed by the study and its design hash: derived, immutable data that every process
+    computes alike, so no process holds anything another one needs. Drafts and pilots
+    (editable designs) and any study without a stored hash are read afresh every time."""
+    if study.is_design_locked and study.design_hash:
+        return _frozen_design(study.pk, study.design_hash)
+    return _design_build(study.pk)
+
+
 def questions_for(*, study: Study, scope: str) -> list[Question]:
-    return list(study.questions.filter(scope=scope).order_by("position", "id"))
+    return study_design(study=study).questions(scope)
 
 
 def check_slot(*, after_article: int | None, n_articles: int) -> int:
@@ -63,8 +114,12 @@ def check_slot(*, after_article: int | None, n_articles: int) -> int:
 def check_pages(*, study: Study, n_articles: int) -> dict[int, list[Question]]:
     """The attention checks by the article position they follow; checks at the same
     point share one page. Ordered as the questions are."""
+    return _check_pages(study_design(study=study), n_articles)
+
+
+def _check_pages(design: StudyDesign, n_articles: int) -> dict[int, list[Question]]:
     pages: dict[int, list[Question]] = {}
-    for question in questions_for(study=study, scope=Question.Scope.ATTENTION_CHECK):
+    for question in design.questions(Question.Scope.ATTENTION_CHECK):
         slot = check_slot(after_article=question.after_article, n_articles=n_articles)
         pages.setdefault(slot, []).append(question)
     return dict(sorted(pages.items()))
@@ -87,7 +142,76 @@ def comprehension_passed(*, participant: Participant) -> bool:
             "question_id", "value"
         )
     )
+    return _comprehension_passed(questions, stored)
+
+
+def _comprehension_passed(questions: list[Question], stored: Mapping[int, str]) -> bool:
     return all(q.pk in stored and answer_matches(question=q, value=stored[q.pk]) for q in questions)
+
+
+@dataclass(frozen=True)
+class ParticipantProgress:
+    """Where a participant is (their next step) and how many articles they have."""
+
+    step: Step
+    n_articles: int
+
+
+def participant_progress(*, participant: Participant) -> ParticipantProgress:
+    """The participant's next step (:func:`participant_next_step`) and their number of
+    articles, from two queries (their trials, their answers) and the study's design."""
+    trials = list(participant.trials.order_by("position").values_list("pk", "position"))
+    n_articles = len(trials)
+    if participant.status == Participant.Status.COMPLETED:
+        return ParticipantProgress(Step("done"), n_articles)
+    if participant.status == Participant.Status.WITHDRAWN:
+        return ParticipantProgress(Step("withdrawn"), n_articles)
+    if participant.status == Participant.Status.SCREENED_OUT:
+        return ParticipantProgress(Step("screened_out"), n_articles)
+    if participant.instructions_seen_at is None:
+        return ParticipantProgress(Step("instructions"), n_articles)
+    design = study_design(study=participant.study)
+    once: dict[int, str] = {}
+    answered: dict[int, int] = defaultdict(int)
+    # order_by(): the models' default orderings (a response by participant, trial and
+    # question, each by its own ordering) would join four tables for nothing.
+    for trial_id, question_id, value in participant.responses.order_by().values_list(
+        "trial_id", "question_id", "value"
+    ):
+        if trial_id is None:
+            once[question_id] = value
+        elif question_id in design.required_ids:
+            answered[trial_id] += 1
+    return ParticipantProgress(_next_step(participant, design, trials, once, answered), n_articles)
+
+
+def _next_step(
+    participant: Participant,
+    design: StudyDesign,
+    trials: list[tuple[int, int]],
+    once: Mapping[int, str],
+    answered: Mapping[int, int],
+) -> Step:
+    if not _comprehension_passed(design.questions(Question.Scope.COMPREHENSION), once):
+        return Step("comprehension")
+    required = sum(
+        1 for q in design.questions(Question.Scope.PER_ARTICLE) if q.pk in design.required_ids
+    )
+    pages = _check_pages(design, len(trials))
+    for trial_id, position in trials:
+        if answered.get(trial_id, 0) < required:
+            return Step("trial", position)
+        if any(q.required and q.pk not in once for q in pages.get(position, [])):
+            return Step("check", position)
+    about = design.questions(Question.Scope.PARTICIPANT)
+    # Submitted once (its questions may all be optional) and every required one in: a
+    # required question added by a pilot's edit brings the page back.
+    if about and (
+        participant.about_submitted_at is None
+        or any(q.required and q.pk not in once for q in about)
+    ):
+        return Step("about")
+    return Step("finish")
 
 
 def participant_next_step(*, participant: Participant) -> Step:
@@ -97,52 +221,7 @@ def participant_next_step(*, participant: Participant) -> Step:
     The sequence: instructions, comprehension questions (when the study has any), the
     articles with the attention-check pages among them (after the article each check
     names), the "about you" page, finish."""
-    if participant.status == Participant.Status.COMPLETED:
-        return Step("done")
-    if participant.status == Participant.Status.WITHDRAWN:
-        return Step("withdrawn")
-    if participant.status == Participant.Status.SCREENED_OUT:
-        return Step("screened_out")
-    if participant.instructions_seen_at is None:
-        return Step("instructions")
-    if not comprehension_passed(participant=participant):
-        return Step("comprehension")
-    required = participant.study.questions.filter(
-        scope=Question.Scope.PER_ARTICLE, required=True
-    ).count()
-    trials = list(
-        participant.trials.annotate(
-            answered=Count("responses", filter=Q(responses__question__required=True))
-        )
-        .order_by("position")
-        .values_list("position", "answered")
-    )
-    answered_once = set(
-        participant.responses.filter(
-            trial__isnull=True, question__scope=Question.Scope.ATTENTION_CHECK
-        ).values_list("question_id", flat=True)
-    )
-    pages = check_pages(study=participant.study, n_articles=len(trials))
-    for position, answered in trials:
-        if answered < required:
-            return Step("trial", position)
-        page = pages.get(position, [])
-        if any(q.required and q.pk not in answered_once for q in page):
-            return Step("check", position)
-    about = participant.study.questions.filter(scope=Question.Scope.PARTICIPANT)
-    if about.exists():
-        # Submitted once (its questions may all be optional) and every required one in:
-        # a required question added by a pilot's edit brings the page back.
-        required_about = about.filter(required=True)
-        answered_about = participant.responses.filter(
-            trial__isnull=True, question__in=required_about
-        )
-        if (
-            participant.about_submitted_at is None
-            or answered_about.count() < required_about.count()
-        ):
-            return Step("about")
-    return Step("finish")
+    return participant_progress(participant=participant).step
 
 
 def participant_trials(*, participant: Participant) -> list[Trial]:
@@ -151,9 +230,13 @@ def participant_trials(*, participant: Participant) -> list[Trial]:
 
 def participant_passed_checks(*, participant: Participant) -> bool:
     """True when every attention check was answered with its expected answer."""
-    for response in participant.responses.filter(
-        trial__isnull=True, question__scope=Question.Scope.ATTENTION_CHECK
-    ).select_related("question"):
+    for response in (
+        participant.responses.filter(
+            trial__isnull=True, question__scope=Question.Scope.ATTENTION_CHECK
+        )
+        .order_by()
+        .select_related("question")
+    ):
         if not answer_matches(question=response.question, value=response.value):
             return False
     return True
@@ -189,19 +272,24 @@ def step_is_reachable(*, requested: Step, current: Step) -> bool:
 
 
 def participant_by_token(*, token: UUID | str) -> Participant | None:
-    return Participant.objects.select_related("study", "condition").filter(token=token).first()
+    # Unordered: the token is unique, and the default ordering (by study, whose own is
+    # by creation) would only cost compiling and sorting.
+    rows = Participant.objects.select_related("study", "condition").filter(token=token)
+    return next(iter(rows.order_by()[:1]), None)
 
 
 def trial_answers(*, trial: Trial) -> dict[str, str]:
     """Stored answers about one trial, by question key (to prefill the form)."""
-    return dict(trial.responses.values_list("question__key", "value"))
+    return dict(trial.responses.order_by().values_list("question__key", "value"))
 
 
 def attention_answers(*, participant: Participant) -> dict[str, str]:
     """Stored answers to the once-asked questions (attention checks and the "about you"
     page), by question key."""
     return dict(
-        participant.responses.filter(trial__isnull=True).values_list("question__key", "value")
+        participant.responses.filter(trial__isnull=True)
+        .order_by()
+        .values_list("question__key", "value")
     )
 
 

@@ -555,7 +555,9 @@ def participant_find(*, study: Study, panel: PanelIds) -> Participant | None:
     stays found after the id itself was cleared (withdrawal) or pseudonymised."""
     if not panel.pid:
         return None
-    return Participant.objects.filter(study=study, panel_pid_hash=panel.pid_hash).first()
+    # Unordered: (study, panel id hash) is unique, so no ORDER BY to compile and run.
+    rows = Participant.objects.filter(study=study, panel_pid_hash=panel.pid_hash).order_by()
+    return next(iter(rows[:1]), None)
 
 
 def participant_enroll(
@@ -748,21 +750,64 @@ def _responses_upsert(
     trial: Trial | None,
     answers: Mapping[Question, tuple[str, float | None]],
 ) -> None:
-    for question, (value, numeric) in answers.items():
-        Response.objects.update_or_create(
-            participant=participant,
-            trial=trial,
-            question=question,
-            defaults={"value": value, "value_numeric": numeric},
+    """Store ``answers`` (one row per question, updated in place when it exists) in at
+    most three queries: the rows that exist, one UPDATE, one INSERT.
+
+    Callers hold the participant's row lock (``_lock_open_participant``), which every
+    writer of a participant's answers takes, so nobody inserts between the SELECT and the
+    INSERT; the unique constraints still stand behind it. (``bulk_create`` with
+    ``update_conflicts`` cannot be used: the constraints are partial, and Django emits no
+    ``ON CONFLICT ... WHERE`` predicate for them.)"""
+    if not answers:
+        return
+    existing = {
+        row.question_id: row
+        for row in Response.objects.filter(
+            participant=participant, trial=trial, question__in=list(answers)
         )
+        .order_by()
+        .only("pk", "question_id")
+    }
+    now = timezone.now()
+    changed, new = [], []
+    for question, (value, numeric) in answers.items():
+        row = existing.get(question.pk)
+        if row is None:
+            new.append(
+                Response(
+                    participant=participant,
+                    trial=trial,
+                    question=question,
+                    value=value,
+                    value_numeric=numeric,
+                )
+            )
+        else:
+            row.value, row.value_numeric, row.updated_at = value, numeric, now
+            changed.append(row)
+    if changed:
+        Response.objects.bulk_update(changed, ["value", "value_numeric", "updated_at"])
+    if new:
+        Response.objects.bulk_create(new)
 
 
 class ParticipationClosedError(Exception):
     """The participation is completed or withdrawn; answers can no longer change."""
 
 
+def _lock_participant(participant: Participant) -> Participant:
+    """The participant's row, locked (every writer of a participation takes this lock),
+    re-read from the database with its study in the same query (only the participant's
+    row is locked)."""
+    return (
+        Participant.objects.select_related("study")
+        .select_for_update(of=("self",))
+        .get(pk=participant.pk)
+    )
+
+
 def _lock_open_participant(participant: Participant) -> Participant:
-    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    locked = _lock_participant(participant)
     if locked.status != Participant.Status.IN_PROGRESS:
         raise ParticipationClosedError("This participation has already ended.")
     return locked
@@ -895,7 +940,9 @@ def about_answer(
 def trial_mark_shown(*, trial: Trial) -> None:
     """First time the article was shown (server side); later views do not move it."""
     now = timezone.now()
-    Trial.objects.filter(pk=trial.pk, first_shown_at__isnull=True).update(first_shown_at=now)
+    if trial.first_shown_at is None:
+        # Skipped when the loaded trial was already shown: the filter would match nothing.
+        Trial.objects.filter(pk=trial.pk, first_shown_at__isnull=True).update(first_shown_at=now)
     Participant.objects.filter(pk=trial.participant_id).update(last_seen_at=now)
 
 
@@ -917,7 +964,7 @@ def participant_complete(*, participant: Participant) -> Participant:
     """
     from surveys.selectors import participant_next_step, participant_passed_checks
 
-    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    locked = _lock_participant(participant)
     if locked.status == Participant.Status.COMPLETED:
         return locked
     if locked.status != Participant.Status.IN_PROGRESS:
@@ -949,7 +996,15 @@ def study_close_if_full(*, study: Study) -> bool:
 
     The study row is locked before counting, so of two participants completing the
     last places at once, the second to get the lock sees both completions.
+
+    A study where some condition has no quota can never fill: it returns before taking
+    the lock, so completions do not queue on the study row (the design is read from the
+    per-process memo of a live study's frozen design, so this costs no query).
     """
+    from surveys.selectors import study_design
+
+    if not study_design(study=study).every_condition_has_quota:
+        return False
     locked = Study.objects.select_for_update().get(pk=study.pk)
     if locked.status != Study.Status.LIVE:
         return False

@@ -32,12 +32,14 @@ from surveys import fraud
 from surveys.models import WIKINEWS_ATTRIBUTION, Participant, Question, Study, Trial
 from surveys.privacy import network_hash
 from surveys.selectors import (
+    ParticipantProgress,
     Step,
     attention_answers,
     check_pages,
     completion_link,
     participant_by_token,
     participant_next_step,
+    participant_progress,
     participant_trials,
     questions_for,
     step_is_reachable,
@@ -109,13 +111,26 @@ def _participant_or_404(token: UUID) -> Participant:
     return participant
 
 
-def _guard(participant: Participant, requested: Step) -> HttpResponseRedirect | None:
+# The participant's own fields (not its study or condition, which never change): what a
+# service may have written. Reloading only these keeps the study loaded with the row.
+_OWN_FIELDS = [f.attname for f in Participant._meta.concrete_fields if not f.is_relation]
+
+
+def _reload(participant: Participant) -> None:
+    participant.refresh_from_db(fields=_OWN_FIELDS)
+
+
+def _guard(
+    participant: Participant, requested: Step, progress: ParticipantProgress | None = None
+) -> tuple[HttpResponseRedirect | None, ParticipantProgress]:
     """A redirect to the participant's own step when ``requested`` is ahead of it (or
-    anything but the debrief after completion); None when the page may be shown."""
-    current = participant_next_step(participant=participant)
-    if step_is_reachable(requested=requested, current=current):
-        return None
-    return redirect(step_url(participant, current))
+    anything but the debrief after completion), None when the page may be shown; and
+    the participant's progress, computed once per request (``progress`` when given)."""
+    if progress is None:
+        progress = participant_progress(participant=participant)
+    if step_is_reachable(requested=requested, current=progress.step):
+        return None, progress
+    return redirect(step_url(participant, progress.step)), progress
 
 
 def _remember(request: HttpRequest, participant: Participant) -> None:
@@ -306,7 +321,7 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
 
     A draft or closed study says it is not open, without its title: the page is
     public. Consents are rate-limited per client network and study."""
-    study = Study.objects.filter(slug=slug).first()
+    study = next(iter(Study.objects.filter(slug=slug).order_by()[:1]), None)
     if study is None:
         return _render(request, "study_not_found.html", {"slug": slug}, status=404)
     source = request.POST if request.method == "POST" else request.GET
@@ -429,11 +444,12 @@ def resume(request: HttpRequest, token: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def instructions(request: HttpRequest, token: UUID) -> HttpResponse:
     participant = _participant_or_404(token)
-    if (response := _guard(participant, Step("instructions"))) is not None:
+    response, progress = _guard(participant, Step("instructions"))
+    if response is not None:
         return response
     if request.method == "POST":
         instructions_mark_seen(participant=participant)
-        participant.refresh_from_db()
+        _reload(participant)
         return _to_next_step(participant)
     return _render(
         request,
@@ -441,7 +457,7 @@ def instructions(request: HttpRequest, token: UUID) -> HttpResponse:
         {
             "participant": participant,
             "study": participant.study,
-            "total": participant.trials.count(),
+            "total": progress.n_articles,
         },
     )
 
@@ -450,14 +466,18 @@ def instructions(request: HttpRequest, token: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
     participant = _participant_or_404(token)
-    trial = (
-        Trial.objects.select_related("article", "condition")
-        .filter(participant=participant, position=position)
-        .first()
+    trial = next(
+        iter(
+            Trial.objects.select_related("article", "condition")
+            .filter(participant=participant, position=position)
+            .order_by()[:1]
+        ),
+        None,
     )
     if trial is None:
         raise Http404("No such article in this participation.")
-    if (response := _guard(participant, Step("trial", position))) is not None:
+    response, progress = _guard(participant, Step("trial", position))
+    if response is not None:
         return response
     questions = questions_for(study=participant.study, scope=Question.Scope.PER_ARTICLE)
     if request.method == "POST":
@@ -478,7 +498,7 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
                     ),
                 )
                 fraud.trial_signals_record(trial=trial, data=request.POST)
-            participant.refresh_from_db()
+            _reload(participant)
             return _to_next_step(participant)
         values: Mapping[str, str] = request.POST
     else:
@@ -495,7 +515,7 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
             # The presentation manipulations of the condition this article was drawn
             # from: the only things that differ between conditions' pages.
             "condition": trial.condition or participant.condition,
-            "total": participant.trials.count(),
+            "total": progress.n_articles,
             "fields": _question_fields(questions, values, errors),
             "errors": errors,
             # Re-rendered after an error: the script adds to what was measured so far.
@@ -518,10 +538,12 @@ def _once_asked_page(
     template: str,
     record: Callable[..., None],
     context: Mapping[str, object] | None = None,
+    progress: ParticipantProgress | None = None,
 ) -> HttpResponse:
     """A page of questions asked once per participant (trial-less answers): show them
     prefilled, validate, record idempotently, go on to the next step."""
-    if (response := _guard(participant, step)) is not None:
+    response, _ = _guard(participant, step, progress)
+    if response is not None:
         return response
     if not questions:
         return _to_next_step(participant)
@@ -530,7 +552,7 @@ def _once_asked_page(
         if not errors:
             with contextlib.suppress(ParticipationClosedError):
                 record(participant=participant, answers=parsed)
-            participant.refresh_from_db()
+            _reload(participant)
             return _to_next_step(participant)
         values: Mapping[str, str] = request.POST
     else:
@@ -572,9 +594,10 @@ def check(request: HttpRequest, token: UUID, after: int | None = None) -> HttpRe
     participant is at, else the last one they have reached (so that a study with one
     check page keeps one plain address)."""
     participant = _participant_or_404(token)
-    pages = check_pages(study=participant.study, n_articles=participant.trials.count())
+    progress = participant_progress(participant=participant)
+    pages = check_pages(study=participant.study, n_articles=progress.n_articles)
     if after is None:
-        current = participant_next_step(participant=participant)
+        current = progress.step
         reached = [
             slot
             for slot in pages
@@ -593,6 +616,7 @@ def check(request: HttpRequest, token: UUID, after: int | None = None) -> HttpRe
         template="check.html",
         record=attention_answer,
         context={"after": after},
+        progress=progress,
     )
 
 
@@ -603,7 +627,8 @@ def comprehension(request: HttpRequest, token: UUID) -> HttpResponse:
     back, empty, with a neutral message, until the study's tries are used up; then the
     participant is screened out (the debrief page tells them, with their code)."""
     participant = _participant_or_404(token)
-    if (response := _guard(participant, Step("comprehension"))) is not None:
+    response, _ = _guard(participant, Step("comprehension"))
+    if response is not None:
         return response
     study = participant.study
     questions = questions_for(study=study, scope=Question.Scope.COMPREHENSION)
@@ -620,7 +645,7 @@ def comprehension(request: HttpRequest, token: UUID) -> HttpResponse:
                 if outcome == ComprehensionOutcome.RETRY:
                     # Shown again by a GET, so that a refresh re-submits nothing.
                     return redirect(reverse("surveys:comprehension", args=[participant.token]))
-            participant.refresh_from_db()
+            _reload(participant)
             return _to_next_step(participant)
         values = request.POST
     tries = participant.comprehension_tries
@@ -645,13 +670,14 @@ def finish(request: HttpRequest, token: UUID) -> HttpResponse:
     """GET shows a last page with the submit button; POST completes. Before every answer
     is in, both lead back to the participant's step."""
     participant = _participant_or_404(token)
-    if (response := _guard(participant, Step("finish"))) is not None:
+    response, _ = _guard(participant, Step("finish"))
+    if response is not None:
         return response
     if request.method == "POST":
         # On failure the redirect shows what is still missing, or the debrief.
         with contextlib.suppress(ValidationError, ParticipationClosedError):
             participant_complete(participant=participant)
-        participant.refresh_from_db()
+        _reload(participant)
         return _to_next_step(participant)
     return _render(request, "finish.html", {"participant": participant, "study": participant.study})
 

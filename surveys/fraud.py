@@ -241,7 +241,7 @@ def page_signals_carry(*, values: Mapping[str, str]) -> dict[str, int]:
 def _compared(study: Study) -> QuerySet[Participant]:
     """The participations signals compare: the study's real ones, whatever their status
     (someone who withdrew and came back under another id is still the same browser)."""
-    return Participant.objects.filter(study=study, is_test=False)
+    return Participant.objects.filter(study=study, is_test=False).order_by()
 
 
 def _shared_browsers(study: Study) -> QuerySet[Participant, dict[str, Any]]:
@@ -326,7 +326,8 @@ def participation_signals(
     """Participant id -> their signals, for every participation of the study (or of
     ``participants``, a subset of it). Duplicates and bursts are judged against the whole
     study, whatever the subset. A few aggregate queries, whatever the number of people."""
-    subset = Participant.objects.filter(study=study)
+    # No default ordering: it would join the study table into every read.
+    subset = Participant.objects.filter(study=study).order_by()
     if participants is not None:
         subset = subset.filter(pk__in=participants.values("pk"))
     duplicates = duplicate_browser_ids(study=study)

@@ -60,7 +60,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.http import HttpRequest, HttpResponse
 
 from surveys.models import ExclusionRule, Participant, Study, Trial
-from surveys.privacy import keyed_hash, network_hash
+from surveys.privacy import keyed_hash
 
 # The browser cookie: a random id, nothing else. A year, so that a second panel account
 # used weeks later in the same browser is still recognised.
@@ -171,15 +171,13 @@ def browser_cookie_set(*, response: HttpResponse, request: HttpRequest, browser_
 
 
 def enrolment_signals_record(*, participant: Participant, request: HttpRequest) -> str:
-    """Record what the consent POST tells about who arrived: the keyed hashes of the
-    network and of the browser's cookie id (a new id when the browser has none), and
-    whether the honeypot field came back filled in. A participation that already has
-    its hashes (a double submit reaching an existing one) keeps them. Returns the browser
-    id for the response's cookie."""
+    """Record what the consent POST tells about who arrived: the keyed hash of the
+    browser's cookie id (a new id when the browser has none), and whether the honeypot
+    field came back filled in (the network's hash is recorded by enrolment itself). A
+    participation that already has its hash (a double submit reaching an existing one)
+    keeps it. Returns the browser id for the response's cookie."""
     browser_id = browser_id_of(request) or secrets.token_urlsafe(24)
     updates: dict[str, object] = {}
-    if not participant.network_hash:
-        updates["network_hash"] = network_hash(request)
     if not participant.browser_hash:
         updates["browser_hash"] = keyed_hash(value=browser_id, purpose="browser")
     if request.POST.get(HONEYPOT_FIELD, "").strip() and not participant.honeypot_filled:

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -87,21 +88,39 @@ def _kill_mid_run(
             run=run, env=env, probe=probe, workers=tuple(workers.values()), chunks=12
         )
 
-        # Mid-run: some chunk done, and the doomed worker in the middle of one.
-        wait_until(
-            lambda: (
-                chunks.filter(status="done").exists()
-                and doomed_chunks.filter(status="running").exists()
-            ),
-            timeout=180,
-            what="the doomed worker to hold a chunk mid-run",
-            processes=tuple(workers.values()),
-            interval=0.02,
-        )
-        running = doomed_chunks.filter(status="running").order_by("index").first()
-        assert running is not None
+        # Mid-run: some chunk done, and the doomed worker in the middle of one. The
+        # process is frozen (SIGSTOP) before what it holds is read, so that the chunk
+        # followed is one it still holds when it dies: read while it runs, that chunk
+        # may be saved between the read and the kill. Frozen between two chunks, it
+        # holds none: thawed, it is tried again at its next chunk.
+        deadline = time.monotonic() + 180
+        while True:
+            wait_until(
+                lambda: (
+                    chunks.filter(status="done").exists()
+                    and doomed_chunks.filter(status="running").exists()
+                ),
+                timeout=max(deadline - time.monotonic(), 1),
+                what="the doomed worker to hold a chunk mid-run",
+                processes=tuple(workers.values()),
+                interval=0.02,
+            )
+            running = doomed_chunks.filter(status="running").order_by("index").first()
+            if running is None:  # saved since the look above
+                continue
+            pid = victim(workers["doomed"], running)
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.3)  # a commit sent just before the stop lands meanwhile
+            held = (
+                doomed_chunks.filter(status="running", worker__endswith=f":{pid}")
+                .order_by("index")
+                .first()
+            )
+            if held is not None:
+                break
+            os.kill(pid, signal.SIGCONT)
+            assert time.monotonic() < deadline, "the doomed worker never froze mid-chunk"
         done_before = frozenset(chunks.filter(status="done").values_list("index", flat=True))
-        pid = victim(workers["doomed"], running)
         at = datetime.now().astimezone()
         os.kill(pid, signal.SIGKILL)  # no clean-up: no release, no ack, no last beat
         wait_until(
@@ -109,20 +128,7 @@ def _kill_mid_run(
             timeout=30,
             what=f"process {pid} to die",
         )
-        # What the process held when it died. A worker process that runs a pool of
-        # generation processes (the solo pool's does, on several cores) holds a chunk
-        # for each and saves them one after the other, so the one looked at above may
-        # have been saved just before the kill: a chunk still held by the dead process
-        # is the one to follow. A dead local process's chunk is taken over at once,
-        # though: then it is the one looked at.
-        still_held = doomed_chunks.filter(status="running", worker__endswith=f":{pid}")
-        held = still_held.order_by("index").first() or running
-        killed = Killed(
-            chunk=held,
-            pid=pid,
-            done_before=done_before,
-            at=at,
-        )
+        killed = Killed(chunk=held, pid=pid, done_before=done_before, at=at)
         assert held.worker == f"{doomed_node}:{pid}"
         assert held.attempts == 1
         assert 1 <= len(done_before) < 12

@@ -1,4 +1,18 @@
-"""A polite "please retry" page while the database is unreachable.
+"""Project middleware: the audit log's actor and address, and a polite "please retry"
+page while the database is unreachable.
+
+The audit log
+-------------
+django-auditlog's middleware asks, on every request, whether the user is signed in:
+that reads the session from the database even on participant pages, which never write
+an audited model. :class:`AuditActorMiddleware` hands the log the request's lazy user
+instead, so the session is read only when an audit entry is written; and it records
+the client's address as the rate limits see it (``surveys.privacy.client_ip``, which
+trusts only ``CREDENCE_TRUSTED_PROXIES``), not the first X-Forwarded-For entry, which
+any client can forge.
+
+The database
+------------
 
 When PostgreSQL restarts, fails over or runs out of connections, the requests in flight
 fail with ``OperationalError`` or ``InterfaceError``. Without this they end as the
@@ -24,10 +38,13 @@ import logging
 import sys
 from collections.abc import Callable
 
+from auditlog.middleware import AuditlogMiddleware
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template import loader
 from django.views import defaults
+
+from surveys.privacy import client_ip
 
 logger = logging.getLogger("studyplatform.database")
 
@@ -83,3 +100,18 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if isinstance(error, DATABASE_UNAVAILABLE):
         return database_unavailable_response(request, error)
     return defaults.server_error(request)
+
+
+class AuditActorMiddleware(AuditlogMiddleware):  # type: ignore[misc]
+    """django-auditlog's middleware with a lazy actor and the trusted client address
+    (see the module's docstring)."""
+
+    @staticmethod
+    def _get_actor(request: HttpRequest) -> object:
+        # The lazy user itself: auditlog checks it is a user (which loads it) only when
+        # it writes an entry. An anonymous user is not one, so no actor is recorded.
+        return getattr(request, "user", None)
+
+    @staticmethod
+    def _get_remote_addr(request: HttpRequest) -> str | None:
+        return client_ip(request) or None

@@ -65,8 +65,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # After authentication: records the signed-in user as the actor of audit entries.
-    "auditlog.middleware.AuditlogMiddleware",
+    # After authentication: records the signed-in user as the actor of audit entries
+    # (django-auditlog's, without its session read on every request).
+    "studyplatform.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A database that is restarting gets a polite 503 "please retry", not a 500.

@@ -64,6 +64,11 @@ class StudyDesign:
     def questions(self, scope: str) -> list[Question]:
         return list(self.by_scope.get(scope, ()))
 
+    @functools.cached_property
+    def keys_by_id(self) -> Mapping[int, str]:
+        """Every question's key, by its id."""
+        return {q.pk: q.key for questions in self.by_scope.values() for q in questions}
+
 
 def _design_build(study_id: int) -> StudyDesign:
     by_scope: dict[str, list[Question]] = {}
@@ -149,40 +154,92 @@ def _comprehension_passed(questions: list[Question], stored: Mapping[int, str]) 
     return all(q.pk in stored and answer_matches(question=q, value=stored[q.pk]) for q in questions)
 
 
+# A stored answer's place: (its trial's id, or None for a once-asked question; the
+# question's id).
+AnswerKey = tuple[int | None, int]
+
+
 @dataclass(frozen=True)
 class ParticipantProgress:
-    """Where a participant is (their next step) and how many articles they have."""
+    """Where a participant is (their next step) and how many articles they have, with
+    what that was derived from: their trials' (id, position) and their stored answers.
+    A page prefills its form from those, and after storing answers derives the next
+    step from them (:func:`progress_after_answers`) instead of reading them back."""
 
     step: Step
     n_articles: int
+    trials: tuple[tuple[int, int], ...] = ()
+    answers: Mapping[AnswerKey, str] = field(default_factory=dict)
+
+    def values(self, *, design: StudyDesign, trial_id: int | None) -> dict[str, str]:
+        """The stored answers of one trial (or, for None, the once-asked questions'),
+        by question key: what a form is prefilled with."""
+        keys = design.keys_by_id
+        return {
+            keys[question_id]: value
+            for (answer_trial, question_id), value in self.answers.items()
+            if answer_trial == trial_id and question_id in keys
+        }
 
 
 def participant_progress(*, participant: Participant) -> ParticipantProgress:
     """The participant's next step (:func:`participant_next_step`) and their number of
     articles, from two queries (their trials, their answers) and the study's design."""
-    trials = list(participant.trials.order_by("position").values_list("pk", "position"))
-    n_articles = len(trials)
+    trials = tuple(participant.trials.order_by("position").values_list("pk", "position"))
+    # order_by(): the models' default orderings (a response by participant, trial and
+    # question, each by its own ordering) would join four tables for nothing.
+    answers: dict[AnswerKey, str] = {
+        (trial_id, question_id): value
+        for trial_id, question_id, value in participant.responses.order_by().values_list(
+            "trial_id", "question_id", "value"
+        )
+    }
+    return _progress(participant, trials, answers)
+
+
+def progress_after_answers(
+    *,
+    participant: Participant,
+    progress: ParticipantProgress,
+    trial_id: int | None,
+    answers: Iterable[tuple[Question, str]],
+) -> ParticipantProgress:
+    """The progress once ``answers`` (to one trial, or once-asked for None) are stored:
+    ``progress`` (read before they were) with them added, for ``participant`` as it is
+    now (its status and flags as the writing service left them). No query: a page that
+    has just stored its answers knows them. Answers another tab stored meanwhile are
+    not seen, which at worst sends the participant to a page they have already
+    answered, shown prefilled."""
+    merged: dict[AnswerKey, str] = dict(progress.answers)
+    merged.update({(trial_id, question.pk): value for question, value in answers})
+    return _progress(participant, progress.trials, merged)
+
+
+def _progress(
+    participant: Participant,
+    trials: tuple[tuple[int, int], ...],
+    answers: Mapping[AnswerKey, str],
+) -> ParticipantProgress:
+    def progress(step: Step) -> ParticipantProgress:
+        return ParticipantProgress(step, len(trials), trials, answers)
+
     if participant.status == Participant.Status.COMPLETED:
-        return ParticipantProgress(Step("done"), n_articles)
+        return progress(Step("done"))
     if participant.status == Participant.Status.WITHDRAWN:
-        return ParticipantProgress(Step("withdrawn"), n_articles)
+        return progress(Step("withdrawn"))
     if participant.status == Participant.Status.SCREENED_OUT:
-        return ParticipantProgress(Step("screened_out"), n_articles)
+        return progress(Step("screened_out"))
     if participant.instructions_seen_at is None:
-        return ParticipantProgress(Step("instructions"), n_articles)
+        return progress(Step("instructions"))
     design = study_design(study=participant.study)
     once: dict[int, str] = {}
     answered: dict[int, int] = defaultdict(int)
-    # order_by(): the models' default orderings (a response by participant, trial and
-    # question, each by its own ordering) would join four tables for nothing.
-    for trial_id, question_id, value in participant.responses.order_by().values_list(
-        "trial_id", "question_id", "value"
-    ):
+    for (trial_id, question_id), value in answers.items():
         if trial_id is None:
             once[question_id] = value
         elif question_id in design.required_ids:
             answered[trial_id] += 1
-    return ParticipantProgress(_next_step(participant, design, trials, once, answered), n_articles)
+    return progress(_next_step(participant, design, list(trials), once, answered))
 
 
 def _next_step(
@@ -276,21 +333,6 @@ def participant_by_token(*, token: UUID | str) -> Participant | None:
     # by creation) would only cost compiling and sorting.
     rows = Participant.objects.select_related("study", "condition").filter(token=token)
     return next(iter(rows.order_by()[:1]), None)
-
-
-def trial_answers(*, trial: Trial) -> dict[str, str]:
-    """Stored answers about one trial, by question key (to prefill the form)."""
-    return dict(trial.responses.order_by().values_list("question__key", "value"))
-
-
-def attention_answers(*, participant: Participant) -> dict[str, str]:
-    """Stored answers to the once-asked questions (attention checks and the "about you"
-    page), by question key."""
-    return dict(
-        participant.responses.filter(trial__isnull=True)
-        .order_by()
-        .values_list("question__key", "value")
-    )
 
 
 def withdrawal_articles(*, participant: Participant) -> list[Article]:

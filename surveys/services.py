@@ -13,6 +13,7 @@ import random
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypedDict
 
@@ -837,9 +838,10 @@ def trial_answer(
     answers: Mapping[Question, tuple[str, float | None]],
     visible_ms: int | None = None,
     tab_aways: int | None = None,
-) -> None:
+) -> Participant:
     """Record the answers about one trial's article. Idempotent: a refresh, a double
     click or a resubmission after going back updates the same rows, never adds rows.
+    Returns the participant as stored now (read under its lock, with its study).
 
     ``visible_ms``/``tab_aways`` (measured in the browser) are kept from the first
     accepted answer only, like ``answered_at``: revisits do not add to the reading.
@@ -852,17 +854,25 @@ def trial_answer(
     Trial.objects.filter(pk=trial.pk, answered_at__isnull=True).update(
         answered_at=now, visible_ms=visible_ms, tab_aways=tab_aways
     )
+    return _seen(locked, now)
+
+
+def _seen(locked: Participant, now: datetime) -> Participant:
+    """Store that the (locked) participant was seen ``now``; returns it so updated."""
     Participant.objects.filter(pk=locked.pk).update(last_seen_at=now)
+    locked.last_seen_at = now
+    return locked
 
 
 @transaction.atomic
 def attention_answer(
     *, participant: Participant, answers: Mapping[Question, tuple[str, float | None]]
-) -> None:
-    """Record answers to the once-asked questions (attention checks). Idempotent."""
+) -> Participant:
+    """Record answers to the once-asked questions (attention checks). Idempotent.
+    Returns the participant as stored now."""
     locked = _lock_open_participant(participant)
     _responses_upsert(participant=locked, trial=None, answers=answers)
-    Participant.objects.filter(pk=locked.pk).update(last_seen_at=timezone.now())
+    return _seen(locked, timezone.now())
 
 
 class ComprehensionOutcome(StrEnum):
@@ -924,17 +934,18 @@ def comprehension_answer(
 @transaction.atomic
 def about_answer(
     *, participant: Participant, answers: Mapping[Question, tuple[str, float | None]]
-) -> None:
+) -> Participant:
     """Record answers to the once-per-participant questions (the "about you" page) and
     that the page was submitted, even with every optional question left empty.
-    Idempotent: a resubmission updates the same rows."""
+    Idempotent: a resubmission updates the same rows. Returns the participant as
+    stored now."""
     locked = _lock_open_participant(participant)
     _responses_upsert(participant=locked, trial=None, answers=answers)
     now = timezone.now()
-    Participant.objects.filter(pk=locked.pk, about_submitted_at__isnull=True).update(
-        about_submitted_at=now
-    )
-    Participant.objects.filter(pk=locked.pk).update(last_seen_at=now)
+    if locked.about_submitted_at is None:
+        Participant.objects.filter(pk=locked.pk).update(about_submitted_at=now)
+        locked.about_submitted_at = now
+    return _seen(locked, now)
 
 
 def trial_mark_shown(*, trial: Trial) -> None:

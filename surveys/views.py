@@ -34,17 +34,17 @@ from surveys.privacy import network_hash
 from surveys.selectors import (
     ParticipantProgress,
     Step,
-    attention_answers,
     check_pages,
     completion_link,
     participant_by_token,
     participant_next_step,
     participant_progress,
     participant_trials,
+    progress_after_answers,
     questions_for,
     step_is_reachable,
+    study_design,
     study_role_of,
-    trial_answers,
     withdrawal_articles,
 )
 from surveys.services import (
@@ -118,6 +118,30 @@ _OWN_FIELDS = [f.attname for f in Participant._meta.concrete_fields if not f.is_
 
 def _reload(participant: Participant) -> None:
     participant.refresh_from_db(fields=_OWN_FIELDS)
+
+
+def _reloaded(participant: Participant) -> Participant:
+    _reload(participant)
+    return participant
+
+
+def _to_step_after(
+    participant: Participant,
+    progress: ParticipantProgress,
+    *,
+    trial_id: int | None,
+    answers: Mapping[Question, tuple[str, float | None]],
+) -> HttpResponseRedirect:
+    """The redirect after a page stored ``answers`` (to trial ``trial_id``, or
+    once-asked for None): its next step, from what the page read before and what it
+    stored, without reading the answers back. ``participant`` is as the service left it."""
+    after = progress_after_answers(
+        participant=participant,
+        progress=progress,
+        trial_id=trial_id,
+        answers=[(question, value) for question, (value, _) in answers.items()],
+    )
+    return redirect(step_url(participant, after.step))
 
 
 def _guard(
@@ -483,10 +507,8 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
     if request.method == "POST":
         parsed, errors = answers_validate(questions=questions, data=request.POST)
         if not errors:
-            # Completed in another tab meanwhile: nothing is written, the redirect goes
-            # to the debrief.
-            with contextlib.suppress(ParticipationClosedError):
-                trial_answer(
+            try:
+                stored = trial_answer(
                     participant=participant,
                     trial=trial,
                     answers=parsed,
@@ -497,13 +519,17 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
                         raw=request.POST.get("tab_aways"), maximum=MAX_TAB_AWAYS
                     ),
                 )
-                fraud.trial_signals_record(trial=trial, data=request.POST)
-            _reload(participant)
-            return _to_next_step(participant)
+            except ParticipationClosedError:
+                # Completed in another tab meanwhile: nothing is written, the redirect
+                # goes to the debrief.
+                return _to_next_step(_reloaded(participant))
+            fraud.trial_signals_record(trial=trial, data=request.POST)
+            return _to_step_after(stored, progress, trial_id=trial.pk, answers=parsed)
         values: Mapping[str, str] = request.POST
     else:
         trial_mark_shown(trial=trial)
-        errors, values = {}, trial_answers(trial=trial)
+        errors = {}
+        values = progress.values(design=study_design(study=participant.study), trial_id=trial.pk)
     return _render(
         request,
         "article.html",
@@ -536,13 +562,14 @@ def _once_asked_page(
     step: Step,
     questions: list[Question],
     template: str,
-    record: Callable[..., None],
+    record: Callable[..., Participant],
     context: Mapping[str, object] | None = None,
     progress: ParticipantProgress | None = None,
 ) -> HttpResponse:
     """A page of questions asked once per participant (trial-less answers): show them
-    prefilled, validate, record idempotently, go on to the next step."""
-    response, _ = _guard(participant, step, progress)
+    prefilled, validate, record idempotently, go on to the next step. ``record`` stores
+    the answers and returns the participant as stored now."""
+    response, progress = _guard(participant, step, progress)
     if response is not None:
         return response
     if not questions:
@@ -550,13 +577,15 @@ def _once_asked_page(
     if request.method == "POST":
         parsed, errors = answers_validate(questions=questions, data=request.POST)
         if not errors:
-            with contextlib.suppress(ParticipationClosedError):
-                record(participant=participant, answers=parsed)
-            _reload(participant)
-            return _to_next_step(participant)
+            try:
+                stored = record(participant=participant, answers=parsed)
+            except ParticipationClosedError:
+                return _to_next_step(_reloaded(participant))
+            return _to_step_after(stored, progress, trial_id=None, answers=parsed)
         values: Mapping[str, str] = request.POST
     else:
-        errors, values = {}, attention_answers(participant=participant)
+        errors = {}
+        values = progress.values(design=study_design(study=participant.study), trial_id=None)
     return _render(
         request,
         template,
@@ -674,11 +703,12 @@ def finish(request: HttpRequest, token: UUID) -> HttpResponse:
     if response is not None:
         return response
     if request.method == "POST":
-        # On failure the redirect shows what is still missing, or the debrief.
-        with contextlib.suppress(ValidationError, ParticipationClosedError):
-            participant_complete(participant=participant)
-        _reload(participant)
-        return _to_next_step(participant)
+        try:
+            completed = participant_complete(participant=participant)
+        except (ValidationError, ParticipationClosedError):
+            # The redirect shows what is still missing, or the debrief.
+            return _to_next_step(_reloaded(participant))
+        return redirect(step_url(completed, Step("done")))
     return _render(request, "finish.html", {"participant": participant, "study": participant.study})
 
 

@@ -79,6 +79,28 @@ def test_a_status_change_is_logged_with_its_actor(team: Team) -> None:
     assert entry.changes_dict["status"] == ["live", "closed"]
 
 
+@pytest.mark.parametrize(
+    ("trusted_proxies", "recorded"),
+    [(0, "127.0.0.1"), (1, "198.51.100.7")],
+)
+def test_an_entry_records_the_client_address_the_rate_limits_trust(
+    team: Team, settings: object, trusted_proxies: int, recorded: str
+) -> None:
+    # The first X-Forwarded-For entry is whatever the client wrote: without a trusted
+    # proxy the socket's address is recorded, behind one the entry that proxy appended.
+    settings.CREDENCE_TRUSTED_PROXIES = trusted_proxies  # type: ignore[attr-defined]
+    researcher = _researcher("res", team)
+    study = StudyFactory.create_live(team=team)
+    url = reverse("admin:surveys_study_status", args=[study.pk, Study.Status.CLOSED])
+    response = _client(researcher).post(
+        url, headers={"x-forwarded-for": "203.0.113.66, 198.51.100.7"}
+    )
+    assert response.status_code == 302
+    entry = LogEntry.objects.get_for_object(study).filter(changes__has_key="status").latest()
+    assert entry.actor == researcher
+    assert entry.remote_addr == recorded
+
+
 def test_a_results_page_export_is_logged(team: Team) -> None:
     researcher = _researcher("res", team)
     study = StudyFactory.create_live(team=team)

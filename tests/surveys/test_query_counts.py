@@ -39,17 +39,17 @@ BUDGETS = {
     ("POST", "consent"): 29,
     ("GET", "instructions"): 3,
     ("POST", "instructions"): 13,
-    ("GET", "comprehension"): 4,
-    ("POST", "comprehension"): 25,
-    ("GET", "article"): 7,
-    ("POST", "article"): 27,
-    ("GET", "check"): 5,
-    ("POST", "check"): 25,
-    ("GET", "about"): 5,
-    ("POST", "about"): 26,
-    ("GET", "finish"): 4,
-    ("POST", "finish"): 26,
-    ("GET", "debrief"): 3,
+    ("GET", "comprehension"): 3,
+    ("POST", "comprehension"): 24,
+    ("GET", "article"): 5,
+    ("POST", "article"): 23,
+    ("GET", "check"): 3,
+    ("POST", "check"): 21,
+    ("GET", "about"): 3,
+    ("POST", "about"): 22,
+    ("GET", "finish"): 3,
+    ("POST", "finish"): 23,
+    ("GET", "debrief"): 2,
 }
 
 
@@ -200,3 +200,24 @@ def test_the_memo_is_hit_not_rebuilt(full_study: Study) -> None:
     info = _frozen_design.cache_info()
     assert info.misses == 1
     assert info.hits > 10
+
+
+def test_participant_pages_do_not_read_the_session(full_study: Study) -> None:
+    """Only the study link uses the session (to remember the participation): the pages
+    under the participant's token never read it, the audit log's middleware included
+    (it loads the user only when it writes an entry)."""
+    _walk(full_study, lambda _m, _k: CaptureQueriesContext(connection))
+    reads: list[str] = []
+
+    @contextmanager
+    def counted(method: str, kind: str) -> Iterator[None]:
+        with CaptureQueriesContext(connection) as queries:
+            yield
+        reads.extend(
+            f"{method} {kind}"
+            for q in queries.captured_queries
+            if '"django_session"' in q["sql"] and kind != "consent"
+        )
+
+    _walk(full_study, counted)
+    assert reads == []

@@ -32,11 +32,13 @@ The signals:
     The consent form's hidden field (``HONEYPOT_FIELD``), which people never see or reach
     with the keyboard and screen readers skip, came back filled in, as form-filling bots do.
 ``copied`` / ``pasted``
-    Text of the article was copied, or something was pasted into a free-text answer about
-    it (counted by ``surveys/static/surveys/signals.js``; counts only, never contents). In a
-    study of machine-written news, a participant who copies the article may be asking a
-    chatbot. Per article page the most any accepted submission reported (a double submit
-    does not double the count), summed over the participation.
+    Text of the article was copied, or something was pasted into a free-text answer on
+    any page of questions (counted by ``surveys/static/surveys/signals.js``; counts only,
+    never contents). In a study of machine-written news, a participant who copies the
+    article may be asking a chatbot. Per page the most any accepted submission reported
+    (a double submit does not double the count), summed over the participation: article
+    pages on their trial, the pages asked once (comprehension, checks, about you) in
+    ``Participant.page_pastes``.
 ``no_javascript``
     The participation answered articles and none of those answers ran the script (the
     script sets ``credence_js=1`` on submit). Such participants are allowed; the flag counts them,
@@ -55,6 +57,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.http import HttpRequest, HttpResponse
@@ -224,6 +227,22 @@ def trial_signals_record(*, trial: Trial, data: Mapping[str, str]) -> None:
     )
 
 
+def page_pastes_record(*, participant: Participant, page: str, data: Mapping[str, str]) -> None:
+    """Keep the most pastes any accepted submission of a page asked once (``page``, e.g.
+    "about" or "check-2") reported. Writes only when there was a paste: one locked read
+    and one update then, nothing for everyone else."""
+    signals = page_signals_parse(data=data)
+    if signals is None or signals.pastes == 0:
+        return
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update().only("page_pastes").get(pk=participant.pk)
+        pastes = dict(locked.page_pastes or {})
+        if signals.pastes <= int(pastes.get(page, 0)):
+            return
+        pastes[page] = signals.pastes
+        Participant.objects.filter(pk=participant.pk).update(page_pastes=pastes)
+
+
 def page_signals_carry(*, values: Mapping[str, str]) -> dict[str, int]:
     """The counts to start from when a page is shown again after a validation error."""
     return {
@@ -332,8 +351,10 @@ def participation_signals(
     bursts = network_burst_ids(study=study)
     pages = _page_counts(subset)
     signals = {}
-    for pid, honeypot in subset.values_list("pk", "honeypot_filled"):
+    for pid, honeypot, page_pastes in subset.values_list("pk", "honeypot_filled", "page_pastes"):
         copies, pastes, answered = pages.get(pid, (None, None, False))
+        if once := sum(int(n) for n in (page_pastes or {}).values()):
+            pastes = (pastes or 0) + once
         signals[pid] = Signals(
             duplicate_browser=pid in duplicates,
             network_burst=pid in bursts,
@@ -356,6 +377,8 @@ def _flagged(study: Study) -> Q:
         | Q(browser_hash__in=_shared_browsers(study))
         | Q(pk__in=network_burst_ids(study=study))
         | Q(Exists(copied_or_pasted))
+        # Only pages with a paste are stored.
+        | ~Q(page_pastes={})
     )
 
 

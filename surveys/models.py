@@ -554,6 +554,13 @@ class Participant(models.Model):
         help_text="The consent form's hidden field, which people never see, came back filled "
         "in (as a form-filling bot does).",
     )
+    page_pastes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Pastes into free-text answers of the pages asked once (comprehension, "
+        "attention checks, about you), by page: the most any accepted submission of the "
+        "page reported; only pages with a paste. Counted in the browser, never contents.",
+    )
     # --- end of fraud signals -----------------------------------------------------------
 
     objects = ParticipantQuerySet.as_manager()

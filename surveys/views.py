@@ -581,6 +581,7 @@ def _once_asked_page(
                 stored = record(participant=participant, answers=parsed)
             except ParticipationClosedError:
                 return _to_next_step(_reloaded(participant))
+            fraud.page_pastes_record(participant=stored, page=_page_key(step), data=request.POST)
             return _to_step_after(stored, progress, trial_id=None, answers=parsed)
         values: Mapping[str, str] = request.POST
     else:
@@ -594,9 +595,16 @@ def _once_asked_page(
             "study": participant.study,
             "fields": _question_fields(questions, values, errors),
             "errors": errors,
+            "signals": fraud.page_signals_carry(values=values),
             **(context or {}),
         },
     )
+
+
+def _page_key(step: Step) -> str:
+    """A page asked once, as its pastes are stored: "about", "check-2" (the check page
+    after article 2)."""
+    return step.name if step.position is None else f"{step.name}-{step.position}"
 
 
 @participant_input
@@ -671,6 +679,12 @@ def comprehension(request: HttpRequest, token: UUID) -> HttpResponse:
                 outcome = comprehension_answer(
                     participant=participant, answers=parsed, attempt=attempt
                 )
+                if outcome != ComprehensionOutcome.STALE:
+                    fraud.page_pastes_record(
+                        participant=participant,
+                        page=f"comprehension-{attempt}",
+                        data=request.POST,
+                    )
                 if outcome == ComprehensionOutcome.RETRY:
                     # Shown again by a GET, so that a refresh re-submits nothing.
                     return redirect(reverse("surveys:comprehension", args=[participant.token]))
@@ -689,6 +703,7 @@ def comprehension(request: HttpRequest, token: UUID) -> HttpResponse:
             "attempt": tries + 1,
             "retry": tries > 0 and not errors,
             "tries_left": max(study.comprehension_attempts, 1) - tries,
+            "signals": fraud.page_signals_carry(values=values),
         },
     )
 

@@ -11,9 +11,10 @@ import pytest
 from django.test import Client
 
 from surveys import fraud
-from surveys.models import Participant, Study, Trial
+from surveys.models import Participant, Question, Study, Trial
 from surveys.privacy import keyed_hash
-from tests.factories import StudyFactory
+from surveys.services import study_set_status
+from tests.factories import ConditionFactory, QuestionFactory, RealArticleFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -252,6 +253,86 @@ def test_the_article_page_loads_signals_js_and_its_hidden_inputs(two_articles):
     page = response.content.decode()
     assert 'name="credence_copies" value="5"' in page
     assert 'name="credence_pastes" value="2"' in page
+
+
+@pytest.fixture
+def free_text_once(db: None) -> Study:
+    """A live study with one article, its attention check after it, and a free-text
+    question on the "about you" page."""
+    study = StudyFactory.create(articles_per_participant=1)
+    condition = ConditionFactory.create(study=study, name="real", is_reference=True)
+    condition.articles.add(RealArticleFactory.create())
+    QuestionFactory.create_kreps_set(study=study)
+    QuestionFactory.create(
+        study=study,
+        key="attention",
+        text='Type "blue".',
+        kind=Question.Kind.FREE_TEXT,
+        scope=Question.Scope.ATTENTION_CHECK,
+        expected_answer="blue",
+    )
+    QuestionFactory.create(
+        study=study,
+        key="news_habits",
+        text="Where do you read news?",
+        kind=Question.Kind.FREE_TEXT,
+        scope=Question.Scope.PARTICIPANT,
+        required=False,
+    )
+    return study_set_status(study=study, status=Study.Status.LIVE)
+
+
+def test_pastes_on_the_pages_asked_once_are_counted_per_page_and_flag(free_text_once):
+    client = Client()
+    participant = enrol(client, free_text_once, PROLIFIC_PID="P1")
+    started(client, participant)
+    answer(client, participant, 1, credence_js="1", credence_copies="0", credence_pastes="0")
+    check = f"/p/{participant.token}/check/1/"
+    about = f"/p/{participant.token}/about-you/"
+
+    def page_shows_the_script(page: str) -> None:
+        html = client.get(page).content.decode()
+        assert re.search(r'<script src="[^"]*surveys/signals\.js" defer></script>', html)
+        assert 'name="credence_pastes" value="0"' in html
+
+    page_shows_the_script(check)
+    for _ in range(2):  # a double submit reports the same count again: kept, not summed
+        response = client.post(
+            check, {"attention": "blue", "credence_js": "1", "credence_pastes": "2"}
+        )
+        assert response.status_code == 302
+    page_shows_the_script(about)
+    response = client.post(about, {"news_habits": "x", "credence_js": "1", "credence_pastes": "1"})
+    assert response.status_code == 302
+    participant.refresh_from_db()
+    assert participant.page_pastes == {"check-1": 2, "about": 1}
+    signals = fraud.participation_signals(study=free_text_once)[participant.pk]
+    assert (signals.pastes, signals.copies, signals.javascript) == (3, 0, True)
+    assert signals.pasted
+    assert signals.flagged
+    assert fraud.flagged_ids(study=free_text_once) == {participant.pk}
+
+
+def test_a_once_asked_page_without_a_paste_writes_nothing_and_carries_counts(free_text_once):
+    client = Client()
+    participant = enrol(client, free_text_once, PROLIFIC_PID="P1")
+    started(client, participant)
+    answer(client, participant, 1)
+    # An invalid answer shows the page again with the count so far.
+    response = client.post(
+        f"/p/{participant.token}/check/1/",
+        {"attention": "", "credence_js": "1", "credence_pastes": "4"},
+    )
+    assert response.status_code == 200
+    assert 'name="credence_pastes" value="4"' in response.content.decode()
+    # Without the script's marker nothing is counted.
+    response = client.post(
+        f"/p/{participant.token}/check/1/", {"attention": "blue", "credence_pastes": "4"}
+    )
+    assert response.status_code == 302
+    participant.refresh_from_db()
+    assert participant.page_pastes == {}
+    assert not fraud.participation_signals(study=free_text_once)[participant.pk].pasted
 
 
 def test_page_signals_parse_reads_only_bounded_counts_behind_the_marker():

@@ -357,8 +357,23 @@ class ArticleForm(forms.ModelForm):  # type: ignore[type-arg]
                 .first()
             )
             if duplicate is not None:
-                raise ValidationError(f"The pool already has this text as article #{duplicate.pk}.")
+                raise ValidationError(self._duplicate_message(duplicate))
         return cleaned
+
+    def _duplicate_message(self, duplicate: Article) -> str:
+        """Names the article with this text only to someone who may see it: an article
+        of another team is not theirs to look up (the text is unique in the whole pool)."""
+        user = getattr(self, "user", None)
+        visible = user is not None and (
+            pool_visible_to(
+                user=user,
+                queryset=Article.objects.filter(pk=duplicate.pk),
+                view_perm="surveys.view_article",
+            ).exists()
+        )
+        if visible:
+            return f"The pool already has this text as article #{duplicate.pk}."
+        return "Another team already has an article with this title and text."
 
 
 class ArticleActionForm(helpers.ActionForm):
@@ -411,6 +426,13 @@ class ArticleAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
         if isinstance(db_field, models.URLField):
             kwargs.setdefault("assume_scheme", "https")
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_form(
+        self, request: HttpRequest, obj: Article | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        # The form's duplicate check words its message for the user who asked.
+        return type(form.__name__, (form,), {"user": request.user})
 
     def get_urls(self) -> list[URLPattern]:
         custom = [

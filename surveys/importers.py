@@ -284,17 +284,25 @@ def articles_import(
 
     result = ImportResult()
     hashes = {content_hash(str(v["title"]), str(v["body"])) for _, v in valid}
-    existing = dict(
-        Article.objects.filter(content_hash__in=hashes).values_list("content_hash", "pk")
-    )
+    existing = {
+        digest: (pk, owner)
+        for digest, pk, owner in Article.objects.filter(content_hash__in=hashes).values_list(
+            "content_hash", "pk", "team_id"
+        )
+    }
     seen: dict[str, int] = {}
     to_create: list[Article] = []
     for line, values in valid:
         digest = content_hash(str(values["title"]), str(values["body"]))
         if digest in existing:
-            result.skipped_details.append(
-                f"line {line}: already in the pool as article #{existing[digest]}"
+            pk, owner = existing[digest]
+            # Another team's article is not named: its id is not the importer's to see.
+            where = (
+                f"the pool as article #{pk}"
+                if team is None or owner in (None, team.pk)
+                else "another team's articles"
             )
+            result.skipped_details.append(f"line {line}: already in {where}")
             continue
         if digest in seen:
             result.skipped_details.append(f"line {line}: same text as line {seen[digest]}")

@@ -5,6 +5,7 @@ outsiders even while that study is a draft. Articles without a team are the shar
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -13,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from surveys.importers import articles_import
 from surveys.models import Article, Team, TeamMembership
 from tests.factories import ConditionFactory, RealArticleFactory, StudyFactory
 
@@ -161,3 +163,29 @@ def test_condition_article_picker_leaves_out_other_teams_articles(pool: Pool) ->
     choices = set(page.context["adminform"].form.fields["articles"].queryset)
     assert pool.shared in choices
     assert pool.owned not in choices
+
+
+def test_a_duplicate_text_names_the_article_only_to_those_who_may_see_it(pool: Pool) -> None:
+    # Texts are unique in the whole pool, so a copy of alpha's article is refused for
+    # beta too; but beta is not told which article of alpha's it is.
+    add = reverse("admin:surveys_article_add")
+    for article, user, named in [
+        (pool.owned, pool.outsider, False),
+        (pool.owned, pool.researcher, True),
+        (pool.shared, pool.outsider, True),
+    ]:
+        team = pool.beta if user == pool.outsider else pool.alpha
+        form = {"origin": "real", "title": article.title, "body": article.body, "team": team.pk}
+        page = _as(user).post(add, form)
+        assert page.status_code == 200
+        errors = page.context["adminform"].form.non_field_errors()
+        assert errors, "the duplicate was not refused"
+        assert (f"#{article.pk}" in errors[0]) is named, errors
+    # The import of the same text words its skip the same way.
+    line = json.dumps({"title": pool.owned.title, "body": pool.owned.body})
+    assert articles_import(text=line, fmt="jsonl", team=pool.beta).skipped_details == [
+        "line 1: already in another team's articles"
+    ]
+    assert articles_import(text=line, fmt="jsonl", team=pool.alpha).skipped_details == [
+        f"line 1: already in the pool as article #{pool.owned.pk}"
+    ]

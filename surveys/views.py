@@ -356,6 +356,10 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
     if existing is None and not panel.pid:
         existing = _remembered(request, study)
     if existing is not None:
+        if panel.pid:
+            # Returning through the panel's link, maybe in another browser: this one
+            # remembers it too, so the bare study link later leads back to it.
+            _remember(request, existing)
         # Resuming is allowed after the study closes, so nobody loses a started session.
         return redirect("surveys:resume", token=existing.token)
     if not study.accepts_participants:

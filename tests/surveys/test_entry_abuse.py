@@ -53,6 +53,22 @@ def test_forty_anonymous_consents_do_not_lock_out_a_panel_participant():
     assert Participant.objects.get(panel_pid="REAL1").status == "in_progress"
 
 
+def test_a_panel_participant_returning_in_another_browser_is_remembered_there():
+    study = StudyFactory.create_live()
+    first = consent(Client(), study, PROLIFIC_PID="P1")
+    token = first["Location"].split("/")[2]
+    other = Client()  # another browser: the panel's link brings them back
+    back = other.get(f"/s/{study.slug}/?PROLIFIC_PID=P1")
+    assert back.status_code == 302
+    assert token in back["Location"]
+    # Later the bare study link (a bookmark, a link without the id) leads to the same
+    # participation instead of a new anonymous one.
+    bare = other.get(f"/s/{study.slug}/")
+    assert bare.status_code == 302
+    assert token in bare["Location"]
+    assert Participant.objects.filter(study=study).count() == 1
+
+
 @override_settings(CREDENCE_ENTRY_RATE="1000/m")
 def test_anonymous_participations_hold_a_place_from_their_first_answer():
     study = quota_study()

@@ -26,6 +26,16 @@ if [ ! -x /usr/bin/redis-server ]; then
     fi
 fi
 
+# The reverse-proxy test runs the documented nginx configuration (docs/nginx/).
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "Installing Debian's nginx for the reverse-proxy test..." >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+    else
+        echo "nginx is missing: the reverse-proxy test will be skipped (sudo apt-get install nginx-light)." >&2
+    fi
+fi
+
 # The order of the style guide: lint, types, migrations, tests. Skipped when pytest
 # arguments are given, so `scripts/run-tests.sh -k flow` stays quick.
 if [ $# -eq 0 ]; then

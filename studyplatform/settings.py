@@ -154,7 +154,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# Collected static files. The Docker image collects them at build time outside the var/
+# volume (CREDENCE_STATIC_ROOT=/app/static), so a container starts without compressing
+# every file again.
+STATIC_ROOT = Path(env.str("CREDENCE_STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 # whitenoise warns on every request when the folder is missing; collectstatic fills it.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {

@@ -40,6 +40,19 @@ def test_every_variable_compose_sets_is_read_by_the_settings():
         assert re.search(rf'"{name}"', SETTINGS_SOURCE), f"settings.py never reads {name}"
 
 
+def test_static_files_are_collected_when_the_image_is_built_not_at_each_start():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^RUN .*\\\n?\s*python manage.py collectstatic", dockerfile, re.M)
+    # Outside the var/ volume, which would hide what the build put there.
+    static_root = re.search(r"^ENV CREDENCE_STATIC_ROOT=(\S+)", dockerfile, re.M)
+    assert static_root is not None
+    assert not static_root.group(1).startswith(
+        COMPOSE["services"]["web"]["environment"]["CREDENCE_VAR_DIR"]
+    )
+    assert '"CREDENCE_STATIC_ROOT"' in SETTINGS_SOURCE
+    assert "collectstatic" not in COMPOSE["services"]["web"]["command"]
+
+
 def test_dockerfile_installs_the_requirements_and_the_embedded_model():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "requirements.txt" in dockerfile

@@ -51,6 +51,7 @@ from django.db.models.sql.compiler import SQLCompiler
 
 from surveys import fraud
 from surveys.models import ExclusionRule, Participant, Question, Response, Study, Trial
+from surveys.selectors import study_articles_per_participant
 
 _CHUNK = 5000
 RATING_KINDS = (Question.Kind.LIKERT, Question.Kind.SLIDER)
@@ -298,8 +299,6 @@ def exclusions_by_condition(
 
 
 def _articles_per_participant(study: Study) -> int:
-    from surveys.services import study_articles_per_participant  # services imports us
-
     return study_articles_per_participant(study=study)
 
 

@@ -62,6 +62,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.http import HttpRequest, HttpResponse
 
+from surveys.forms import timing_parse
 from surveys.models import ExclusionRule, Participant, Study, Trial
 from surveys.privacy import keyed_hash
 
@@ -191,8 +192,6 @@ def enrolment_signals_record(*, participant: Participant, request: HttpRequest) 
 
 
 def _count_parse(raw: str | None) -> int:
-    from surveys.services import timing_parse  # services imports us
-
     return timing_parse(raw=raw, maximum=MAX_SIGNAL_COUNT) or 0
 
 

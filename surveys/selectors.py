@@ -103,6 +103,14 @@ def study_design(*, study: Study) -> StudyDesign:
     return _design_build(study.pk)
 
 
+def study_articles_per_participant(*, study: Study) -> int:
+    """How many articles each participant reads: the study's setting in a between-subjects
+    design, the sum of the conditions' ``per_participant`` in a within-subjects one."""
+    if study.design == Study.Design.WITHIN:
+        return sum(study.conditions.values_list("per_participant", flat=True))
+    return study.articles_per_participant
+
+
 def questions_for(*, study: Study, scope: str) -> list[Question]:
     return study_design(study=study).questions(scope)
 

@@ -30,8 +30,7 @@ from django.test import Client
 from tqdm import tqdm
 
 from surveys.models import Participant, Question, Response, Study, TeamMembership, Trial
-from surveys.selectors import check_pages
-from surveys.services import study_articles_per_participant
+from surveys.selectors import check_pages, study_articles_per_participant
 
 USER_AGENT = "credence-simulator/1.0"
 SIMULATOR_USERNAME = "credence-simulator"

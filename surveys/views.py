@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_ratelimit.core import is_ratelimited
 
 from surveys import fraud
+from surveys.forms import MAX_TAB_AWAYS, MAX_VISIBLE_MS, answers_validate, timing_parse
 from surveys.models import WIKINEWS_ATTRIBUTION, Participant, Question, Study, Trial
 from surveys.privacy import network_hash
 from surveys.selectors import (
@@ -48,8 +49,6 @@ from surveys.selectors import (
     withdrawal_articles,
 )
 from surveys.services import (
-    MAX_TAB_AWAYS,
-    MAX_VISIBLE_MS,
     ComprehensionOutcome,
     PanelIdRequiredError,
     PanelIds,
@@ -57,7 +56,6 @@ from surveys.services import (
     StudyClosedError,
     StudyFullError,
     about_answer,
-    answers_validate,
     attention_answer,
     comprehension_answer,
     instructions_mark_seen,
@@ -67,7 +65,6 @@ from surveys.services import (
     participant_withdraw,
     study_is_full,
     study_validate_design,
-    timing_parse,
     trial_answer,
     trial_mark_shown,
 )

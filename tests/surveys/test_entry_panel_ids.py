@@ -7,12 +7,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from surveys.forms import answer_parse
 from surveys.models import Participant, Question, Response, Study
 from surveys.privacy import keyed_hash
 from surveys.services import (
     PanelIdRequiredError,
     PanelIds,
-    answer_parse,
     participant_enroll,
     study_design_hash,
     study_set_status,

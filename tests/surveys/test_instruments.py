@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from surveys.forms import answer_parse
 from surveys.instruments import instrument_apply
 from surveys.models import Question, Study
-from surveys.services import answer_parse
 from tests.factories import QuestionFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from surveys.forms import answer_parse
 from surveys.instruments import DETECTION_KEYS, INSTRUMENTS, instrument_apply
 from surveys.models import Question
-from surveys.services import answer_parse, study_validate_design
+from surveys.services import study_validate_design
 from tests.factories import StudyFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,10 +8,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 
+from surveys.forms import answer_parse
 from surveys.instruments import DETECTION_OPTIONS, INSTRUMENTS, instrument_apply
 from surveys.models import Participant, Question, Response, Study
 from surveys.selectors import participant_next_step
-from surveys.services import answer_parse
 from surveys.simulation import simulate
 from tests.factories import QuestionFactory, StudyFactory
 from tests.surveys.builders import with_demographics_and_detection

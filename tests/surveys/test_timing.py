@@ -6,8 +6,8 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
 
+from surveys.forms import MAX_VISIBLE_MS, timing_parse
 from surveys.models import Participant, Response, Trial
-from surveys.services import MAX_VISIBLE_MS, timing_parse
 from tests.factories import StudyFactory
 
 GOOD = {"credible": "yes", "believable": "3", "accurate": "2", "clear": "4"}

@@ -11,19 +11,19 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 
 from surveys.models import Article, Participant, Response, Study, Trial, WithdrawalLog
+from surveys.selectors import study_articles_per_participant
 from surveys.services import (
     PanelIds,
     StudyFullError,
-    _participant_seed,
     participant_enroll,
     participant_withdraw,
-    study_articles_per_participant,
     study_design_hash,
     study_set_status,
     study_sync_articles_per_participant,
     study_validate_design,
     within_articles_pick,
 )
+from surveys.services.enrolment import _participant_seed
 from surveys.simulation import simulate
 from tests.factories import StudyFactory
 from tests.surveys.builders import story_of, within_study

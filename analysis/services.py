@@ -27,7 +27,7 @@ from analysis.frames import (
     responses_frame,
 )
 from analysis.spreadsheet import frame_for_spreadsheet
-from surveys import scoring
+from studyplatform.measures import scoring
 from surveys.instruments import PREFER_NOT
 from surveys.models import Article, Question, Study
 
@@ -152,7 +152,7 @@ def detection_summary(
     ``ALL_CONDITIONS``, pools every condition: in a between-subjects design a condition
     holds only human or only machine articles, so d' is defined only there. Input: the
     analysed responses to the detection question; ``judge`` maps an answer to a judgement
-    (the question's stored definition, ``surveys.scoring.detection_judge``)."""
+    (the question's stored definition, ``studyplatform.measures.scoring.detection_judge``)."""
     people = stats.detection_accuracy(responses, judge=judge)
     conditions = responses.groupby("participant_id")["condition"].first()
     people.insert(1, "condition", people["participant_id"].map(conditions))

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from analysis.cells import cell_int
 from analysis.stats.inputs import binary_values, check_counts, z_critical
@@ -29,16 +30,15 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     Unlike the Wald interval it stays inside [0, 1] and keeps near-nominal coverage for
     small ``n`` and proportions near 0 or 1.
 
-    Raises ValueError when ``n <= 0`` or ``successes`` is not in ``[0, n]``.
+    Computed by statsmodels' ``proportion_confint(method="wilson")``, which clips to
+    [0, 1] (only rounding noise at p = 0 or 1, where the exact limit is 0 or 1).
+    Raises ValueError when ``n <= 0`` or ``successes`` is not in ``[0, n]`` (statsmodels
+    would return NaN, or an interval for an impossible count, without a word).
     """
     check_counts(successes, n)
-    z = z_critical(confidence)
-    p = successes / n
-    denominator = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half_width = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # Clamp only rounding noise: at p = 0 or 1 the exact limit is 0 or 1.
-    return max(0.0, centre - half_width), min(1.0, centre + half_width)
+    z_critical(confidence)  # validates confidence
+    low, high = proportion_confint(successes, n, alpha=1.0 - confidence, method="wilson")
+    return float(low), float(high)
 
 
 def wilson_interval_arrays(
@@ -50,12 +50,9 @@ def wilson_interval_arrays(
     size = np.broadcast_to(np.asarray(n, dtype=float), x.shape)
     if np.any(size <= 0) or np.any(x < 0) or np.any(x > size):
         raise ValueError("counts must satisfy 0 <= successes <= n and n > 0")
-    z = z_critical(confidence)
-    p = x / size
-    denominator = 1.0 + z * z / size
-    centre = (p + z * z / (2 * size)) / denominator
-    half_width = z * np.sqrt(p * (1 - p) / size + z * z / (4 * size * size)) / denominator
-    return np.maximum(0.0, centre - half_width), np.minimum(1.0, centre + half_width)
+    z_critical(confidence)  # validates confidence
+    low, high = proportion_confint(x, size, alpha=1.0 - confidence, method="wilson")
+    return np.asarray(low, dtype=float), np.asarray(high, dtype=float)
 
 
 def clopper_pearson_interval(
@@ -68,16 +65,14 @@ def clopper_pearson_interval(
     ``x = 0`` and the upper 1 when ``x = n``); equals R ``binom.test(x, n)$conf.int``.
     Assumptions: ``n`` independent Bernoulli trials. Coverage is at least nominal, so the
     interval is conservative (wider than Wilson's); report it where a guaranteed coverage
-    matters more than length.
+    matters more than length. Computed by statsmodels'
+    ``proportion_confint(method="beta")``; raises ValueError for counts as
+    :func:`wilson_interval`.
     """
     check_counts(successes, n)
-    alpha = 1.0 - confidence
     z_critical(confidence)  # validates confidence
-    low = 0.0 if successes == 0 else float(sps.beta.ppf(alpha / 2, successes, n - successes + 1))
-    high = (
-        1.0 if successes == n else float(sps.beta.ppf(1 - alpha / 2, successes + 1, n - successes))
-    )
-    return low, high
+    low, high = proportion_confint(successes, n, alpha=1.0 - confidence, method="beta")
+    return float(low), float(high)
 
 
 # ---------------------------------------------------------------------------------------
@@ -142,17 +137,17 @@ def two_proportion_ztest(
     holds (expected counts of roughly 5 or more per cell; otherwise see Fisher's exact test).
     When every answer in both groups is the same (pooled p of 0 or 1) the test is undefined
     and ``z`` and ``p_value`` are NaN.
+    The test is statsmodels' ``proportions_ztest`` (pooled variance, two-sided); the
+    undefined case is answered here, where statsmodels would divide 0 by 0 with a warning.
     """
     check_counts(x1, n1)
     check_counts(x2, n2)
     p1, p2 = x1 / n1, x2 / n2
-    pooled = (x1 + x2) / (n1 + n2)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if se == 0.0:
-        z = p_value = math.nan
+    if 0 < x1 + x2 < n1 + n2:
+        statistic, p = proportions_ztest([x1, x2], [n1, n2])
+        z, p_value = float(statistic), float(p)
     else:
-        z = (p1 - p2) / se
-        p_value = float(2.0 * sps.norm.sf(abs(z)))
+        z = p_value = math.nan
     low, high = newcombe_interval(x1, n1, x2, n2, confidence)
     return TwoProportionTest(
         p1=p1,
@@ -174,22 +169,17 @@ def chi_square_test(x1: int, n1: int, x2: int, n2: int, correction: bool = True)
     and ``chisq.test`` apply it: each |observed - expected| is reduced by
     ``min(0.5, |observed - expected|)``, so the correction never flips the sign.
     Assumptions: independent observations, expected counts of roughly 5 or more per cell.
-    A table with an empty row or column has no defined statistic: NaN is returned.
+    A table with an empty row or column has no defined statistic: NaN is returned (scipy's
+    ``chi2_contingency``, which computes the rest, raises ValueError there).
     """
     check_counts(x1, n1)
     check_counts(x2, n2)
-    observed = np.array([[x1, n1 - x1], [x2, n2 - x2]], dtype=float)
-    total = observed.sum()
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / total
-    if np.any(expected == 0):
+    if 0 in (x1 + x2, n1 + n2 - x1 - x2):  # an empty column (rows are non-empty: n > 0)
         return ChiSquareTest(statistic=math.nan, p_value=math.nan, df=1, correction=correction)
-    deviation = np.abs(observed - expected)
-    if correction:
-        deviation = deviation - np.minimum(0.5, deviation)
-    statistic = float(np.sum(deviation**2 / expected))
+    result = sps.chi2_contingency([[x1, n1 - x1], [x2, n2 - x2]], correction=correction)
     return ChiSquareTest(
-        statistic=statistic,
-        p_value=float(sps.chi2.sf(statistic, df=1)),
+        statistic=float(result.statistic),
+        p_value=float(result.pvalue),
         df=1,
         correction=correction,
     )

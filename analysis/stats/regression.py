@@ -60,9 +60,10 @@ def logistic_regression(
     condition ``c`` against the reference; with one binary factor the model is saturated,
     so ``b_c`` equals the log of the 2x2 table's sample odds ratio.
     Errors: with ``cluster`` the cluster-robust sandwich over participants (statsmodels
-    ``cov_type="cluster"``, with its default small-sample factor G/(G-1)), which allows a
-    participant's several ratings to be correlated; otherwise the model-based (Fisher
-    information) errors, which assume every rating independent. Wald z, two-sided p and
+    ``cov_type="cluster"``, with its default small-sample factor G/(G-1) * (N-1)/(N-K)
+    for G participants, N ratings and K coefficients), which allows a participant's
+    several ratings to be correlated; otherwise the model-based (Fisher information)
+    errors, which assume every rating independent. Wald z, two-sided p and
     ``estimate +- z * se`` intervals, also on the odds-ratio scale.
     Assumptions: ratings independent across participants; enough clusters (a few dozen or
     more) for the sandwich to be reliable. Raises ValueError when the reference has no

@@ -36,18 +36,14 @@ from analysis.frames import (
     articles_manifest_frame,
     participant_exclusion_reasons,
 )
+from analysis.report_tables import DETECTOR_COLUMNS, DISAGREEMENT_COLUMNS, POWER_COLUMNS
 from analysis.selectors import (
     studies_listed_for,
     study_conditions,
     study_participants,
     study_responses,
 )
-from analysis.services import (
-    DETECTOR_COLUMNS,
-    DISAGREEMENT_COLUMNS,
-    POWER_COLUMNS,
-    study_report,
-)
+from analysis.services import study_report
 from surveys.audit import audit_export
 from surveys.fraud import participation_signals
 from surveys.models import Article, Participant, Question, Study

@@ -76,27 +76,11 @@ def logistic_regression(
     missing = needed - set(df.columns)
     if missing:
         raise ValueError(f"missing column(s): {', '.join(sorted(missing))}")
-    z_crit = z_critical(confidence)
+    z_critical(confidence)  # an invalid confidence fails before the data is looked at
     data = binary_values(df)
     if cluster:
         data = data.join(df["participant_id"])
-    conditions = sorted(set(data["condition"]))
-    if reference not in conditions:
-        raise ValueError(f'The reference condition "{reference}" has no answers to compare with.')
-    if len(conditions) < 2:
-        raise ValueError("A regression on condition needs at least two conditions with answers.")
-    shares = data.groupby("condition")["value_numeric"].mean()
-    degenerate = sorted(str(c) for c, share in shares.items() if share in (0.0, 1.0))
-    if degenerate:
-        raise ValueError(
-            "Every answer is the same in "
-            + ", ".join(degenerate)
-            + ": the odds ratio is infinite and the regression undefined."
-        )
-    others = [c for c in conditions if c != reference]
-    design = np.column_stack(
-        [np.ones(len(data))] + [(data["condition"] == c).to_numpy(dtype=float) for c in others]
-    )
+    design, others = condition_design(data, reference)
     model = sm.GLM(
         data["value_numeric"].to_numpy(dtype=float), design, family=sm.families.Binomial()
     )
@@ -109,23 +93,8 @@ def logistic_regression(
         n_clusters = len(data)
     params = np.asarray(result.params, dtype=float)
     se = np.asarray(result.bse, dtype=float)
-    z = params / se
-    table = pd.DataFrame(
-        {
-            "term": [INTERCEPT, *others],
-            "log_odds": params,
-            "se": se,
-            "z": z,
-            "p_value": 2.0 * sps.norm.sf(np.abs(z)),
-            "ci_low": params - z_crit * se,
-            "ci_high": params + z_crit * se,
-        }
-    )
-    table["odds_ratio"] = np.exp(table["log_odds"])
-    table["or_ci_low"] = np.exp(table["ci_low"])
-    table["or_ci_high"] = np.exp(table["ci_high"])
     return LogisticFit(
-        table=table[LOGISTIC_COLUMNS],
+        table=wald_table([INTERCEPT, *others], params, se, confidence),
         reference=reference,
         n_obs=len(data),
         n_clusters=n_clusters,
@@ -161,6 +130,9 @@ def condition_design(
 def wald_table(
     terms: list[str], params: np.ndarray, se: np.ndarray, confidence: float
 ) -> pd.DataFrame:
+    """``LOGISTIC_COLUMNS`` from log-odds estimates and their standard errors: Wald z,
+    two-sided normal p, ``estimate +- z * se`` at ``confidence``, and the same on the
+    odds-ratio scale."""
     z_crit = z_critical(confidence)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = params / se

@@ -1,328 +1,52 @@
 """The analysts' read-only REST API under /api/ (HackSoft style: one view per operation,
 nested ``InputSerializer`` for query parameters and ``OutputSerializer`` for rows).
 
-Who may read a study is decided in one place, :func:`study_visible_to`, through one
-permission class, :class:`CanViewStudyData`. List endpoints answer CSV with
+Who may read a study is decided in one place, ``analysis.api_base.study_visible_to``,
+through one permission class, ``CanViewStudyData``; the querysets the endpoints page
+through are in ``analysis.selectors``. List endpoints answer CSV with
 ``?format=csv`` (or ``Accept: text/csv``); paginated ones then carry the next/previous
 page in a ``Link`` header, since a CSV body has nowhere to put them.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import Lower, Trim
-from django.db.models.lookups import Exact
-from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import BasePermission
-from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response as ApiResponse
 from rest_framework.views import APIView
 
 from analysis import stats
+from analysis.api_base import (
+    TABLE_RENDERERS,
+    CanViewStudyData,
+    RowsPagination,
+    StudyAPIView,
+    api_export_name,
+    documented,
+    frame_records,
+)
 from analysis.frames import (
     RESPONSE_COLUMNS,
     RESPONSE_FIELDS,
     articles_manifest_frame,
     participant_exclusion_reasons,
 )
-from analysis.services import (
-    DETECTOR_COLUMNS,
-    DISAGREEMENT_COLUMNS,
-    POWER_COLUMNS,
-    study_report,
+from analysis.report_tables import DETECTOR_COLUMNS, DISAGREEMENT_COLUMNS, POWER_COLUMNS
+from analysis.selectors import (
+    studies_listed_for,
+    study_conditions,
+    study_participants,
+    study_responses,
 )
-from analysis.spreadsheet import cell_for_spreadsheet
+from analysis.services import study_report
 from surveys.audit import audit_export
 from surveys.fraud import participation_signals
-from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
-from surveys.selectors import studies_visible_to, study_role_of
-
-# ---------------------------------------------------------------------------------------
-# Who may see what
-
-
-def study_visible_to(*, user: AbstractBaseUser | AnonymousUser, study: Study) -> bool:
-    """Whether ``user`` may read ``study``'s data through the API: superusers, and staff
-    members of the study's research team (researchers and analysts alike). The rule is
-    ``surveys.selectors.study_role_of``, shared with the admin and the results pages."""
-    return study_role_of(user=user, study=study) is not None
-
-
-class CanViewStudyData(BasePermission):
-    """Signed-in users, and per study only those :func:`study_visible_to` allows."""
-
-    message = "You may not read this study's data."
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return bool(request.user and request.user.is_authenticated)
-
-    def has_object_permission(self, request: Request, view: APIView, study: Study) -> bool:
-        return study_visible_to(user=request.user, study=study)
-
-
-# ---------------------------------------------------------------------------------------
-# Rendering and paging
-
-
-class CSVRenderer(BaseRenderer):
-    """Rows as CSV: a paginated body's ``results``, a list, or one object. Columns come
-    from the view's ``csv_columns`` (so an empty result still has its header), else from
-    the first row. Nested values are written as JSON, missing ones as empty cells."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(
-        self,
-        data: Any,
-        accepted_media_type: str | None = None,
-        renderer_context: Mapping[str, Any] | None = None,
-    ) -> bytes:
-        context = renderer_context or {}
-        if isinstance(data, dict) and isinstance(data.get("results"), list):
-            rows = data["results"]
-        elif isinstance(data, list):
-            rows = data
-        else:
-            rows = [data] if data is not None else []
-        response = context.get("response")
-        failed = response is not None and response.status_code >= 400
-        columns = None if failed else getattr(context.get("view"), "csv_columns", None)
-        if columns is None:
-            columns = list(rows[0]) if rows else []
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_csv_cell(row.get(column)) for column in columns])
-        return buffer.getvalue().encode(self.charset)
-
-
-def _csv_cell(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, sort_keys=True)
-    # Panel ids, answers and names are typed by people: no formulas in a spreadsheet.
-    return cell_for_spreadsheet(value)
-
-
-TABLE_RENDERERS = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
-
-
-class RowsPagination(PageNumberPagination):
-    """Page-number pages of 500 rows by default, at most 5000 (``?page_size=``)."""
-
-    page_size = 500
-    page_size_query_param = "page_size"
-    max_page_size = 5000
-
-    def get_paginated_response(self, data: Any) -> ApiResponse:
-        response = super().get_paginated_response(data)
-        links = [
-            f'<{url}>; rel="{rel}"'
-            for rel, url in (("next", self.get_next_link()), ("prev", self.get_previous_link()))
-            if url
-        ]
-        if links:
-            response["Link"] = ", ".join(links)
-        return response
-
-
-def _api_export_name(request: Request, endpoint: str) -> str:
-    """How an API read of participant data is named in the audit log."""
-    fmt = getattr(request.accepted_renderer, "format", "json")
-    return f"API {endpoint} ({fmt}, page {request.query_params.get('page', '1')[:10]})"
-
-
-class StudyAPIView(APIView):
-    """Base for the per-study endpoints: read-only, the study looked up by slug (404 when
-    unknown) and checked against :class:`CanViewStudyData` (403 for outsiders)."""
-
-    permission_classes = [CanViewStudyData]
-    http_method_names = ["get", "head", "options"]
-
-    def get_study(self, slug: str) -> Study:
-        # Another team's study is "not found", as if it did not exist: its slug is not
-        # confirmed to outsiders. Signed-in non-staff users still get 403 from the check.
-        study = get_object_or_404(
-            studies_visible_to(user=self.request.user)
-            if getattr(self.request.user, "is_staff", False)
-            else Study.objects.all(),
-            slug=slug,
-        )
-        self.check_object_permissions(self.request, study)
-        return study
-
-
-# ---------------------------------------------------------------------------------------
-# What the schema documents besides success (the OpenAPI fuzzer holds every answer to it)
-
-
-class _ErrorSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    detail = serializers.CharField()
-
-    class Meta:
-        ref_name = "Error"
-
-
-_INVALID = OpenApiResponse(
-    response=OpenApiTypes.OBJECT,
-    description="A query parameter is invalid: each offending parameter -> its messages.",
-)
-
-
-def _documented(ok: Any, *, study: bool = True, filters: bool = False) -> dict[int, Any]:
-    """The responses of one operation: ``ok`` with 200, and the errors it can answer:
-    401 without credentials, 403 for a caller who may not read, 404 for an unknown study,
-    an unknown ``format`` or a page past the end, 400 for an invalid filter, 429 once the
-    caller's rate (the DRF throttles in settings) is spent."""
-    responses: dict[int, Any] = {
-        200: ok,
-        401: OpenApiResponse(_ErrorSerializer, description="No or invalid credentials."),
-        403: OpenApiResponse(_ErrorSerializer, description="Not allowed to read this."),
-        404: OpenApiResponse(
-            _ErrorSerializer,
-            description=(
-                "No such study visible to the caller, no such page, or an unknown format."
-                if study
-                else "An unknown format."
-            ),
-        ),
-        429: OpenApiResponse(
-            _ErrorSerializer, description="Too many requests: retry after Retry-After seconds."
-        ),
-    }
-    if filters:
-        responses[400] = _INVALID
-    return dict(sorted(responses.items()))
-
-
-# ---------------------------------------------------------------------------------------
-# Selectors used only by the API
-
-
-def _visible_studies(*, user: AbstractBaseUser | AnonymousUser) -> list[Study]:
-    studies = (
-        studies_visible_to(user=user)
-        .annotate(
-            condition_count=Count("conditions", distinct=True),
-            participant_count=Count("participants", distinct=True),
-        )
-        .order_by("-created_at", "pk")
-    )
-    return list(studies)
-
-
-def _conditions(*, study: Study) -> QuerySet[Condition]:
-    return (
-        Condition.objects.filter(study=study)
-        .annotate(
-            article_count=Count("articles", distinct=True),
-            completed_participants=Count(
-                "participants",
-                filter=Q(
-                    participants__status=Participant.Status.COMPLETED, participants__is_test=False
-                ),
-                distinct=True,
-            ),
-        )
-        .order_by("pk")
-    )
-
-
-_ATTENTION = Q(
-    responses__trial__isnull=True, responses__question__scope=Question.Scope.ATTENTION_CHECK
-)
-# Same rule as analysis.frames.participants_frame: compared stripped and case-insensitively.
-_CHECK_PASSED: Exact[str] = Exact(
-    Lower(Trim("responses__value")), Lower(Trim("responses__question__expected_answer"))
-)
-
-
-def _participants(
-    *, study: Study, condition: str | None, status: str | None, is_test: bool | None
-) -> QuerySet[Participant]:
-    queryset = Participant.objects.filter(study=study).select_related("condition")
-    if condition is not None:
-        # Within-subjects participants have no condition of their own: match the
-        # conditions of the articles they were shown (a subquery, so no row fan-out
-        # reaches the Count annotations below).
-        shown = Trial.objects.filter(participant__study=study, condition__name=condition)
-        queryset = queryset.filter(
-            Q(condition__name=condition) | Q(pk__in=shown.values("participant_id"))
-        )
-    if status is not None:
-        queryset = queryset.filter(status=status)
-    if is_test is not None:
-        queryset = queryset.filter(is_test=is_test)
-    return queryset.annotate(
-        checks_answered=Count("responses", filter=_ATTENTION),
-        checks_failed=Count("responses", filter=_ATTENTION & ~Q(_CHECK_PASSED)),
-    ).order_by("pk")
-
-
-def _responses(
-    *,
-    study: Study,
-    include_test: bool,
-    condition: str | None,
-    question_key: str | None,
-    article_origin: str | None,
-) -> QuerySet[Response]:
-    """Ratings about articles, in the long CSV's row order, filtered on the very lookups
-    that fill the long CSV's ``condition``, ``question_key`` and ``article_origin``."""
-    queryset = Response.objects.filter(participant__study=study, trial__isnull=False)
-    if not include_test:
-        queryset = queryset.filter(participant__is_test=False)
-    for column, value in (
-        ("condition", condition),
-        ("question_key", question_key),
-        ("article_origin", article_origin),
-    ):
-        if value is not None:
-            queryset = queryset.filter(**{RESPONSE_FIELDS[column]: value})
-    return queryset.order_by(
-        "participant_id", "trial__position", "question__position", "question_id", "pk"
-    )
-
-
-def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """DataFrame rows as plain Python dicts; NaN, NA and infinities become None (strict
-    JSON has no NaN, and an infinite odds ratio is reported as "not estimable")."""
-    records = []
-    for row in frame.reindex(columns=list(columns)).itertuples(index=False, name=None):
-        record = {}
-        for column, value in zip(columns, row, strict=True):
-            if isinstance(value, np.generic):
-                value = value.item()
-            if (
-                value is pd.NA
-                or value is pd.NaT
-                or (isinstance(value, float) and not math.isfinite(value))
-            ):
-                value = None
-            record[column] = value
-        records.append(record)
-    return records
-
+from surveys.models import Article, Participant, Question, Study
 
 # ---------------------------------------------------------------------------------------
 # Studies
@@ -387,9 +111,9 @@ class StudyListApi(APIView):
 
     csv_columns = list(OutputSerializer().fields)
 
-    @extend_schema(responses=_documented(OutputSerializer(many=True), study=False))
+    @extend_schema(responses=documented(OutputSerializer(many=True), study=False))
     def get(self, request: Request) -> ApiResponse:
-        studies = _visible_studies(user=request.user)
+        studies = studies_listed_for(user=request.user)
         return ApiResponse(self.OutputSerializer(studies, many=True).data)
 
 
@@ -415,11 +139,11 @@ class StudyDetailApi(StudyAPIView):
         class Meta:
             ref_name = "StudyDetail"
 
-    @extend_schema(responses=_documented(OutputSerializer))
+    @extend_schema(responses=documented(OutputSerializer))
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
         nested = {
-            "conditions": _conditions(study=study),
+            "conditions": study_conditions(study=study),
             "questions": study.questions.order_by("scope", "position", "pk"),
         }
         plain = {
@@ -437,10 +161,12 @@ class ConditionListApi(StudyAPIView):
     renderer_classes = TABLE_RENDERERS
     csv_columns = list(_ConditionSummarySerializer().fields)
 
-    @extend_schema(responses=_documented(_ConditionSummarySerializer(many=True)))
+    @extend_schema(responses=documented(_ConditionSummarySerializer(many=True)))
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
-        return ApiResponse(_ConditionSummarySerializer(_conditions(study=study), many=True).data)
+        return ApiResponse(
+            _ConditionSummarySerializer(study_conditions(study=study), many=True).data
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -490,11 +216,11 @@ class ArticleManifestApi(StudyAPIView):
 
     csv_columns = list(OutputSerializer().fields)
 
-    @extend_schema(responses=_documented(OutputSerializer(many=True)))
+    @extend_schema(responses=documented(OutputSerializer(many=True)))
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
         frame = articles_manifest_frame(study=study)
-        rows = _records(frame, self.csv_columns)
+        rows = frame_records(frame, self.csv_columns)
         return ApiResponse(self.OutputSerializer(rows, many=True).data)
 
 
@@ -601,16 +327,16 @@ class ParticipantListApi(StudyAPIView):
 
     @extend_schema(
         parameters=[InputSerializer],
-        responses=_documented(OutputSerializer(many=True), filters=True),
+        responses=documented(OutputSerializer(many=True), filters=True),
     )
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
         filters = self.InputSerializer(data=request.query_params, context={"study": study})
         filters.is_valid(raise_exception=True)
-        audit_export(user=request.user, study=study, what=_api_export_name(request, "participants"))
+        audit_export(user=request.user, study=study, what=api_export_name(request, "participants"))
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(
-            _participants(study=study, **filters.validated_data), request, view=self
+            study_participants(study=study, **filters.validated_data), request, view=self
         )
         reasons = participant_exclusion_reasons(study=study, participants=page or [])
         signals = participation_signals(
@@ -672,14 +398,14 @@ class ResponseListApi(StudyAPIView):
 
     @extend_schema(
         parameters=[InputSerializer],
-        responses=_documented(OutputSerializer(many=True), filters=True),
+        responses=documented(OutputSerializer(many=True), filters=True),
     )
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
         filters = self.InputSerializer(data=request.query_params, context={"study": study})
         filters.is_valid(raise_exception=True)
-        audit_export(user=request.user, study=study, what=_api_export_name(request, "responses"))
-        rows = _responses(study=study, **filters.validated_data).values_list(
+        audit_export(user=request.user, study=study, what=api_export_name(request, "responses"))
+        rows = study_responses(study=study, **filters.validated_data).values_list(
             *RESPONSE_FIELDS.values()
         )
         paginator = self.pagination_class()
@@ -775,7 +501,7 @@ class StudyResultsApi(StudyAPIView):
         class Meta:
             ref_name = "StudyResults"
 
-    @extend_schema(responses=_documented(OutputSerializer))
+    @extend_schema(responses=documented(OutputSerializer))
     def get(self, request: Request, slug: str) -> ApiResponse:
         study = self.get_study(slug)
         report = study_report(study=study)
@@ -787,10 +513,10 @@ class StudyResultsApi(StudyAPIView):
             "binary_question": report.binary_question,
             "reference": report.reference,
             "ledger": [asdict(step) for step in report.ledger],
-            "proportions": _records(report.proportions, stats.PROPORTION_COLUMNS),
-            "comparisons": _records(report.comparisons, stats.COMPARISON_COLUMNS),
-            "likert": _records(report.likert, stats.LIKERT_COLUMNS),
-            "power": _records(report.power, POWER_COLUMNS),
+            "proportions": frame_records(report.proportions, stats.PROPORTION_COLUMNS),
+            "comparisons": frame_records(report.comparisons, stats.COMPARISON_COLUMNS),
+            "likert": frame_records(report.likert, stats.LIKERT_COLUMNS),
+            "power": frame_records(report.power, POWER_COLUMNS),
             "regression": None
             if fit is None
             else {
@@ -799,14 +525,14 @@ class StudyResultsApi(StudyAPIView):
                 "n_clusters": fit.n_clusters,
                 "cov_type": fit.cov_type,
                 "confidence": fit.confidence,
-                "table": _records(fit.table, stats.LOGISTIC_COLUMNS),
+                "table": frame_records(fit.table, stats.LOGISTIC_COLUMNS),
             },
             "detectors": None
             if report.detectors is None
-            else _records(report.detectors, DETECTOR_COLUMNS),
+            else frame_records(report.detectors, DETECTOR_COLUMNS),
             "disagreements": None
             if report.disagreements is None
-            else _records(report.disagreements, DISAGREEMENT_COLUMNS),
+            else frame_records(report.disagreements, DISAGREEMENT_COLUMNS),
             "notes": list(report.notes),
         }
         return ApiResponse(self.OutputSerializer(data).data)
@@ -814,14 +540,10 @@ class StudyResultsApi(StudyAPIView):
 
 __all__ = [
     "ArticleManifestApi",
-    "CSVRenderer",
-    "CanViewStudyData",
     "ConditionListApi",
     "ParticipantListApi",
     "ResponseListApi",
-    "RowsPagination",
     "StudyDetailApi",
     "StudyListApi",
     "StudyResultsApi",
-    "study_visible_to",
 ]

@@ -1,8 +1,11 @@
-"""The study report and the CSV export, shared by the command line and the results page."""
+"""The study report and the CSV export, shared by the command line and the results page.
+
+The report's tables are built in ``analysis.report_tables``; this module reads the frames,
+chooses what applies to the study and assembles :class:`StudyReport`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Required, TypedDict
 
@@ -10,12 +13,11 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
-from analysis.cells import cell_float, cell_int
+from analysis.cells import cell_float
 from analysis.frames import (
     CHUNK_SIZE,
     DATETIME_COLUMNS,
     RESPONSE_COLUMNS,
-    SCORE_METRICS,
     LedgerStep,
     analysed_mask,
     article_scores_frame,
@@ -26,288 +28,19 @@ from analysis.frames import (
     responses_chunks,
     responses_frame,
 )
+from analysis.report_tables import (
+    INDEX_TEST_COLUMNS,
+    POWER_COLUMNS,
+    article_credibility,
+    detection_summary,
+    detector_tables,
+    index_tests,
+    power_table,
+)
 from analysis.spreadsheet import frame_for_spreadsheet
-from surveys import scoring
+from studyplatform.measures import scoring
 from surveys.instruments import PREFER_NOT
 from surveys.models import Article, Question, Study
-
-POWER_COLUMNS = [
-    "condition",
-    "reference",
-    "share",
-    "reference_share",
-    "n",
-    "reference_n",
-    "power",
-    "n_for_80",
-]
-
-
-def power_table(comparisons: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """For each comparison: the power the two-proportion z test had to detect the
-    observed difference with the ratings collected, and the ratings per condition that
-    80% power would need at the observed rates (``stats.power_two_proportions`` and
-    ``stats.sample_size_two_proportions``, R ``power.prop.test``'s formula). Power at the
-    observed effect is a planning aid for the next study, not evidence about this one.
-    NaN where a rate is 0 or 1 or both are equal."""
-    rows = []
-    for row in comparisons.itertuples(index=False):
-        p1, p2 = cell_float(row.share), cell_float(row.reference_share)
-        defined = 0.0 < p1 < 1.0 and 0.0 < p2 < 1.0
-        power = (
-            stats.power_two_proportions(p1, p2, cell_int(row.n), cell_int(row.reference_n), alpha)
-            if defined
-            else np.nan
-        )
-        needed = (
-            stats.sample_size_two_proportions(p1, p2, alpha=alpha, power=0.8)
-            if defined and p1 != p2
-            else np.nan
-        )
-        rows.append(
-            {
-                "condition": row.condition,
-                "reference": row.reference,
-                "share": p1,
-                "reference_share": p2,
-                "n": cell_int(row.n),
-                "reference_n": cell_int(row.reference_n),
-                "power": power,
-                "n_for_80": float(np.ceil(needed)) if not np.isnan(needed) else np.nan,
-            }
-        )
-    return pd.DataFrame(rows, columns=POWER_COLUMNS)
-
-
-INDEX_TEST_COLUMNS = [
-    "condition",
-    "reference",
-    "difference",
-    "welch_t",
-    "welch_df",
-    "welch_p",
-    "ci_low",
-    "ci_high",
-    "student_t",
-    "student_df",
-    "student_p",
-]
-ALL_CONDITIONS = "(all conditions)"
-DETECTION_SUMMARY_COLUMNS = [
-    "condition",
-    "participants",
-    "mean_accuracy",
-    "mean_unsure_rate",
-    "hit_rate",
-    "false_alarm_rate",
-    "d_prime",
-    "criterion",
-    "krippendorff_alpha",
-]
-
-
-def index_tests(index: pd.DataFrame, reference: str | None) -> pd.DataFrame:
-    """Each condition's credibility index against the reference's: Welch's and Student's
-    two-sample t tests (``stats.t_test``). Rows are participant-articles, treated as
-    independent (see the clustering caveat of ``stats.proportions_by_condition``).
-    Conditions with fewer than two ratings are skipped."""
-    rows = []
-    if reference is None:
-        return pd.DataFrame(columns=INDEX_TEST_COLUMNS)
-    ref = index.loc[index["condition"] == reference, "index"]
-    if len(ref) < 2:
-        return pd.DataFrame(columns=INDEX_TEST_COLUMNS)
-    for condition in sorted(set(index["condition"]) - {reference}):
-        values = index.loc[index["condition"] == condition, "index"]
-        if len(values) < 2:
-            continue
-        welch = stats.t_test(values, ref)
-        student = stats.t_test(values, ref, equal_var=True)
-        rows.append(
-            {
-                "condition": condition,
-                "reference": reference,
-                "difference": welch.difference,
-                "welch_t": welch.t,
-                "welch_df": welch.df,
-                "welch_p": welch.p_value,
-                "ci_low": welch.ci_low,
-                "ci_high": welch.ci_high,
-                "student_t": student.t,
-                "student_df": student.df,
-                "student_p": student.p_value,
-            }
-        )
-    return pd.DataFrame(rows, columns=INDEX_TEST_COLUMNS)
-
-
-def detection_summary(
-    responses: pd.DataFrame, *, judge: Callable[[str], str | None] = stats.detection_judgement
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-participant detection accuracy (``stats.detection_accuracy``, "I don't know"
-    left out of the ratio and reported as a rate) and, per condition, the mean accuracy,
-    the pooled hit and false-alarm rates with d' and c (log-linear correction; a "signal"
-    is a machine-written article, "I don't know" answers dropped), and Krippendorff's
-    nominal alpha (human / machine) among participants over the articles they judged. A last row,
-    ``ALL_CONDITIONS``, pools every condition: in a between-subjects design a condition
-    holds only human or only machine articles, so d' is defined only there. Input: the
-    analysed responses to the detection question; ``judge`` maps an answer to a judgement
-    (the question's stored definition, ``surveys.scoring.detection_judge``)."""
-    people = stats.detection_accuracy(responses, judge=judge)
-    conditions = responses.groupby("participant_id")["condition"].first()
-    people.insert(1, "condition", people["participant_id"].map(conditions))
-    rows = []
-    parts = [*responses.groupby("condition", sort=True)]
-    if parts:
-        parts.append((ALL_CONDITIONS, responses))
-    for condition, group in parts:
-        judged = group["value"].map(judge)
-        decided = group.loc[judged.isin([stats.HUMAN, stats.MACHINE])]
-        said_machine = judged.loc[decided.index] == stats.MACHINE
-        machine = decided["article_origin"] != "real"
-        signal, noise = int(machine.sum()), int((~machine).sum())
-        sdt = (
-            stats.signal_detection(
-                int((said_machine & machine).sum()),
-                signal,
-                int((said_machine & ~machine).sum()),
-                noise,
-            )
-            if signal and noise
-            else None
-        )
-        # Agreement about the decision: "I don't know" is no code, so it is left out.
-        coded = group.assign(judgement=judged).loc[judged.isin([stats.HUMAN, stats.MACHINE])]
-        matrix = coded.pivot_table(
-            index="participant_id", columns="article_id", values="judgement", aggfunc="first"
-        )
-        alpha = (
-            stats.krippendorff_alpha_nominal(matrix.astype(object).where(matrix.notna(), None))
-            if not matrix.empty
-            else float("nan")
-        )
-        mine = (
-            people if condition == ALL_CONDITIONS else people.loc[people["condition"] == condition]
-        )
-        rows.append(
-            {
-                "condition": condition,
-                "participants": len(mine),
-                "mean_accuracy": float(mine["accuracy"].mean()),
-                "mean_unsure_rate": float(mine["unsure_rate"].mean()),
-                "hit_rate": sdt.hit_rate if sdt else float("nan"),
-                "false_alarm_rate": sdt.false_alarm_rate if sdt else float("nan"),
-                "d_prime": sdt.d_prime if sdt else float("nan"),
-                "criterion": sdt.criterion if sdt else float("nan"),
-                "krippendorff_alpha": alpha,
-            }
-        )
-    return people, pd.DataFrame(rows, columns=DETECTION_SUMMARY_COLUMNS)
-
-
-HUMAN_SCORER = "participants"
-ALL_GENERATED = "(all generated)"
-DEFAULT_SCORE = "mean_logprob"  # the disagreement list ranks articles by this score
-DETECTOR_COLUMNS = ["scorer", "condition", *stats.SEPARATION_COLUMNS]
-ARTICLE_CREDIBILITY_COLUMNS = [
-    "article_id",
-    "article_origin",
-    "condition",
-    "ratings",
-    "credible_share",
-]
-DISAGREEMENT_COLUMNS = [
-    "scorer",
-    "article_id",
-    "title",
-    "article_origin",
-    "condition",
-    "credible_share",
-    DEFAULT_SCORE,
-    "human_machine_likeness_pct",
-    "detector_machine_likeness_pct",
-    "gap",
-    "abs_gap",
-]
-
-
-def article_credibility(binary: pd.DataFrame) -> pd.DataFrame:
-    """Per article: how many analysed answers it got and the share that were "yes"
-    (``ARTICLE_CREDIBILITY_COLUMNS``, by article id). Input: the analysed responses to
-    the yes/no question (``value_numeric`` 1 = yes, 0 = no; missing values left out).
-    ``condition`` joins the conditions the article was rated in with ";"."""
-    data = binary.loc[binary["value_numeric"].notna()]
-    if data.empty:
-        return pd.DataFrame(columns=ARTICLE_CREDIBILITY_COLUMNS)
-    table = (
-        data.groupby("article_id", sort=True)
-        .agg(
-            article_origin=("article_origin", "first"),
-            condition=("condition", lambda c: ";".join(sorted({str(v) for v in c}))),
-            ratings=("value_numeric", "size"),
-            credible_share=("value_numeric", "mean"),
-        )
-        .reset_index()
-    )
-    return table[ARTICLE_CREDIBILITY_COLUMNS]
-
-
-def _labelled(table: pd.DataFrame, scorer: str, by: str | None) -> pd.DataFrame:
-    table = table.copy()
-    if by is None:
-        table.insert(0, "condition", ALL_GENERATED)
-    table.insert(0, "scorer", scorer)
-    return table[DETECTOR_COLUMNS]
-
-
-def _stack(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-    filled = [part for part in parts if not part.empty]
-    if not filled:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(filled, ignore_index=True)[columns]
-
-
-def detector_tables(
-    *, scores: pd.DataFrame, human: pd.DataFrame | None, top: int = 10
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Participants next to each stored detector score, and where they disagree.
-
-    ``scores``: ``analysis.frames.article_scores_frame``; ``human``: the
-    :func:`article_credibility` of the analysed answers (None without a yes/no question).
-    Returns (1) ``DETECTOR_COLUMNS``: a "participants" row (``stats.human_separation``,
-    the AUC of 1 - credible share) then, per scorer, one row per metric
-    (``stats.detector_separation``), each the ROC AUC for telling generated from real
-    articles with its DeLong 95% interval, one row per generated condition when the
-    study has several (each against all real articles), else one row per score with
-    ``condition`` = "(all generated)"; (2) per scorer, the ``top`` articles on which
-    participants and ``DEFAULT_SCORE`` disagree most (``DISAGREEMENT_COLUMNS``,
-    ``stats.human_detector_disagreements``), or None without human answers.
-    """
-    conditions = set(scores.loc[scores["article_origin"] == "generated", "condition"])
-    if human is not None:
-        conditions |= set(human.loc[human["article_origin"] == "generated", "condition"])
-    by = "condition" if len(conditions) > 1 else None
-    separation: list[pd.DataFrame] = []
-    if human is not None and not human.empty:
-        separation.append(_labelled(stats.human_separation(human, by=by), HUMAN_SCORER, by))
-    disagreements: list[pd.DataFrame] = []
-    for scorer, group in scores.groupby("scorer", sort=True):
-        table = stats.detector_separation(group, score_columns=SCORE_METRICS, by=by)
-        separation.append(_labelled(table, str(scorer), by))
-        if human is None:
-            continue
-        rated = group.merge(human[["article_id", "credible_share"]], on="article_id", how="left")
-        worst = stats.human_detector_disagreements(rated, score_column=DEFAULT_SCORE, top=top)
-        details = group[["article_id", "title", "condition", DEFAULT_SCORE]]
-        worst = worst.merge(details, on="article_id", how="left").merge(
-            human[["article_id", "credible_share"]], on="article_id", how="left"
-        )
-        worst.insert(0, "scorer", str(scorer))
-        disagreements.append(worst[DISAGREEMENT_COLUMNS])
-    return (
-        _stack(separation, DETECTOR_COLUMNS),
-        None if human is None else _stack(disagreements, DISAGREEMENT_COLUMNS),
-    )
 
 
 @dataclass(frozen=True)

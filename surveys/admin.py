@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 from auditlog.admin import LogEntryAdmin
 from auditlog.models import LogEntry
 
+from studyplatform.measures.planning import sample_size_two_proportions
 from surveys import fraud
 from surveys.exclusions import exclusions_by_condition
 from surveys.importers import FORMATS, articles_import, decode_upload, format_from_filename
@@ -69,7 +70,6 @@ from surveys.models import (
     WithdrawalLog,
     content_hash,
 )
-from surveys.planning import sample_size_two_proportions
 from surveys.selectors import (
     CLASSIC_RATES,
     article_editable_by,

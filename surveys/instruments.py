@@ -13,9 +13,9 @@ Models are Few-Shot Learners", sec. 3.9.4, the GPT-3 news study). ``detection_4`
 four-point scale of Clark et al. (2021), "All That's 'Human' Is Not Gold", ACL:
 definitely / possibly human-written, possibly / definitely machine-generated, with no
 neutral point. Every question analysis scores carries its definition in
-``Question.scoring`` (schema: surveys.scoring), set here: the Kreps items as credibility
-items, and each detection option listed as a "human", "machine" or "neutral" ("I don't
-know", undecided) judgement.
+``Question.scoring`` (schema: studyplatform.measures.scoring), set here: the Kreps items
+as credibility items, and each detection option listed as a "human", "machine" or
+"neutral" ("I don't know", undecided) judgement.
 ``attention`` is an instructed-response item asked among the articles (after the
 first); ``comprehension`` asks, after the instructions, two questions about the default
 instructions text (edit them if the instructions change) that participants must answer
@@ -34,8 +34,13 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
+from studyplatform.measures.scoring import (
+    CREDIBILITY_ITEM,
+    CREDIBLE,
+    DETECTION,
+    detection_definition,
+)
 from surveys.models import Question, Study
-from surveys.scoring import CREDIBILITY_ITEM, CREDIBLE, DETECTION, detection_definition
 from surveys.services import study_assert_editable
 
 

@@ -16,8 +16,8 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 
+from studyplatform.measures.scoring import scoring_errors
 from surveys.querysets import ArticleQuerySet, ParticipantQuerySet, StudyQuerySet
-from surveys.scoring import scoring_errors
 
 WIKINEWS_ATTRIBUTION = (
     "News articles from Wikinews (https://en.wikinews.org), licensed under Creative Commons "
@@ -417,9 +417,9 @@ class Question(models.Model):
         "(1 = after the first). Empty: after the last article.",
     )
     position = models.PositiveSmallIntegerField(default=0)
-    # What analysis scores this question as (schema: surveys.scoring). Stored with the
-    # question so a custom key or custom option wording is still scored; not in the design
-    # hash (the question is locked once the study is live, which freezes it).
+    # What analysis scores this question as (schema: studyplatform.measures.scoring).
+    # Stored with the question so a custom key or custom option wording is still scored;
+    # not in the design hash (the question is locked once the study is live, which freezes it).
     scoring = models.JSONField(
         default=dict,
         blank=True,

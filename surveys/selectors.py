@@ -18,6 +18,7 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Lower, Trim
 from django.db.models.lookups import Exact
 
+from studyplatform.measures.planning import power_two_proportions, sample_size_two_proportions
 from surveys.models import (
     Article,
     Condition,
@@ -31,7 +32,6 @@ from surveys.models import (
     WithdrawalLog,
     completion_url_is_safe,
 )
-from surveys.planning import power_two_proportions, sample_size_two_proportions
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -729,8 +729,8 @@ def study_power_plan(
 ) -> PowerPlan:
     """For the reference condition against each other condition: participants per
     condition that the two-sided two-proportion z test (R ``power.prop.test``'s normal
-    approximation, :mod:`surveys.planning`) needs at ``alpha`` to reach ``power`` if the
-    credible rates are as planned, and the power the current quotas give.
+    approximation, :mod:`studyplatform.measures.planning`) needs at ``alpha`` to reach
+    ``power`` if the credible rates are as planned, and the power the current quotas give.
 
     ``rates`` maps condition names to planned credible rates; conditions left out get the
     classic GPT-2 numbers (0.83 for the reference, 0.72 for the others). Each participant

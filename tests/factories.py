@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import factory
 
+from studyplatform.measures.scoring import conventional_scoring
 from surveys.models import Article, Condition, Question, Study
-from surveys.scoring import conventional_scoring
 from surveys.services import study_set_status
 
 

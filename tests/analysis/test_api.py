@@ -463,7 +463,7 @@ def test_schema_and_docs_are_for_staff(staff_api, outsider_api):
 def test_page_size_is_capped_at_5000(rf):
     from rest_framework.request import Request as DrfRequest
 
-    from analysis.apis import RowsPagination
+    from analysis.api_base import RowsPagination
 
     paginator = RowsPagination()
     assert paginator.get_page_size(DrfRequest(rf.get("/", {"page_size": 10**6}))) == 5000

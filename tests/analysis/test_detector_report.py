@@ -28,7 +28,8 @@ from rest_framework.test import APIClient
 
 from analysis.frames import ARTICLE_SCORE_COLUMNS, article_scores_frame
 from analysis.presentation import report_as_text
-from analysis.services import ALL_GENERATED, HUMAN_SCORER, study_report
+from analysis.report_tables import ALL_GENERATED, HUMAN_SCORER
+from analysis.services import study_report
 from surveys.models import Article, ArticleScore, Condition, Study
 from tests.analysis.conftest import make_participant, rating
 from tests.factories import GeneratedArticleFactory, StudyFactory

@@ -13,13 +13,9 @@ import pytest
 from django.core.management import CommandError
 
 from analysis import exports
-from analysis.frames import (
-    RESPONSE_COLUMNS,
-    RESPONSE_FIELDS,
-    _raw_fields,
-    _typed_responses,
-    responses_chunks,
-)
+from analysis.frames import RESPONSE_COLUMNS, RESPONSE_FIELDS, responses_chunks
+from analysis.frames.columns import raw_fields
+from analysis.frames.responses import _typed_responses
 from analysis.services import responses_csv_chunks
 from surveys.models import Article, Condition, Participant, Response, Study, Trial
 from tests.analysis.conftest import ParticipantFactory, ResponseFactory, TrialFactory
@@ -302,7 +298,7 @@ def _joined_query_frame(study: Study, *, include_test: bool) -> pd.DataFrame:
         queryset = queryset.filter(participant__is_test=False)
     rows = queryset.order_by(
         "participant_id", "trial__position", "question__position", "question_id"
-    ).values_list(*_raw_fields(RESPONSE_FIELDS))
+    ).values_list(*raw_fields(RESPONSE_FIELDS))
     return _typed_responses(pd.DataFrame.from_records(list(rows), columns=RESPONSE_COLUMNS))
 
 

@@ -96,7 +96,7 @@ def test_export_queries_read_one_table_each(rated_study, monkeypatch):
     # query ran for fifteen minutes); a read of one table by an indexed column has one
     # plan. The rows are joined in pandas. (The exclusion rules' own queries belong to
     # surveys.exclusions and are left out here.)
-    monkeypatch.setattr("analysis.frames.participant_exclusions", lambda **kwargs: {})
+    monkeypatch.setattr("analysis.frames.participants.participant_exclusions", lambda **kwargs: {})
     with CaptureQueriesContext(connection) as queries:
         responses_frame(study=rated_study)
         participants_frame(study=rated_study, id_range=(0, 10**9))

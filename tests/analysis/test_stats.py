@@ -23,6 +23,8 @@ Sources:
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -220,3 +222,16 @@ def test_likert_means_groups_by_condition_and_question():
     assert table.loc[("a", "q2"), "n"] == 1
     assert math.isnan(table.loc[("a", "q2"), "ci_low"])  # one rating: no interval
     assert len(table) == 3
+
+
+def test_the_statistics_import_nothing_from_the_apps():
+    # Imports between the apps run one way (analysis -> surveys); the statistics take
+    # what they share with surveys from studyplatform.measures, and no ORM.
+    code = (
+        "import sys, analysis.stats; "
+        "found = {m.split('.')[0] for m in sys.modules} & {'surveys', 'generation'}; "
+        "found |= {m for m in sys.modules if m.startswith('django.db')}; "
+        "sys.exit(', '.join(sorted(found)) or None)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert (run.returncode, run.stderr) == (0, "")

@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from analysis import stats
+from analysis.stats import mixed, regression
 from tests.analysis.simulated_ratings import Design, simulate_ratings
 
 CBPP = [  # herd, incidence, size, period
@@ -148,9 +149,9 @@ def test_a_large_fit_started_from_a_share_of_the_participants_finds_the_same_opt
     )
     data = simulate_ratings(design, 400, np.random.default_rng(20190820))
     plain = stats.mixed_logistic_regression(data, "real")
-    monkeypatch.setattr(stats, "MIXED_START_FROM", 1_000)
-    monkeypatch.setattr(stats, "MIXED_START_RATINGS", 1_000)
-    started = stats._mixed_start(*_internals(data))
+    monkeypatch.setattr(mixed, "MIXED_START_FROM", 1_000)
+    monkeypatch.setattr(mixed, "MIXED_START_RATINGS", 1_000)
+    started = mixed._mixed_start(*_internals(data))
     assert started[2] != 1.0  # not the plain start: the share was fitted
     shared = stats.mixed_logistic_regression(data, "real")
     assert shared.converged
@@ -161,7 +162,7 @@ def test_a_large_fit_started_from_a_share_of_the_participants_finds_the_same_opt
 
 
 def _internals(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[int]]:
-    design, _ = stats._condition_design(data, "real")
+    design, _ = regression.condition_design(data, "real")
     codes = [pd.factorize(data[g], sort=True)[0] for g in ("participant_id", "article_id")]
     y = data["value_numeric"].to_numpy(dtype=float)
     return design, y, codes, [int(c.max()) + 1 for c in codes]
@@ -226,15 +227,15 @@ def test_laplace_likelihood_equals_the_dense_textbook_formula(monkeypatch, ratio
     # participants), and with ratio = 0 through scipy.sparse (many articles per person).
     from scipy import special
 
-    monkeypatch.setattr(stats._LaplaceBinomial, "DENSE_PAIRS_RATIO", ratio)
-    monkeypatch.setattr(stats._LaplaceBinomial, "DENSE_BLOCK", block)
+    monkeypatch.setattr(mixed._LaplaceBinomial, "DENSE_PAIRS_RATIO", ratio)
+    monkeypatch.setattr(mixed._LaplaceBinomial, "DENSE_BLOCK", block)
     rng = np.random.default_rng(5)
     n, sizes = 300, [30, 8, 3]
     codes = [rng.integers(0, size, n) for size in sizes]
     x = np.column_stack([np.ones(n), rng.integers(0, 2, n)])
     y = (rng.random(n) < 0.6).astype(float)
     beta, theta = np.array([0.3, -0.5]), np.array([0.8, 0.5, 0.3])
-    model = stats._LaplaceBinomial(x, y, codes, sizes)
+    model = mixed._LaplaceBinomial(x, y, codes, sizes)
     assert model.dense == (ratio > 0)
     value = model.log_likelihood(beta, theta)
 

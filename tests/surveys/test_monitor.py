@@ -1,6 +1,6 @@
 """The live monitor's quality and per-article numbers (``study_monitor``) and the planning
-box (``surveys.planning``, ``study_power_plan``), against numbers worked out by hand or
-published."""
+box (``studyplatform.measures.planning``, ``study_power_plan``), against numbers worked out
+by hand or published."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 
 from analysis import stats
-from surveys import planning
+from studyplatform.measures import planning, scoring
 from surveys.models import Article, Participant, Question, Response, Study, Trial
 from surveys.selectors import study_monitor, study_power_plan
 from tests.factories import StudyFactory
@@ -210,9 +210,19 @@ def test_planning_for_the_gpt2_release_rates():
     assert stats.power_two_proportions is planning.power_two_proportions
 
 
-def test_planning_module_does_not_import_django():
-    code = "import sys, surveys.planning; sys.exit('django' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+@pytest.mark.parametrize("module", [planning, scoring])
+def test_shared_measures_import_only_the_standard_library(module):
+    # Loaded from its file, outside the project package (whose __init__ loads the Celery
+    # app), so what ends up in sys.modules is what the module itself imports.
+    code = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('measure', {module.__file__!r}); "
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "
+        "found = {m.split('.')[0] for m in sys.modules} & {'django', 'numpy', 'scipy'}; "
+        "sys.exit(', '.join(sorted(found)) or None)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert (run.returncode, run.stderr) == (0, "")
 
 
 def test_study_power_plan_defaults_and_quotas(live_study):

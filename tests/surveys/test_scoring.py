@@ -171,7 +171,7 @@ def test_admin_form_saves_a_custom_definition_and_refuses_a_bad_one():
 def test_the_word_rule_reads_the_five_point_midpoint_as_neutral():
     # It names a machine, but it is the scale's neutral point (GPT-3 paper's accuracy
     # rule leaves neutral answers out), as is "I don't know".
-    from surveys.scoring import HUMAN, MACHINE, UNSURE, detection_judgement
+    from studyplatform.measures.scoring import HUMAN, MACHINE, UNSURE, detection_judgement
 
     judged = [detection_judgement(option) for option in DETECTION_OPTIONS]
     assert judged == [HUMAN, HUMAN, UNSURE, MACHINE, MACHINE, UNSURE]

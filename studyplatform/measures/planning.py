@@ -1,7 +1,7 @@
 """Power and sample size for comparing two credibility rates: pure functions.
 
 Nothing here imports Django, numpy or scipy, so the study admin (which must not import
-``analysis``) and ``analysis.stats`` (which must not import Django) share one
+``analysis``) and ``analysis.stats`` (which imports nothing from ``surveys``) share one
 implementation: ``analysis.stats`` re-exports these two functions. The normal
 distribution comes from the standard library (``statistics.NormalDist``, whose quantile
 function is Wichura's AS 241 algorithm, accurate to about 1e-16, as is scipy's).

@@ -15,8 +15,9 @@ Schema (a JSON object; ``{}`` = not scored by any built-in analysis):
   question of another kind (free text) may give no lists: answers are then mapped by the
   word they name (:func:`detection_judgement`).
 
-Pure module (no analysis, numpy or pandas) so the model, the instruments and the data
-migration's rules can use it; ``analysis.stats`` re-exports :func:`detection_judgement`.
+Pure module (standard library only) so the question model, the instruments and
+``analysis.stats`` share one definition; ``analysis.stats`` re-exports
+:func:`detection_judgement`.
 """
 
 from __future__ import annotations

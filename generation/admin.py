@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from generation import selection, services
+from generation import selection, services, tasks
 from generation.models import GenerationChunk, GenerationRun, Sample
 from surveys.admin import TeamPoolAdmin
 from surveys.models import Article
@@ -197,7 +197,7 @@ class GenerationRunAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-
     def run_on_workers(self, request: HttpRequest, queryset: QuerySet[GenerationRun]) -> None:
         for run in self._changeable(request, queryset):
             try:
-                tasks = services.run_enqueue(run=run)
+                queued = tasks.run_enqueue(run=run)
             except Exception as error:  # the broker may be down: say so, do not crash
                 self.message_user(
                     request,
@@ -206,12 +206,12 @@ class GenerationRunAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-
                     messages.ERROR,
                 )
                 continue
-            if not tasks:
+            if not queued:
                 self.message_user(request, f"{run} is already done.", messages.INFO)
                 continue
             self.message_user(
                 request,
-                f"{run}: {tasks} chunk(s) queued for the workers; reload this page to "
+                f"{run}: {queued} chunk(s) queued for the workers; reload this page to "
                 "follow its progress.",
                 messages.SUCCESS,
             )

@@ -1,4 +1,6 @@
-"""Celery tasks of the generation workers (see ``services.run_enqueue``)."""
+"""The task queue's side of generation: the Celery task that works on a run, and
+``run_enqueue``, which hands a run to it. This module imports the services; they never
+import it."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from celery import shared_task
+from django.db import transaction
 
 from generation import services
-from generation.models import GenerationRun
+from generation.models import GenerationChunk, GenerationRun
 
 
 class ChunkTask(Protocol):
@@ -49,3 +52,23 @@ def run_chunk_execute(self: Any, run_id: int) -> int:
     before = run.chunks.filter(status="done", worker=worker).count()
     services.run_work(run=run, worker=worker, wait=True)
     return run.chunks.filter(status="done", worker=worker).count() - before
+
+
+def run_enqueue(*, run: GenerationRun) -> int:
+    """Hand a run to the task queue's workers: one task per open chunk, sent when the
+    surrounding transaction commits. Each task claims whichever chunks are next until the
+    run is done (see ``run_chunk_execute``), so the work spreads over however many
+    workers there are, up to one per chunk. Returns the number of tasks."""
+    services.run_plan(run=run)
+    open_chunks = (
+        GenerationChunk.objects.filter(run=run).exclude(status=GenerationChunk.Status.DONE).count()
+    )
+    if not open_chunks:
+        services.run_finish_if_complete(run=run)
+        return 0
+    GenerationRun.objects.filter(pk=run.pk).exclude(status=GenerationRun.Status.RUNNING).update(
+        status=GenerationRun.Status.QUEUED, error=""
+    )
+    run_id = run.pk
+    transaction.on_commit(lambda: [run_chunk_execute.delay(run_id) for _ in range(open_chunks)])
+    return open_chunks

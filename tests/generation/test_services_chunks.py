@@ -15,12 +15,12 @@ from generation.models import GenerationChunk, GenerationRun, Sample
 from generation.services import (
     chunk_claim,
     run_create,
-    run_enqueue,
     run_execute,
     run_plan,
     run_work,
     worker_name,
 )
+from generation.tasks import run_enqueue
 from surveys.models import Article
 
 
@@ -268,10 +268,10 @@ def test_a_task_for_a_deleted_run_does_nothing(eager_celery: Any) -> None:
 def two_workers_in_process(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Runs behave as with two worker processes (one chunk claimed per worker), but
     generate in this process; returns the number of requests of each model call."""
-    from generation import services
+    from generation.services import execution
 
     calls: list[int] = []
-    in_process = services._Session.generate
+    in_process = execution._Session.generate
 
     def generate(
         session: Any, requests: list[engine.GenerationRequest], batches: list[list[int]]
@@ -285,12 +285,12 @@ def two_workers_in_process(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             made = in_process(session, requests, batches)
         finally:
             session.workers = workers
-        return services._Made(made.results, made.identity, workers, 1)
+        return execution._Made(made.results, made.identity, workers, 1)
 
     monkeypatch.setattr(
-        services, "run_workers", lambda **kwargs: 1 if kwargs["requested"] == 1 else 2
+        execution, "run_workers", lambda **kwargs: 1 if kwargs["requested"] == 1 else 2
     )
-    monkeypatch.setattr(services._Session, "generate", generate)
+    monkeypatch.setattr(execution._Session, "generate", generate)
     return calls
 
 
@@ -318,17 +318,17 @@ def test_chunks_claimed_together_are_saved_one_by_one_and_released_on_error(
     two_workers_in_process: list[int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from generation import services
+    from generation.services import execution
 
     run = _run(tiny_model_name, source_articles, dtype="float32")
-    samples = services._chunk_samples
+    samples = execution._chunk_samples
 
     def second_fails(session: Any, chunk: GenerationChunk, *args: Any) -> Any:
         if chunk.index == 1:
             raise RuntimeError("disk full")
         return samples(session, chunk, *args)
 
-    monkeypatch.setattr(services, "_chunk_samples", second_fails)
+    monkeypatch.setattr(execution, "_chunk_samples", second_fails)
     with pytest.raises(RuntimeError, match="disk full"):
         run_execute(run=run, progress=False, workers=2)
     status = dict(GenerationChunk.objects.filter(run=run).values_list("index", "status"))
@@ -338,7 +338,7 @@ def test_chunks_claimed_together_are_saved_one_by_one_and_released_on_error(
     assert len(_pairs(run)) == 2
     run.refresh_from_db()
     assert run.status == GenerationRun.Status.FAILED
-    monkeypatch.setattr(services, "_chunk_samples", samples)
+    monkeypatch.setattr(execution, "_chunk_samples", samples)
     run = run_execute(run=run, progress=False, workers=2)
     assert run.status == GenerationRun.Status.DONE
     assert _pairs(run) == _expected(run)

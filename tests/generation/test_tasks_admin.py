@@ -62,12 +62,12 @@ def test_run_on_workers_reports_a_broker_that_cannot_be_reached(
     source_articles: list[Article],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from generation import services
+    from generation import tasks
 
     def unreachable(*, run: GenerationRun) -> int:
         raise ConnectionRefusedError("[Errno 111] Connection refused")
 
-    monkeypatch.setattr(services, "run_enqueue", unreachable)
+    monkeypatch.setattr(tasks, "run_enqueue", unreachable)
     run = run_create(model_name=tiny_model_name, source_articles=source_articles)
     text = _post(admin_client, run)
     assert "Could not queue" in text

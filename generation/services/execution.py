@@ -1,39 +1,37 @@
-"""Writes for generation: create and execute runs, curate their samples.
-
-This is the only place where the engine (torch, no Django) meets the database. A run is
-split into chunks (``run_plan``) that processes claim one at a time (``chunk_claim``):
-``run_execute`` in the foreground, Celery workers through ``run_enqueue``, or both at
-once. Each chunk generates only the (article, sample index) pairs that have no sample
-yet and is saved in one transaction, so a run resumes after a crash or ``kill -9``; the
-unique constraint on run x article x index is the backstop against duplicates.
-"""
+"""Execution: generate a run's chunks and save their samples."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, connections, transaction
-from django.db.models import Q, Sum, Value
+from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from generation import cleanup, engine, prompts, selection
 from generation.models import GenerationChunk, GenerationRun, Sample
-from surveys.models import Article, content_hash
+from generation.services.curation import _flag_input, run_flag
+from generation.services.runs import (
+    model_dir,
+    prompt_build,
+    run_plan,
+    sample_seed,
+    sample_word_budget,
+)
+from surveys.models import Article
 
 
 class Generator(Protocol):
@@ -52,14 +50,6 @@ class Generator(Protocol):
 
 
 EngineLoader = Callable[[str], Generator]
-
-MAX_BATCH_SIZE = 256
-MAX_SAMPLES_PER_PROMPT = 100
-MAX_CONTEXT_ARTICLES = 10
-
-
-def model_dir() -> str | None:
-    return settings.CREDENCE_MODEL_DIR or None
 
 
 def default_engine_loader(model_name: str, *, dtype: str = "auto") -> Generator:
@@ -82,219 +72,6 @@ def chunk_size_for(units: int, *, largest: int = 32) -> int:
     return max(1, min(largest, -(-units // workers)))
 
 
-def sample_seed(*, run_seed: int, article_id: int, sample_index: int) -> int:
-    """The seed of one sample, derived from the run's seed so that it does not depend on
-    which other prompts are in the run or in which order they are generated."""
-    digest = hashlib.sha256(f"{run_seed}:{article_id}:{sample_index}".encode()).digest()
-    return int.from_bytes(digest[:7], "big")  # < 2**56: fits BigIntegerField and torch
-
-
-def _source_text(article: Article) -> prompts.SourceText:
-    return prompts.SourceText(title=article.title, body=article.body, published=article.published)
-
-
-def prompt_build(
-    *, article: Article, kind: str, context_articles: int = 0
-) -> tuple[prompts.Prompt, list[int]]:
-    """The prompt of ``kind`` for ``article`` and the ids of the context articles in it
-    (for ``headline_lede_context``: the ``context_articles`` real articles published
-    most recently before it, oldest first; fewer when the pool has fewer)."""
-    context: list[Article] = []
-    if kind == GenerationRun.PromptKind.HEADLINE_LEDE_CONTEXT and context_articles > 0:
-        if article.published is not None:
-            context = list(
-                Article.objects.real()
-                .filter(published__lt=article.published)
-                .exclude(pk=article.pk)
-                .order_by("-published", "-id")[:context_articles]
-            )
-        context.reverse()
-    prompt = prompts.build_prompt(kind, _source_text(article), [_source_text(a) for a in context])
-    return prompt, [a.pk for a in context]
-
-
-def prompt_for(*, article: Article, kind: str, context_articles: int = 0) -> str:
-    """The prompt text of ``kind`` for ``article`` (see ``prompt_build``)."""
-    return prompt_build(article=article, kind=kind, context_articles=context_articles)[0].text
-
-
-def sample_word_budget(*, run: GenerationRun, article: Article, prefix: str) -> int | None:
-    """The continuation's word budget under the run's length matching."""
-    return cleanup.word_budget(
-        length_match=run.length_match,
-        source_words=article.word_count,
-        prefix_words=cleanup.word_count(prefix),
-        prepend_lede=run.prepend_lede,
-        fixed=run.word_budget,
-    )
-
-
-def run_validate(
-    *,
-    model_name: str,
-    articles: Sequence[Article],
-    samples_per_prompt: int,
-    max_new_tokens: int,
-    top_k: int,
-    top_p: float,
-    temperature: float,
-    batch_size: int,
-    prompt_kind: str,
-    context_articles: int = 0,
-    length_match: str = GenerationRun.LengthMatch.SOURCE,
-    word_budget: int | None = None,
-    repetition_penalty: float = 1.0,
-    min_new_tokens: int = 0,
-    dtype: str = GenerationRun.DType.AUTO,
-) -> dict[str, list[str]]:
-    """Everything wrong with these run settings, by field; empty when they are fine.
-    Cheap: the model name is resolved without reading weights."""
-    errors: dict[str, list[str]] = {}
-    try:
-        engine.resolve_model(model_name, model_dir=model_dir())
-    except engine.UnknownModelError as error:
-        errors["model_name"] = [str(error)]
-    problems = engine.validate_settings(
-        max_new_tokens=max_new_tokens,
-        top_k=top_k,
-        top_p=top_p,
-        temperature=temperature,
-        repetition_penalty=repetition_penalty,
-        min_new_tokens=min_new_tokens,
-    )
-    if problems:
-        errors["settings"] = problems
-    if dtype not in GenerationRun.DType.values:
-        errors["dtype"] = [
-            f'Unknown dtype "{dtype}"; use one of {", ".join(GenerationRun.DType.values)}.'
-        ]
-    if not 1 <= samples_per_prompt <= MAX_SAMPLES_PER_PROMPT:
-        errors["samples_per_prompt"] = [
-            f"samples_per_prompt must be between 1 and {MAX_SAMPLES_PER_PROMPT}."
-        ]
-    if not 1 <= batch_size <= MAX_BATCH_SIZE:
-        errors["batch_size"] = [f"batch_size must be between 1 and {MAX_BATCH_SIZE}."]
-    if prompt_kind not in GenerationRun.PromptKind.values:
-        errors["prompt_kind"] = [
-            f'Unknown prompt kind "{prompt_kind}"; use one of '
-            f"{', '.join(GenerationRun.PromptKind.values)}."
-        ]
-    if not 0 <= context_articles <= MAX_CONTEXT_ARTICLES:
-        errors["context_articles"] = [
-            f"context_articles must be between 0 and {MAX_CONTEXT_ARTICLES}."
-        ]
-    elif context_articles and prompt_kind != GenerationRun.PromptKind.HEADLINE_LEDE_CONTEXT:
-        errors["context_articles"] = [
-            "Context articles are only used by the headline_lede_context prompt kind."
-        ]
-    if length_match not in GenerationRun.LengthMatch.values:
-        errors["length_match"] = [
-            f'Unknown length match "{length_match}"; use one of '
-            f"{', '.join(GenerationRun.LengthMatch.values)}."
-        ]
-    elif length_match == GenerationRun.LengthMatch.FIXED and not (word_budget or 0) >= 1:
-        errors["word_budget"] = ["A fixed length match needs a word budget of at least 1."]
-    if not articles:
-        errors["source_articles"] = ["Choose at least one source article."]
-    not_real = [a.pk for a in articles if a.origin != Article.Origin.REAL]
-    if not_real:
-        errors.setdefault("source_articles", []).append(
-            f"Prompts come from real articles only; these are not: {not_real}."
-        )
-    no_lede = [a.pk for a in articles if not (a.lede or "").strip()]
-    if no_lede:
-        errors.setdefault("source_articles", []).append(f"These articles have no lede: {no_lede}.")
-    return errors
-
-
-@transaction.atomic
-def run_create(
-    *,
-    model_name: str,
-    source_articles: Iterable[Article],
-    samples_per_prompt: int = 1,
-    max_new_tokens: int = 200,
-    top_k: int = 40,
-    top_p: float = 1.0,
-    temperature: float = 1.0,
-    seed: int = 0,
-    batch_size: int = 16,
-    prompt_kind: str = GenerationRun.PromptKind.LEDE,
-    name: str = "",
-    context_articles: int = 0,
-    length_match: str = GenerationRun.LengthMatch.SOURCE,
-    word_budget: int | None = None,
-    prepend_lede: bool = True,
-    repetition_penalty: float = 1.0,
-    min_new_tokens: int = 0,
-    dtype: str = GenerationRun.DType.AUTO,
-) -> GenerationRun:
-    """Create a queued generation run; nothing is loaded or generated yet.
-
-    The model name is checked without reading weights (an unknown name fails here;
-    missing weights of a known model fail when the run executes). Raises
-    ValidationError, writing nothing, on bad settings or prompts.
-    """
-    model_name = model_name.strip()
-    articles = list(source_articles)
-    errors = run_validate(
-        model_name=model_name,
-        articles=articles,
-        samples_per_prompt=samples_per_prompt,
-        max_new_tokens=max_new_tokens,
-        top_k=top_k,
-        top_p=top_p,
-        temperature=temperature,
-        batch_size=batch_size,
-        prompt_kind=prompt_kind,
-        context_articles=context_articles,
-        length_match=length_match,
-        word_budget=word_budget,
-        repetition_penalty=repetition_penalty,
-        min_new_tokens=min_new_tokens,
-        dtype=dtype,
-    )
-    if errors:
-        raise ValidationError(errors)
-    run = GenerationRun.objects.create(
-        name=name,
-        model_name=model_name,
-        prompt_kind=prompt_kind,
-        samples_per_prompt=samples_per_prompt,
-        max_new_tokens=max_new_tokens,
-        top_k=top_k,
-        top_p=top_p,
-        temperature=temperature,
-        repetition_penalty=repetition_penalty,
-        min_new_tokens=min_new_tokens,
-        dtype=dtype,
-        seed=seed,
-        batch_size=batch_size,
-        context_articles=context_articles,
-        length_match=length_match,
-        word_budget=word_budget,
-        prepend_lede=prepend_lede,
-        samples_total=len({a.pk for a in articles}) * samples_per_prompt,
-    )
-    run.source_articles.set(articles)
-    return run
-
-
-def run_pending(*, run: GenerationRun) -> list[tuple[Article, int]]:
-    """The (source article, sample index) pairs of the run that have no sample yet."""
-    done = set(Sample.objects.filter(run=run).values_list("source_article_id", "sample_index"))
-    return [
-        (article, index)
-        for article in run.source_articles.order_by("id")
-        for index in range(run.samples_per_prompt)
-        if (article.pk, index) not in done
-    ]
-
-
-# ---------------------------------------------------------------------------------------
-# Execution in chunks: one process in the foreground, or several workers sharing a run
-
-
 def worker_name() -> str:
     """This process as a chunk's worker: ``host:pid``, so a dead local worker is
     recognised at once instead of after its heartbeat goes stale."""
@@ -310,38 +87,6 @@ def _concurrent_claims() -> bool:
     # SQLite has no row locks: there chunks are claimed one process at a time, and a
     # "running" chunk is taken to be a leftover of a process that died.
     return bool(connection.features.has_select_for_update_skip_locked)
-
-
-def run_plan(*, run: GenerationRun) -> int:
-    """Split a run into its chunks of ``batch_size`` units (once; idempotent).
-
-    Units are (source article, sample index) pairs, ordered by prompt length so a chunk's
-    prompts need little padding. The plan is a pure function of the run, so two
-    processes planning at once write the same rows; the unique (run, index) constraint
-    keeps one copy. Returns the number of chunks.
-    """
-    existing = GenerationChunk.objects.filter(run=run).count()
-    if existing:
-        return existing
-    units = [
-        (len(prompt_for(article=article, kind=run.prompt_kind)), article.pk, index)
-        for article in run.source_articles.order_by("id")
-        for index in range(run.samples_per_prompt)
-    ]
-    units.sort()
-    size = max(int(run.batch_size), 1)
-    GenerationChunk.objects.bulk_create(
-        [
-            GenerationChunk(
-                run=run,
-                index=number,
-                units=[[article_id, index] for _, article_id, index in units[start : start + size]],
-            )
-            for number, start in enumerate(range(0, len(units), size))
-        ],
-        ignore_conflicts=True,
-    )
-    return GenerationChunk.objects.filter(run=run).count()
 
 
 def _dead_local_workers(run: GenerationRun) -> list[str]:
@@ -563,28 +308,6 @@ class _Session:
             self.pool = None
 
 
-def _flag_input(sample: Sample, key: int) -> selection.FlagInput:
-    return selection.FlagInput(
-        key=key,
-        text=sample.clean_text,
-        budget=sample.word_budget,
-        source_body=sample.source_article.body,
-        collapsed="collapse_repetition" in (sample.cleanup_steps or []),
-    )
-
-
-def run_flag(*, run: GenerationRun) -> int:
-    """Recompute the quality flags of every sample of the run, near-duplicates among the
-    run's samples included. Returns how many samples' flags changed."""
-    samples = list(Sample.objects.filter(run=run).select_related("source_article").order_by("id"))
-    flags = selection.quality_flags([_flag_input(s, s.pk) for s in samples])
-    changed = [s for s in samples if s.flags != flags[s.pk]]
-    for sample in changed:
-        sample.flags = flags[sample.pk]
-    Sample.objects.bulk_update(changed, ["flags"])
-    return len(changed)
-
-
 @dataclass(frozen=True)
 class _Job:
     """One missing sample of a claimed chunk: what to generate and where it belongs."""
@@ -748,7 +471,9 @@ def _release(chunk: GenerationChunk) -> None:
     ).update(status=GenerationChunk.Status.PENDING, heartbeat=None)
 
 
-def _finish_if_complete(run: GenerationRun) -> None:
+def run_finish_if_complete(*, run: GenerationRun) -> None:
+    """Mark the run done (its flags recomputed) once every chunk is done; otherwise
+    only update its count of samples."""
     count = Sample.objects.filter(run=run).count()
     runs = GenerationRun.objects.filter(pk=run.pk)
     if GenerationChunk.objects.filter(run=run).exclude(status=GenerationChunk.Status.DONE).exists():
@@ -893,7 +618,7 @@ def run_work(
     finally:
         bar.close()
     session.close(failed=False)
-    _finish_if_complete(run)
+    run_finish_if_complete(run=run)
     run.refresh_from_db()
     return run
 
@@ -925,32 +650,6 @@ def run_execute(
     )
 
 
-def run_enqueue(*, run: GenerationRun) -> int:
-    """Hand a run to the task queue's workers: one task per open chunk, sent when the
-    surrounding transaction commits. Each task claims whichever chunks are next until the
-    run is done (see ``tasks.run_chunk_execute``), so the work spreads over however many
-    workers there are, up to one per chunk. Returns the number of tasks."""
-    from generation.tasks import run_chunk_execute
-
-    run_plan(run=run)
-    open_chunks = (
-        GenerationChunk.objects.filter(run=run).exclude(status=GenerationChunk.Status.DONE).count()
-    )
-    if not open_chunks:
-        _finish_if_complete(run)
-        return 0
-    GenerationRun.objects.filter(pk=run.pk).exclude(status=GenerationRun.Status.RUNNING).update(
-        status=GenerationRun.Status.QUEUED, error=""
-    )
-    run_id = run.pk
-    transaction.on_commit(lambda: [run_chunk_execute.delay(run_id) for _ in range(open_chunks)])
-    return open_chunks
-
-
-def run_tokens(*, run: GenerationRun) -> int:
-    return int(Sample.objects.filter(run=run).aggregate(n=Sum("new_tokens"))["n"] or 0)
-
-
 def run_launch(*, run: GenerationRun) -> Path:
     """Start ``manage.py generate <id>`` as a detached process; returns its log file.
 
@@ -971,186 +670,3 @@ def run_launch(*, run: GenerationRun) -> Path:
             start_new_session=True,
         )
     return log_path
-
-
-# ---------------------------------------------------------------------------------------
-# Curation
-
-
-def sample_prompt_body(*, sample: Sample) -> str:
-    """The real opening a sample's article begins with when its run prepends it."""
-    return _prompt_in_body(sample)
-
-
-def _prompt_in_body(sample: Sample) -> str:
-    """The part of the prompt that belongs in the article's text (not the headline, not
-    context articles). Recorded with samples since clean-up v2; derived for older ones."""
-    recorded = (sample.settings or {}).get("prompt_body")
-    if isinstance(recorded, str):
-        return recorded.strip()
-    if sample.run.prompt_kind == GenerationRun.PromptKind.HEADLINE_LEDE:
-        return sample.prompt.split("\n\n", 1)[-1].strip()
-    return sample.prompt.strip()
-
-
-@transaction.atomic
-def sample_approve(
-    *, sample: Sample, reviewer: str = "", selected_by: str = selection.CURATED
-) -> Article:
-    """Turn a sample into a generated article of the stimulus pool; idempotent.
-
-    The article's text is the real opening of the prompt (when the run prepends it)
-    followed by the cleaned continuation, under the source article's headline.
-    ``selected_by`` records the selection mode (a curator's approval by default).
-    Approving an approved sample returns its article.
-    Raises ValidationError for a sample with no usable text or whose text is already in
-    the pool.
-    """
-    sample = (
-        Sample.objects.select_for_update().select_related("run", "source_article").get(pk=sample.pk)
-    )
-    if sample.article_id is not None:
-        article = sample.article
-        assert article is not None
-        if sample.review != Sample.Review.APPROVED:
-            sample.selected_by = selected_by
-            _review(sample, Sample.Review.APPROVED, reviewer, extra=["selected_by"])
-        return article
-    continuation = sample.clean_text.strip()
-    if not continuation:
-        raise ValidationError(
-            f"Sample {sample.pk} has no complete sentence after clean-up; reject it instead."
-        )
-    source = sample.source_article
-    body = cleanup.compose_article(
-        prefix=_prompt_in_body(sample),
-        continuation=continuation,
-        prepend_lede=sample.run.prepend_lede,
-    )
-    duplicate = Article.objects.filter(content_hash=content_hash(source.title, body)).first()
-    if duplicate is not None:
-        raise ValidationError(
-            f"Sample {sample.pk} has the same text as article {duplicate.pk} already in the pool."
-        )
-    article = Article.objects.create(
-        origin=Article.Origin.GENERATED,
-        title=source.title,
-        body=body,
-        source_article=source,
-        model_name=sample.run.model_name[:200],
-        outlet="",
-        team_id=sample.run.team_id,  # the run's team owns the stimulus made from it
-    )
-    sample.article = article
-    sample.selected_by = selected_by
-    _review(sample, Sample.Review.APPROVED, reviewer, extra=["article", "selected_by"])
-    return article
-
-
-@transaction.atomic
-def sample_reject(*, sample: Sample, reviewer: str = "") -> Sample:
-    """Mark a sample rejected. A previously approved sample loses its article, unless
-    the article is already in a study, which would change data under participants."""
-    sample = Sample.objects.select_for_update().get(pk=sample.pk)
-    article = sample.article
-    if article is not None:
-        if article.conditions.exists() or article.trials.exists():
-            raise ValidationError(
-                f"Sample {sample.pk} is article {article.pk}, which is already in a study; "
-                "remove it from the study's conditions first."
-            )
-        sample.article = None
-        sample.selected_by = ""
-        _review(sample, Sample.Review.REJECTED, reviewer, extra=["article", "selected_by"])
-        article.delete()
-        return sample
-    _review(sample, Sample.Review.REJECTED, reviewer)
-    return sample
-
-
-def sample_rank(*, sample: Sample, rank: int | None) -> Sample:
-    """Set a curator's rank (1 = best among the prompt's samples; None clears it)."""
-    if rank is not None and rank < 1:
-        raise ValidationError("A rank is a whole number of at least 1.")
-    Sample.objects.filter(pk=sample.pk).update(rank=rank)
-    sample.rank = rank
-    return sample
-
-
-@dataclass(frozen=True)
-class SelectionOutcome:
-    mode: str
-    approved: list[int]  # sample ids that are stimuli now
-    problems: list[str]  # samples chosen but not approvable, and why
-    empty: list[int]  # samples never eligible: no complete sentence after clean-up
-
-
-def run_select(
-    *,
-    run: GenerationRun,
-    mode: str,
-    k: int | None = None,
-    seed: int | None = None,
-    reviewer: str = "",
-) -> SelectionOutcome:
-    """Make stimuli of a run's samples by a selection mode (``selection.MODES``).
-
-    ``all``: every usable sample; ``random_k``: ``k`` per prompt drawn with ``seed``;
-    ``closest_length``: per prompt, the one whose cleaned continuation is nearest the
-    real article's length (less the prepended opening); ``curated``: the samples a
-    curator approved, by rank, the first ``k`` per prompt when ``k`` is given. Chosen
-    samples are approved with the mode recorded on them; the others are left as they
-    are (pending ones stay pending). Rejected samples and samples with no text are never
-    chosen. Raises ValidationError, writing nothing, for a bad mode or k.
-    """
-    if mode not in selection.MODES:
-        raise ValidationError(
-            f'Unknown selection mode "{mode}"; use one of {", ".join(selection.MODES)}.'
-        )
-    if k is not None and k < 1:
-        raise ValidationError("k must be at least 1.")
-    if mode == selection.RANDOM_K and k is None:
-        raise ValidationError("random_k needs k, the number of samples per prompt.")
-    samples = list(
-        Sample.objects.filter(run=run).select_related("run", "source_article").order_by("id")
-    )
-    candidates = []
-    for sample in samples:
-        prefix = _prompt_in_body(sample)
-        target = cleanup.word_budget(
-            length_match=GenerationRun.LengthMatch.SOURCE,
-            source_words=sample.source_article.word_count,
-            prefix_words=cleanup.word_count(prefix),
-            prepend_lede=run.prepend_lede,
-        )
-        candidates.append(
-            selection.Candidate(
-                key=sample.pk,
-                prompt=sample.source_article_id,
-                words=cleanup.word_count(sample.clean_text),
-                target_words=target,
-                usable=bool(sample.clean_text.strip()) and sample.review != Sample.Review.REJECTED,
-                approved=sample.review == Sample.Review.APPROVED,
-                rank=sample.rank,
-            )
-        )
-    chosen = selection.select(mode, candidates, k=k, seed=seed)
-    approved, problems = [], []
-    for sample_id in chosen:
-        try:
-            sample_approve(sample=Sample(pk=sample_id), reviewer=reviewer, selected_by=mode)
-        except ValidationError as error:
-            problems.extend(error.messages)
-            continue
-        approved.append(sample_id)
-    if mode == selection.CURATED:
-        Sample.objects.filter(pk__in=approved).update(selected_by=mode)
-    empty = [s.pk for s in samples if not s.clean_text.strip()]
-    return SelectionOutcome(mode=mode, approved=approved, problems=problems, empty=empty)
-
-
-def _review(sample: Sample, review: str, reviewer: str, extra: list[str] | None = None) -> None:
-    sample.review = review
-    sample.reviewed_by = reviewer[:150]
-    sample.reviewed_at = timezone.now()
-    sample.save(update_fields=["review", "reviewed_by", "reviewed_at", *(extra or [])])

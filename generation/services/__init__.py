@@ -4,12 +4,13 @@ This is the only place where the engine (torch, no Django) meets the database.
 
 - ``runs``: validate and create a run, its prompts and seeds, and its plan: the chunks
   it is split into (``run_plan``).
-- ``execution``: generate a run's chunks and save their samples. Processes claim chunks
-  one at a time (``chunk_claim``): ``run_execute`` in the foreground, Celery workers
-  through ``generation.tasks.run_enqueue``, or both at once. Each chunk generates only
-  the (article, sample index) pairs that have no sample yet and is saved in one
-  transaction, so a run resumes after a crash or ``kill -9``; the unique constraint on
-  run x article x index is the backstop against duplicates.
+- ``execution``: a chunk is the unit of work, made by ``chunks_execute`` wherever it
+  runs: one chunk per Celery task (``chunk_execute``; ``generation.tasks.run_enqueue``
+  queues them), or all of a run's open chunks in the foreground (``run_execute``:
+  ``manage.py generate`` and the demo). Each chunk generates only the (article, sample
+  index) pairs that have no sample yet and is saved in one transaction, so a run resumes
+  after a crash or ``kill -9`` and a task delivered twice is harmless; the unique
+  constraint on run x article x index keeps one copy of each sample.
 - ``curation``: quality flags, approve / reject / rank, selection of stimuli.
 
 The queue side (``generation.tasks``) imports these modules; they never import it.
@@ -29,15 +30,13 @@ from generation.services.curation import (
 from generation.services.execution import (
     EngineLoader,
     Generator,
-    chunk_claim,
+    chunk_execute,
     chunk_size_for,
-    chunk_stale_after,
+    chunks_execute,
     default_engine_loader,
     default_workers,
     run_execute,
     run_finish_if_complete,
-    run_launch,
-    run_work,
     run_workers,
     worker_name,
 )
@@ -64,9 +63,9 @@ __all__ = [
     "EngineLoader",
     "Generator",
     "SelectionOutcome",
-    "chunk_claim",
+    "chunk_execute",
     "chunk_size_for",
-    "chunk_stale_after",
+    "chunks_execute",
     "default_engine_loader",
     "default_workers",
     "model_dir",
@@ -76,13 +75,11 @@ __all__ = [
     "run_execute",
     "run_finish_if_complete",
     "run_flag",
-    "run_launch",
     "run_pending",
     "run_plan",
     "run_select",
     "run_tokens",
     "run_validate",
-    "run_work",
     "run_workers",
     "sample_approve",
     "sample_prompt_body",

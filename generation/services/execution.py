@@ -1,23 +1,27 @@
-"""Execution: generate a run's chunks and save their samples."""
+"""Execution: a chunk of a run is its unit of work.
+
+``chunks_execute`` is the one way chunks are made, wherever they run: one chunk per
+Celery task (``chunk_execute``, called by ``generation.tasks``), or ``run_execute`` in the
+foreground (``manage.py generate`` and the demo), which takes the run's chunks that are
+not done in order, on a CPU with several cores one chunk per engine worker process at a
+time. A chunk makes only the (article, sample index) pairs that have no sample yet and is
+saved, and marked done, in one transaction, so a run resumes after a crash or
+``kill -9``, and a task delivered twice is harmless: the unique constraint on
+run x article x index keeps one copy of each sample.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import DatabaseError, connection, connections, transaction
-from django.db.models import Q, Value
+from django.db import transaction
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -73,108 +77,9 @@ def chunk_size_for(units: int, *, largest: int = 32) -> int:
 
 
 def worker_name() -> str:
-    """This process as a chunk's worker: ``host:pid``, so a dead local worker is
-    recognised at once instead of after its heartbeat goes stale."""
+    """This process as the worker of the chunks it makes: ``host:pid`` (bookkeeping:
+    which process made a chunk)."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def chunk_stale_after() -> timedelta:
-    """How long a running chunk may go without a heartbeat before others reclaim it."""
-    return timedelta(seconds=settings.CREDENCE_CHUNK_STALE_SECONDS)
-
-
-def _concurrent_claims() -> bool:
-    # SQLite has no row locks: there chunks are claimed one process at a time, and a
-    # "running" chunk is taken to be a leftover of a process that died.
-    return bool(connection.features.has_select_for_update_skip_locked)
-
-
-def _dead_local_workers(run: GenerationRun) -> list[str]:
-    """Workers holding a running chunk of the run that are processes of this machine
-    which no longer exist (killed, crashed)."""
-    host = socket.gethostname()
-    dead = []
-    running = GenerationChunk.objects.filter(run=run, status=GenerationChunk.Status.RUNNING)
-    for worker in set(running.values_list("worker", flat=True)):
-        name, _, pid = worker.rpartition(":")
-        if name.rpartition("@")[2] != host or not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            dead.append(worker)
-        except PermissionError:
-            pass  # alive, another user's
-    return dead
-
-
-def chunk_claim(
-    *,
-    run: GenerationRun,
-    worker: str,
-    stale_after: timedelta | None = None,
-    skip: Sequence[int] = (),
-) -> GenerationChunk | None:
-    """Claim the next chunk of the run for ``worker``: a pending one, or a running one
-    whose worker is gone (no heartbeat for ``stale_after``, or a dead local process),
-    other than the chunks ``skip`` names (those the caller holds already). Returns None
-    when there is nothing to claim."""
-    now = timezone.now()
-    stale_after = chunk_stale_after() if stale_after is None else stale_after
-    with transaction.atomic():
-        chunks = GenerationChunk.objects.filter(run=run).exclude(pk__in=skip)
-        if _concurrent_claims():
-            chunks = chunks.filter(
-                Q(status=GenerationChunk.Status.PENDING)
-                | Q(status=GenerationChunk.Status.RUNNING, heartbeat__lt=now - stale_after)
-                | Q(status=GenerationChunk.Status.RUNNING, worker__in=_dead_local_workers(run))
-            ).select_for_update(skip_locked=True)
-        else:
-            chunks = chunks.exclude(status=GenerationChunk.Status.DONE)
-        chunk = chunks.order_by("index").first()
-        if chunk is None:
-            return None
-        chunk.status = GenerationChunk.Status.RUNNING
-        chunk.worker = worker[:200]
-        chunk.claimed_at = chunk.heartbeat = now
-        chunk.attempts += 1
-        chunk.save(update_fields=["status", "worker", "claimed_at", "heartbeat", "attempts"])
-    return chunk
-
-
-class _Heartbeat:
-    """Refreshes a claimed chunk's heartbeat from a thread while the model works, so a
-    long chunk is not mistaken for an abandoned one."""
-
-    def __init__(self, chunk: GenerationChunk, interval: float) -> None:
-        self.chunk, self.interval = chunk, interval
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def __enter__(self) -> _Heartbeat:
-        if self.interval > 0:
-            self.thread = threading.Thread(target=self._beat, daemon=True)
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join()
-
-    def _beat(self) -> None:
-        try:
-            while not self.stop.wait(self.interval):
-                try:
-                    GenerationChunk.objects.filter(
-                        pk=self.chunk.pk,
-                        worker=self.chunk.worker,
-                        status=GenerationChunk.Status.RUNNING,
-                    ).update(heartbeat=timezone.now())
-                except DatabaseError:
-                    continue  # a missed beat is harmless; the next one may get through
-        finally:
-            connections.close_all()  # this thread's connections only
 
 
 def run_workers(*, requested: int, open_chunks: int, custom_loader: bool = False) -> int:
@@ -214,7 +119,7 @@ class _Made:
 
 class _Session:
     """What one process needs while it works on a run: the model, loaded on first use,
-    or one pool of worker processes holding it (for the whole ``run_work`` call)."""
+    or one pool of worker processes holding it (for the whole ``run_execute`` call)."""
 
     def __init__(
         self,
@@ -417,58 +322,91 @@ def _chunk_samples(
     return samples
 
 
-def _chunks_execute(*, session: _Session, chunks: list[GenerationChunk]) -> tuple[int, int]:
-    """Generate the missing samples of the claimed chunks in one call to the model, then
-    save each chunk, and mark it done, in its own transaction. Returns (samples made,
-    tokens generated).
+def _chunks_start(chunks: Sequence[GenerationChunk], worker: str) -> None:
+    """Record who works on the chunks now, and one more attempt at each: bookkeeping for
+    the admin and the tests, not a lease (nothing waits for or reclaims a chunk; the
+    queue redelivers a task whose worker is lost)."""
+    GenerationChunk.objects.filter(pk__in=[c.pk for c in chunks]).update(
+        status=GenerationChunk.Status.RUNNING,
+        worker=worker[:200],
+        started_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    )
 
-    A chunk is one batch, in one process, however many chunks are claimed together and
+
+def chunks_execute(
+    *, session: _Session, chunks: Sequence[GenerationChunk], worker: str
+) -> tuple[int, int]:
+    """Generate the missing samples of ``chunks`` in one call to the model, then save
+    each chunk, and mark it done, in its own transaction: the one way a chunk is made,
+    by a queue task (one chunk) or by ``run_execute`` (a chunk per worker process).
+    Returns (samples made, tokens generated).
+
+    Idempotent: a chunk done already is skipped, and a chunk started before (a task
+    redelivered after its worker died, a run resumed after a ``kill -9``) makes only the
+    samples it lacks. Two processes on one chunk at once make the same samples from the
+    same seeds; the unique constraint on run x article x index keeps one of each.
+
+    A chunk is one batch, in one process, however many chunks are done together and
     however many workers there are: in bfloat16, where rounding makes a sample depend on
     its batch, re-running the chunk remakes its texts. With several worker processes,
-    this process claims a chunk per worker, so each decodes a whole chunk's
-    ``run.batch_size`` rows, not a share of them.
+    each decodes a whole chunk's ``run.batch_size`` rows, not a share of them.
+
+    On an error the chunks not saved yet go back to pending and the error is raised.
     """
     run = session.run
-    jobs = [_chunk_jobs(run, chunk) for chunk in chunks]
-    requests = [
-        engine.GenerationRequest(prompt=job.prompt.text, seed=job.seed)
-        for chunk_jobs in jobs
-        for job in chunk_jobs
-    ]
-    # Each chunk's requests, as positions in ``requests``: its batch, then its results.
-    spans: list[range] = []
-    for chunk_jobs in jobs:
-        start = spans[-1].stop if spans else 0
-        spans.append(range(start, start + len(chunk_jobs)))
-    made = session.generate(requests, [list(s) for s in spans if s]) if requests else None
-    samples_made = tokens = 0
-    for chunk, chunk_jobs, span in zip(chunks, jobs, spans, strict=True):
-        samples: list[Sample] = []
-        if made is not None and chunk_jobs:
-            results = made.results[span.start : span.stop]
-            samples = _chunk_samples(session, chunk, made, chunk_jobs, results)
-        now = timezone.now()
-        with transaction.atomic():
-            # A worker that was wrongly presumed dead may have saved some of these
-            # already: same seeds, same texts, and the unique constraint keeps one of each.
-            Sample.objects.bulk_create(samples, ignore_conflicts=True)
-            GenerationChunk.objects.filter(pk=chunk.pk).update(
-                status=GenerationChunk.Status.DONE, finished_at=now, heartbeat=now
-            )
-            GenerationRun.objects.filter(pk=run.pk).update(
-                samples_done=Sample.objects.filter(run=run).count()
-            )
-        samples_made += len(samples)
-        tokens += sum(s.new_tokens for s in samples)
+    done = set(
+        GenerationChunk.objects.filter(
+            pk__in=[c.pk for c in chunks], status=GenerationChunk.Status.DONE
+        ).values_list("pk", flat=True)
+    )
+    chunks = [c for c in chunks if c.pk not in done]
+    if not chunks:
+        return 0, 0
+    _chunks_start(chunks, worker)
+    saved: set[int] = set()
+    try:
+        jobs = [_chunk_jobs(run, chunk) for chunk in chunks]
+        requests = [
+            engine.GenerationRequest(prompt=job.prompt.text, seed=job.seed)
+            for chunk_jobs in jobs
+            for job in chunk_jobs
+        ]
+        # Each chunk's requests, as positions in ``requests``: its batch, then its results.
+        spans: list[range] = []
+        for chunk_jobs in jobs:
+            start = spans[-1].stop if spans else 0
+            spans.append(range(start, start + len(chunk_jobs)))
+        made = session.generate(requests, [list(s) for s in spans if s]) if requests else None
+        samples_made = tokens = 0
+        for chunk, chunk_jobs, span in zip(chunks, jobs, spans, strict=True):
+            samples: list[Sample] = []
+            if made is not None and chunk_jobs:
+                results = made.results[span.start : span.stop]
+                samples = _chunk_samples(session, chunk, made, chunk_jobs, results)
+            with transaction.atomic():
+                # Another delivery of this chunk may have saved some of these already:
+                # same seeds, same texts, and the unique constraint keeps one of each.
+                Sample.objects.bulk_create(samples, ignore_conflicts=True)
+                GenerationChunk.objects.filter(pk=chunk.pk).update(
+                    status=GenerationChunk.Status.DONE, finished_at=timezone.now()
+                )
+                GenerationRun.objects.filter(pk=run.pk).update(
+                    samples_done=Sample.objects.filter(run=run).count()
+                )
+            saved.add(chunk.pk)
+            samples_made += len(samples)
+            tokens += sum(s.new_tokens for s in samples)
+    except BaseException:
+        # Those saved already are done, and stay so; the others are free at once for
+        # the next attempt.
+        GenerationChunk.objects.filter(
+            pk__in=[c.pk for c in chunks if c.pk not in saved],
+            worker=worker[:200],
+            status=GenerationChunk.Status.RUNNING,
+        ).update(status=GenerationChunk.Status.PENDING)
+        raise
     return samples_made, tokens
-
-
-def _release(chunk: GenerationChunk) -> None:
-    """Give a chunk back after an error in this process, so the next worker takes it at
-    once rather than after its heartbeat goes stale."""
-    GenerationChunk.objects.filter(
-        pk=chunk.pk, worker=chunk.worker, status=GenerationChunk.Status.RUNNING
-    ).update(status=GenerationChunk.Status.PENDING, heartbeat=None)
 
 
 def run_finish_if_complete(*, run: GenerationRun) -> None:
@@ -485,57 +423,96 @@ def run_finish_if_complete(*, run: GenerationRun) -> None:
     )
 
 
-def run_work(
-    *,
-    run: GenerationRun,
-    worker: str | None = None,
-    max_chunks: int | None = None,
-    wait: bool = False,
-    stale_after: timedelta | None = None,
-    engine_loader: EngineLoader | None = None,
-    progress: bool = False,
-    poll_interval: float = 0.5,
-    workers: int | None = None,
-) -> GenerationRun:
-    """Work on a run's chunks in this process until none is left to claim.
-
-    Plans the run's chunks if needed, then claims chunks one at a time (see
-    ``chunk_claim``), generates their missing samples and saves each chunk in one
-    transaction. Several processes may work on one run at once on PostgreSQL. Stops
-    after ``max_chunks`` chunks; with ``wait``, also waits for chunks other workers hold
-    until they are done or reclaimable. The run is marked done by whoever finishes its
-    last chunk. On an error the chunk is released, the run marked failed with the error
-    text and the error raised again; working on the run again resumes it.
-
-    ``workers`` (default ``default_workers()``; see ``run_workers``) generates on that
-    many processes on the CPU, one pool for this whole call: this process claims a chunk
-    per worker, each worker decodes one chunk as one batch, and this process saves the
-    chunks one at a time. The progress bar
-    counts the token budget (samples x max_new_tokens) step by step, so it moves while
-    a batch runs and its ETA holds; its postfix shows tokens generated per second.
-    """
-    from tqdm import tqdm
-
-    worker = worker or worker_name()
-    run = GenerationRun.objects.get(pk=run.pk)
+def _run_begin(run: GenerationRun, *, keep_failed: bool = False) -> GenerationRun:
+    """Plan the run (once) and mark it running; ``keep_failed`` leaves a run that a
+    chunk's error marked failed as it is, for the tasks of its other chunks."""
     run_plan(run=run)
-    samples_total = run.source_articles.count() * run.samples_per_prompt
-    GenerationRun.objects.filter(pk=run.pk).update(
+    runs = GenerationRun.objects.filter(pk=run.pk)
+    if keep_failed:
+        runs = runs.exclude(status=GenerationRun.Status.FAILED)
+    runs.update(
         status=GenerationRun.Status.RUNNING,
         error="",
-        samples_total=samples_total,
+        samples_total=run.source_articles.count() * run.samples_per_prompt,
         started_at=Coalesce("started_at", Value(timezone.now())),
         finished_at=None,
     )
-    run.refresh_from_db()
-    stale = chunk_stale_after() if stale_after is None else stale_after
-    beat = max(stale.total_seconds() / 5, 0.05) if _concurrent_claims() else 0.0
-    open_chunks = (
-        GenerationChunk.objects.filter(run=run).exclude(status=GenerationChunk.Status.DONE).count()
+    return GenerationRun.objects.get(pk=run.pk)
+
+
+def _run_fail(run: GenerationRun, error: BaseException) -> None:
+    GenerationRun.objects.filter(pk=run.pk).update(
+        status=GenerationRun.Status.FAILED,
+        error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__,
+        samples_done=Sample.objects.filter(run=run).count(),
+        finished_at=timezone.now(),
     )
+
+
+def chunk_execute(
+    *, chunk: GenerationChunk, worker: str, engine_loader: EngineLoader | None = None
+) -> int:
+    """Make one chunk of a run in this process (a queue task's work; see
+    ``generation.tasks``); returns the samples made, 0 for a chunk done already.
+
+    On an error the chunk goes back to pending, the run is marked failed with the error
+    text and the error raised again; queueing the run again resumes it. The run is
+    marked done by whichever chunk finishes it.
+    """
+    run = chunk.run
+    if GenerationChunk.objects.filter(pk=chunk.pk, status=GenerationChunk.Status.DONE).exists():
+        run_finish_if_complete(run=run)
+        return 0
+    run = _run_begin(run, keep_failed=True)
+    session = _Session(run, engine_loader)
+    try:
+        made, _ = chunks_execute(session=session, chunks=[chunk], worker=worker)
+    except BaseException as error:
+        _run_fail(run, error)
+        raise
+    run_finish_if_complete(run=run)
+    return made
+
+
+def run_execute(
+    *,
+    run: GenerationRun,
+    progress: bool = True,
+    engine_loader: EngineLoader | None = None,
+    workers: int | None = None,
+    max_chunks: int | None = None,
+) -> GenerationRun:
+    """Make every chunk of a run that is not done, in this process (the foreground
+    ``manage.py generate`` and the demo), resuming where an earlier attempt stopped; returns
+    the run, marked done once its last chunk is.
+
+    Chunks go through ``chunks_execute``, as a queue task's chunk does, in index order,
+    ``max_chunks`` at most. ``workers`` (default ``default_workers()``; see
+    ``run_workers``) generates on that many processes on the CPU, one pool for this whole
+    call: each worker decodes one chunk as one batch, and this process saves the chunks
+    one at a time. A chunk another process is making at the same time is made again
+    here, to the same samples (see ``chunks_execute``). On any error (or an interrupt)
+    the run is marked failed and the error raised again; executing it again resumes it.
+
+    The progress bar counts the token budget (samples x max_new_tokens) step by step, so
+    it moves while a batch runs and its ETA holds; its postfix shows tokens generated
+    per second.
+    """
+    from tqdm import tqdm
+
+    worker = worker_name()
+    run = _run_begin(run)
+    samples_total = run.samples_total
+    open_chunks = list(
+        GenerationChunk.objects.filter(run=run)
+        .exclude(status=GenerationChunk.Status.DONE)
+        .order_by("index")
+    )
+    if max_chunks is not None:
+        open_chunks = open_chunks[:max_chunks]
     processes = run_workers(
         requested=default_workers() if workers is None else workers,
-        open_chunks=open_chunks,
+        open_chunks=len(open_chunks),
         custom_loader=engine_loader is not None,
     )
     samples_before = Sample.objects.filter(run=run).count()
@@ -566,40 +543,14 @@ def run_work(
     session = _Session(
         run, engine_loader, workers=processes, step_progress=on_step if progress else None
     )
-    chunks_done = tokens = 0
+    tokens = 0
     try:
-        while max_chunks is None or chunks_done < max_chunks:
-            # One chunk per worker process (see _chunks_execute).
-            wanted = session.workers
-            if max_chunks is not None:
-                wanted = min(wanted, max_chunks - chunks_done)
-            claimed: list[GenerationChunk] = []
-            while len(claimed) < wanted:
-                chunk = chunk_claim(
-                    run=run, worker=worker, stale_after=stale, skip=[c.pk for c in claimed]
-                )
-                if chunk is None:
-                    break
-                claimed.append(chunk)
-            if not claimed:
-                others = GenerationChunk.objects.filter(run=run).exclude(
-                    status=GenerationChunk.Status.DONE
-                )
-                if not wait or not others.exists():
-                    break
-                time.sleep(poll_interval)  # another worker holds the rest; see who finishes
-                continue
+        # One chunk per worker process at a time (see chunks_execute).
+        for start in range(0, len(open_chunks), session.workers):
             count["moved"] = 0
-            try:
-                with contextlib.ExitStack() as beats:
-                    for chunk in claimed:
-                        beats.enter_context(_Heartbeat(chunk, beat))
-                    made, chunk_tokens = _chunks_execute(session=session, chunks=claimed)
-            except BaseException:
-                for chunk in claimed:
-                    _release(chunk)  # those saved already are done, and stay so
-                raise
-            chunks_done += len(claimed)
+            made, chunk_tokens = chunks_execute(
+                session=session, chunks=open_chunks[start : start + session.workers], worker=worker
+            )
             tokens += chunk_tokens
             # The exact count replaces the step reports, some of which may still be in
             # flight from worker processes; the bar takes up what they did not report.
@@ -608,12 +559,7 @@ def run_work(
             bar.update(max(made * run.max_new_tokens - count["moved"], 0))
     except BaseException as error:
         session.close(failed=True)
-        GenerationRun.objects.filter(pk=run.pk).update(
-            status=GenerationRun.Status.FAILED,
-            error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__,
-            samples_done=Sample.objects.filter(run=run).count(),
-            finished_at=timezone.now(),
-        )
+        _run_fail(run, error)
         raise
     finally:
         bar.close()
@@ -621,52 +567,3 @@ def run_work(
     run_finish_if_complete(run=run)
     run.refresh_from_db()
     return run
-
-
-def run_execute(
-    *,
-    run: GenerationRun,
-    progress: bool = True,
-    engine_loader: EngineLoader | None = None,
-    stale_after: timedelta | None = None,
-    workers: int | None = None,
-) -> GenerationRun:
-    """Generate every missing sample of a run in this process, resuming where an earlier
-    attempt stopped, and return the run marked done.
-
-    The foreground way to execute a run (``manage.py generate``): works through the
-    run's chunks like a queue worker, waiting at the end for chunks that other live
-    workers hold, and taking over those of workers that died. On any error (or an
-    interrupt) the run is marked failed and the error raised again. ``workers``: see
-    ``run_work`` (by default, on a CPU with several cores, one process per core).
-    """
-    return run_work(
-        run=run,
-        wait=True,
-        stale_after=stale_after,
-        engine_loader=engine_loader,
-        progress=progress,
-        workers=workers,
-    )
-
-
-def run_launch(*, run: GenerationRun) -> Path:
-    """Start ``manage.py generate <id>`` as a detached process; returns its log file.
-
-    The process outlives the request that started it (its own session), so closing the
-    admin page or restarting the web server does not stop it. At scale this is the job
-    of the task queue's GPU workers instead.
-    """
-    log_dir = Path(settings.VAR_DIR) / "generation"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"run-{run.pk}.log"
-    with log_path.open("ab") as log:
-        subprocess.Popen(
-            [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "generate", str(run.pk)],
-            cwd=settings.BASE_DIR,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return log_path

@@ -17,8 +17,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def eager_celery() -> Iterator[Any]:
+def eager_celery(settings: Any) -> Iterator[Any]:
     from studyplatform.celery import app
+
+    settings.CELERY_BROKER_URL = "memory://"  # a queue is configured; eager never uses it
 
     app.conf.task_always_eager = True
     yield app

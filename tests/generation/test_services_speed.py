@@ -269,7 +269,7 @@ def test_a_resumed_run_starts_its_bar_at_the_samples_made(
     tiny_model_name: str, source_articles: list[Article], recording_bar: type[RecordingBar]
 ) -> None:
     run = _run(tiny_model_name, source_articles, max_new_tokens=8, batch_size=2)
-    services.run_work(run=run, max_chunks=1)
+    run_execute(run=run, progress=False, max_chunks=1)
     run_execute(run=run, progress=True)
     bar = recording_bar.bars[-1]
     assert bar.total == 48

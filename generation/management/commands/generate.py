@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generation import engine, selection, services, tasks
@@ -169,6 +169,8 @@ class Command(BaseCommand):
     def _queue(self, run: GenerationRun) -> None:
         try:
             queued = tasks.run_enqueue(run=run)
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error)) from None
         except Exception as error:  # kombu raises its own OperationalError, among others
             raise CommandError(
                 f"Could not queue run {run.pk}: {type(error).__name__}: {error}. Is Redis "

@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from generation import selection, services
+from generation import selection, services, tasks
 from generation.models import GenerationChunk, GenerationRun, Sample
 from surveys.admin import TeamPoolAdmin
 from surveys.models import Article
@@ -78,7 +78,7 @@ class GenerationRunForm(forms.ModelForm):  # type: ignore[type-arg]
 @admin.register(GenerationRun)
 class GenerationRunAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
     form = GenerationRunForm
-    actions = ["run_in_background", "run_on_workers"]
+    actions = ["run_on_workers"]
     list_display = (
         "id",
         "__str__",
@@ -171,33 +171,24 @@ class GenerationRunAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-
         url = reverse("admin:generation_sample_changelist") + f"?run__id__exact={obj.pk}"
         return format_html('<a href="{}">Review samples</a>', url)
 
-    @admin.action(description="Run in the background", permissions=["change"])
-    def run_in_background(self, request: HttpRequest, queryset: QuerySet[GenerationRun]) -> None:
+    @admin.action(description="Run on the task queue's workers", permissions=["change"])
+    def run_on_workers(self, request: HttpRequest, queryset: QuerySet[GenerationRun]) -> None:
+        # A web request never starts a process: the run goes to the queue, or where there
+        # is none (the demo) the message says how to run it.
         for run in self._changeable(request, queryset):
-            if run.status == GenerationRun.Status.RUNNING:
-                self.message_user(
-                    request,
-                    f"{run} is already running. If its process died, start it again with "
-                    f"`manage.py generate {run.pk}`; it resumes where it stopped.",
-                    messages.WARNING,
-                )
-                continue
             if run.status == GenerationRun.Status.DONE and not services.run_pending(run=run):
                 self.message_user(request, f"{run} is already done.", messages.INFO)
                 continue
-            log = services.run_launch(run=run)
-            self.message_user(
-                request,
-                f"{run} started in the background; reload this page to follow its progress. "
-                f"Log: {log}",
-                messages.SUCCESS,
-            )
-
-    @admin.action(description="Run on workers (task queue)", permissions=["change"])
-    def run_on_workers(self, request: HttpRequest, queryset: QuerySet[GenerationRun]) -> None:
-        for run in self._changeable(request, queryset):
+            if not tasks.queue_configured():
+                self.message_user(
+                    request,
+                    f"{run}: no task queue is configured here (CELERY_BROKER_URL). Run it "
+                    f"with `manage.py generate {run.pk}`; it resumes where it stopped.",
+                    messages.WARNING,
+                )
+                continue
             try:
-                tasks = services.run_enqueue(run=run)
+                queued = tasks.run_enqueue(run=run)
             except Exception as error:  # the broker may be down: say so, do not crash
                 self.message_user(
                     request,
@@ -206,12 +197,12 @@ class GenerationRunAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-
                     messages.ERROR,
                 )
                 continue
-            if not tasks:
+            if not queued:
                 self.message_user(request, f"{run} is already done.", messages.INFO)
                 continue
             self.message_user(
                 request,
-                f"{run}: {tasks} chunk(s) queued for the workers; reload this page to "
+                f"{run}: {queued} chunk(s) queued for the workers; reload this page to "
                 "follow its progress.",
                 messages.SUCCESS,
             )
@@ -220,7 +211,7 @@ class GenerationRunAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-
 @admin.register(GenerationChunk)
 class GenerationChunkAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
     team_path = "run__team"
-    list_display = ("run", "index", "status", "worker", "attempts", "claimed_at", "heartbeat")
+    list_display = ("run", "index", "status", "worker", "attempts", "started_at", "finished_at")
     list_filter = ("status", "run")
     list_select_related = ("run",)
 

@@ -202,11 +202,14 @@ class Sample(models.Model):
 
 
 class GenerationChunk(models.Model):
-    """A slice of a run's (article, sample index) units that one worker generates at once.
+    """A slice of a run's (article, sample index) units, made as one batch: the unit of
+    work, one task of the queue (``generation.tasks``) or one step of the foreground
+    ``manage.py generate``.
 
-    Workers claim pending chunks under a row lock (``SELECT ... FOR UPDATE SKIP LOCKED`` on
-    PostgreSQL), so several processes share a run without doing a unit twice. A running
-    chunk whose worker stopped sending heartbeats is claimed again by the next worker.
+    Status, worker and attempts are bookkeeping of who made it and how often it was
+    started (a task delivered again after its worker died starts it again); nothing
+    reclaims a chunk but the queue's redelivery. Making a chunk twice is harmless: a
+    sample is unique per run x article x sample index.
     """
 
     class Status(models.TextChoices):
@@ -218,10 +221,9 @@ class GenerationChunk(models.Model):
     index = models.PositiveIntegerField()
     units = models.JSONField(help_text="[[source article id, sample index], ...] of this chunk.")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    worker = models.CharField(max_length=200, blank=True, help_text="Who claimed it last.")
-    attempts = models.PositiveSmallIntegerField(default=0)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    heartbeat = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="Who started it last.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="How often it was started.")
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

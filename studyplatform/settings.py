@@ -326,19 +326,28 @@ LOGGING = {
     },
 }
 
-# A running generation chunk whose worker sent no heartbeat for this long is taken over
-# by another worker (the worker beats every fifth of it while it generates).
-CREDENCE_CHUNK_STALE_SECONDS = env.int("CREDENCE_CHUNK_STALE_SECONDS", default=300)
-
 # Fraud signals (surveys.fraud): a participation is flagged as part of a burst when more
 # than this many participations of a study arrived from one network within these minutes.
 CREDENCE_BURST_PARTICIPATIONS = env.int("CREDENCE_BURST_PARTICIPATIONS", default=5)
 CREDENCE_BURST_MINUTES = env.int("CREDENCE_BURST_MINUTES", default=10)
 
-# Task queue for generation workers (docker-compose.yml: `redis` and `worker`). Progress
-# lives in the database, so no result backend; a task is acknowledged only after it ran,
-# so a worker killed mid-chunk leaves its task to another worker.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+# Task queue for generation workers (docker-compose.yml: `redis` and `worker`): one task
+# per chunk of a run. Unset (the demo), there is no queue and the admin says to run
+# `manage.py generate <run>`. Progress lives in the database, so no result backend.
+# Delivery is at least once, which is safe because a chunk is idempotent: a task is
+# acknowledged only after it ran and handed back when its pool process dies, and Redis
+# hands back a task whose whole worker is lost once it was unacknowledged for the
+# visibility timeout. That must be longer than the longest chunk (a worker's first
+# includes loading the model), or a chunk still running is made twice (harmless, wasted).
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
+    # Workers look for tasks to hand back every tenth of the timeout (at most every
+    # 10 s), one Redis scan a look.
+    "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

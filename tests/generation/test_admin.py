@@ -81,34 +81,28 @@ def test_only_real_articles_are_offered_as_prompts(admin_client: Client) -> None
     assert GenerationRun.objects.count() == 0
 
 
-def test_run_in_background_starts_a_detached_generate_process(
-    admin_client: Client, monkeypatch: pytest.MonkeyPatch, settings: Any, tmp_path: Any
+def test_without_a_queue_running_a_run_says_how_and_starts_no_process(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
-    settings.VAR_DIR = tmp_path
-    started: list[tuple[list[str], dict[str, Any]]] = []
+    settings.CELERY_BROKER_URL = ""  # the demo: no broker
+    started: list[object] = []
 
-    class FakePopen:  # the process itself is manage.py generate, tested on its own
-        def __init__(self, args: list[str], **kwargs: Any) -> None:
-            started.append((args, kwargs))
+    def no_process(*args: Any, **kwargs: Any) -> None:
+        started.append(args)
 
-    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
     queued = GenerationRunFactory.create(source_articles=[RealArticleFactory.create()])
-    running = GenerationRunFactory.create(status=GenerationRun.Status.RUNNING)
     response = admin_client.post(
-        RUNS,
-        {"action": "run_in_background", "_selected_action": [queued.pk, running.pk]},
-        follow=True,
+        RUNS, {"action": "run_on_workers", "_selected_action": [queued.pk]}, follow=True
     )
     assert response.status_code == 200
-    assert len(started) == 1
-    args, kwargs = started[0]
-    assert args[-3:] == [args[-3], "generate", str(queued.pk)]
-    assert args[-3].endswith("manage.py")
-    assert kwargs["start_new_session"] is True
-    assert (tmp_path / "generation" / f"run-{queued.pk}.log").exists()
+    assert started == []
     text = response.content.decode()
-    assert "started in the background" in text
-    assert "is already running" in text
+    assert "no task queue is configured here" in text
+    assert f"manage.py generate {queued.pk}" in text
+    queued.refresh_from_db()
+    assert queued.status == GenerationRun.Status.QUEUED
+    assert not queued.chunks.exists()
 
 
 def test_run_settings_are_read_only_once_it_has_samples(admin_client: Client) -> None:

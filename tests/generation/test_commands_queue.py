@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from generation import services
+from generation import services, tasks
 from generation.models import GenerationChunk, GenerationRun, Sample
 from surveys.models import Article
 
@@ -17,8 +17,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def eager_celery() -> Iterator[Any]:
+def eager_celery(settings: Any) -> Iterator[Any]:
     from studyplatform.celery import app
+
+    settings.CELERY_BROKER_URL = "memory://"  # a queue is configured; eager never uses it
 
     app.conf.task_always_eager = True
     yield app
@@ -55,7 +57,7 @@ def test_queue_without_a_broker_is_a_clear_error(
     def unreachable(*, run: GenerationRun) -> int:
         raise ConnectionRefusedError("[Errno 111] Connection refused")
 
-    monkeypatch.setattr(services, "run_enqueue", unreachable)
+    monkeypatch.setattr(tasks, "run_enqueue", unreachable)
     run = services.run_create(model_name=tiny_model_name, source_articles=source_articles)
     with pytest.raises(CommandError, match="Is Redis running at CELERY_BROKER_URL"):
         _call(str(run.pk), "--queue")

@@ -11,8 +11,7 @@ import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from generation import engine
-from generation.engine import GenerationRequest, SamplingSettings, load_model
+from generation.engine import GenerationRequest, SamplingSettings, kernels, load_model
 
 
 class Grouped(torch.nn.Module):
@@ -26,7 +25,7 @@ class Grouped(torch.nn.Module):
 def decode_attention() -> Any:
     from transformers import AttentionInterface
 
-    return AttentionInterface()[engine._register_decode_attention()]
+    return AttentionInterface()[kernels._register_decode_attention()]
 
 
 def cached(
@@ -34,7 +33,7 @@ def cached(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``keys`` and ``values`` as a ``PreallocatedLayer`` hands them to attention after
     one update: views of the filled part of buffers a window wide."""
-    layer = engine._preallocated_layer_class()(keys.shape[2] + 100, keys_transposed=transposed)
+    layer = kernels._preallocated_layer_class()(keys.shape[2] + 100, keys_transposed=transposed)
     return layer.update(keys, values, 0)  # type: ignore[no-any-return]
 
 
@@ -57,8 +56,8 @@ def test_decode_attention_is_sdpa_with_grouped_heads_and_padding(dtype: torch.dt
     assert stored.stride(-2) == 1  # position-last underneath, so the fast path runs
     # The buffers are a window (64 positions) wide; the 27 past the filled ones are read
     # too, and must count for nothing.
-    window, _ = engine._cache_window(stored, stored_values)
-    assert window.shape[2] == engine.DECODE_WINDOW
+    window, _ = kernels._cache_window(stored, stored_values)
+    assert window.shape[2] == kernels.DECODE_WINDOW
     expected, _ = sdpa_attention_forward(module, query, keys, values, mask, scaling=0.3)
     ours, weights = decode_attention()(module, query, stored, stored_values, mask, scaling=0.3)
     assert weights is None
@@ -96,7 +95,7 @@ def test_decode_attention_leaves_prompts_and_plain_caches_to_sdpa(
     monkeypatch.setattr(
         "transformers.integrations.sdpa_attention.sdpa_attention_forward", spy, raising=True
     )
-    engine._register_decode_attention.cache_clear()
+    kernels._register_decode_attention.cache_clear()
     try:
         attention = decode_attention()
         keys = torch.randn(2, 2, 10, 8)
@@ -115,12 +114,12 @@ def test_decode_attention_leaves_prompts_and_plain_caches_to_sdpa(
         )
         assert calls == [10, 1, 1]
     finally:
-        engine._register_decode_attention.cache_clear()
-        engine._register_decode_attention()
+        kernels._register_decode_attention.cache_clear()
+        kernels._register_decode_attention()
 
 
 def test_a_transposed_key_cache_holds_what_a_plain_one_does() -> None:
-    layer_class = engine._preallocated_layer_class()
+    layer_class = kernels._preallocated_layer_class()
     plain, transposed = layer_class(20), layer_class(20, keys_transposed=True)
     generator = torch.Generator().manual_seed(1)
     first = torch.randn(3, 2, 5, 8, generator=generator)
@@ -144,7 +143,7 @@ def test_a_transposed_key_cache_holds_what_a_plain_one_does() -> None:
 
 
 def test_the_cache_grows_a_window_at_a_time_and_keeps_what_it_holds() -> None:
-    layer_class = engine._preallocated_layer_class()
+    layer_class = kernels._preallocated_layer_class()
     layer = layer_class(150, keys_transposed=True)
     generator = torch.Generator().manual_seed(2)
     prompt = torch.randn(2, 3, 60, 8, generator=generator)
@@ -167,7 +166,7 @@ def test_the_cache_grows_a_window_at_a_time_and_keeps_what_it_holds() -> None:
 
 def test_packed_linear_layers_give_bit_identical_logits(tiny_model_dir: Path) -> None:
     model = load_model(str(tiny_model_dir), device="cpu", dtype="bfloat16")
-    packed = engine._packed_linear_class()
+    packed = kernels._packed_linear_class()
     layers = [m for m in model.model.modules() if isinstance(m, packed)]
     # GPT-2's Conv1D layers (4 per block) and the output projection.
     assert len(layers) == 2 * 4 + 1

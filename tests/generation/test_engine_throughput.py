@@ -13,13 +13,16 @@ from generation.engine import (
     GenerationRequest,
     LoadedModel,
     SamplingSettings,
-    first_sentence,
+    device,
     generate_parallel,
+    kernels,
     load_model,
     next_token_probs,
     resolve_dtype,
     sample_next_tokens,
+    sampling,
 )
+from generation.prompts import first_sentence
 
 
 @pytest.fixture
@@ -35,9 +38,9 @@ def test_explicit_dtypes_are_kept_and_unknown_ones_refused() -> None:
 
 
 def test_auto_dtype_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
     assert resolve_dtype("auto", "cpu") == "bfloat16"
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
     assert resolve_dtype("auto", "cpu") == "float32"
     assert resolve_dtype("auto", "mps") == "float32"
 
@@ -130,7 +133,7 @@ def test_several_processes_give_the_texts_of_one(tiny_model_dir: Path, ledes: li
 
 def test_the_kv_cache_is_allocated_once_for_full_attention(tiny: LoadedModel) -> None:
     cache = tiny._new_cache(40)
-    layer_class = engine._preallocated_layer_class()
+    layer_class = kernels._preallocated_layer_class()
     assert [type(layer) for layer in cache.layers] == [layer_class] * 2
     keys = torch.randn(3, 2, 5, 16)
     first, _ = cache.update(keys, keys + 1, 0)
@@ -164,7 +167,7 @@ def test_finished_rows_leave_the_batch_without_changing_any_sample(
     )
     stopping.stop_ids = stops
     kept: list[int] = []
-    layer_class = engine._preallocated_layer_class()
+    layer_class = kernels._preallocated_layer_class()
     select = layer_class.batch_select_indices
 
     def spy(layer: Any, indices: torch.Tensor) -> None:
@@ -172,7 +175,7 @@ def test_finished_rows_leave_the_batch_without_changing_any_sample(
         select(layer, indices)
 
     monkeypatch.setattr(layer_class, "batch_select_indices", spy)
-    monkeypatch.setattr(engine, "COMPACT_FRACTION", 1000)  # drop a finished row at once
+    monkeypatch.setattr(sampling, "COMPACT_FRACTION", 1000)  # drop a finished row at once
     rows = stopping._sample_batch(prompts, seeds, settings)
     assert [tokens for tokens, _ in rows] == [row[:n] for row, n in zip(free, cut, strict=True)]
     assert [stopped for _, stopped in rows] == [
@@ -216,7 +219,7 @@ def test_grouped_prefill_gives_the_samples_of_one_padded_batch(
     prompts = [tiny._encode(text, 10)[0] for text in texts]
     assert len(engine.length_groups([len(p) for p in prompts])) >= 2
     fills: list[int] = []
-    layer_class = engine._preallocated_layer_class()
+    layer_class = kernels._preallocated_layer_class()
     fill = layer_class.fill_rows
 
     def spy(layer: Any, index: torch.Tensor, *args: Any, **kwargs: Any) -> None:
@@ -226,7 +229,7 @@ def test_grouped_prefill_gives_the_samples_of_one_padded_batch(
     monkeypatch.setattr(layer_class, "fill_rows", spy)
     grouped = tiny._sample_batch(prompts, [1, 2, 3, 4], settings)
     assert sum(fills) == 2 * len(prompts)  # every row once in each of the 2 layers
-    monkeypatch.setattr(engine, "length_groups", lambda lengths: [list(range(len(lengths)))])
+    monkeypatch.setattr(sampling, "length_groups", lambda lengths: [list(range(len(lengths)))])
     padded = tiny._sample_batch(prompts, [1, 2, 3, 4], settings)
     assert grouped == padded
     assert all(len(tokens) == 10 for tokens, _ in grouped)

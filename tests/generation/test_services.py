@@ -139,7 +139,7 @@ def test_a_nul_character_from_the_model_is_stored_as_a_replacement_character(
 
         def generate(self, requests: Any, settings: Any, *, batch_size: int = 16) -> Any:
             return [
-                engine.GenerationResult(r.prompt, r.seed, " A\x00B. C", "AB.", 3, 5, False, False)
+                engine.GenerationResult(r.prompt, r.seed, " A\x00B. C", 3, 5, False, False)
                 for r in requests
             ]
 

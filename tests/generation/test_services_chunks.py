@@ -1,26 +1,22 @@
-"""Runs split into chunks: planning, claiming, reclaiming, queueing; detector scores."""
+"""Runs split into chunks: planning, executing (in the foreground and as queue tasks),
+resuming, redelivery."""
 
 from __future__ import annotations
 
-import threading
-from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, connections
-from django.utils import timezone
 
 from generation import engine
 from generation.models import GenerationChunk, GenerationRun, Sample
 from generation.services import (
-    chunk_claim,
+    chunk_execute,
     run_create,
-    run_enqueue,
     run_execute,
     run_plan,
-    run_work,
     worker_name,
 )
+from generation.tasks import run_chunk_execute, run_enqueue
 from surveys.models import Article
 
 
@@ -78,14 +74,14 @@ def test_execute_marks_every_chunk_done_by_this_process(
 
 
 @pytest.mark.django_db
-def test_work_stops_after_max_chunks_and_leaves_the_run_running(
+def test_execute_stops_after_max_chunks_and_leaves_the_run_running(
     tiny_model_name: str, source_articles: list[Article]
 ) -> None:
-    run = run_work(run=_run(tiny_model_name, source_articles), max_chunks=1)
+    run = run_execute(run=_run(tiny_model_name, source_articles), progress=False, max_chunks=1)
     assert run.status == GenerationRun.Status.RUNNING
     assert run.samples_done == 2
     assert GenerationChunk.objects.filter(run=run, status="pending").count() == 2
-    run = run_work(run=run)
+    run = run_execute(run=run, progress=False)
     assert run.status == GenerationRun.Status.DONE
     assert _pairs(run) == _expected(run)
 
@@ -125,97 +121,27 @@ def test_an_error_gives_the_chunk_back_and_fails_the_run(
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(
-    connection.vendor == "postgresql", reason="SQLite's fallback: no row locks there"
-)
-def test_on_sqlite_a_running_chunk_is_a_leftover_and_is_taken_over(
+def test_a_chunk_left_running_by_a_dead_process_is_made_again_with_only_its_missing_samples(
     tiny_model_name: str, source_articles: list[Article]
 ) -> None:
-    run = _run(tiny_model_name, source_articles)
-    run_plan(run=run)
-    GenerationChunk.objects.filter(run=run, index=0).update(
-        status="running", worker="elsewhere:1", heartbeat=timezone.now()
-    )
-    chunk = chunk_claim(run=run, worker="me:2")
-    assert chunk is not None
-    assert (chunk.index, chunk.worker, chunk.attempts) == (0, "me:2", 1)
-
-
-# ---------------------------------------------------------------------------------------
-# PostgreSQL: row locks, heartbeats
-
-
-def _running(run: GenerationRun, index: int, worker: str, age: timedelta) -> None:
-    GenerationChunk.objects.filter(run=run, index=index).update(
-        status="running", worker=worker, heartbeat=timezone.now() - age
-    )
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db
-def test_a_live_workers_chunk_is_left_alone_and_a_stale_one_is_reclaimed(
-    tiny_model_name: str, source_articles: list[Article]
-) -> None:
-    run = _run(tiny_model_name, source_articles)
-    run_plan(run=run)
-    GenerationChunk.objects.filter(run=run).update(status="done")
-    _running(run, 0, "other-host:1", timedelta(seconds=10))
-    assert chunk_claim(run=run, worker="me:2", stale_after=timedelta(seconds=60)) is None
-    _running(run, 0, "other-host:1", timedelta(seconds=61))
-    chunk = chunk_claim(run=run, worker="me:2", stale_after=timedelta(seconds=60))
-    assert chunk is not None
-    assert (chunk.index, chunk.worker) == (0, "me:2")
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db
-def test_a_dead_local_process_chunk_is_reclaimed_at_once(
-    tiny_model_name: str, source_articles: list[Article]
-) -> None:
-    import socket
-    import subprocess
-    import sys
-
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True)  # fmt: skip
-    dead_pid = int(finished.stdout)
-    run = _run(tiny_model_name, source_articles)
-    run_plan(run=run)
-    GenerationChunk.objects.filter(run=run).update(status="done")
-    _running(run, 1, f"{socket.gethostname()}:{dead_pid}", timedelta(0))
-    chunk = chunk_claim(run=run, worker="me:2", stale_after=timedelta(hours=1))
-    assert chunk is not None
-    assert chunk.index == 1
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_claims_never_hand_out_a_chunk_twice(
-    tiny_model_name: str, source_articles: list[Article]
-) -> None:
-    run = _run(tiny_model_name, source_articles, samples_per_prompt=20, batch_size=1)
-    assert run_plan(run=run) == 60
-    claimed: list[list[int]] = [[] for _ in range(4)]
-    start = threading.Barrier(4)
-
-    def claim_all(slot: int) -> None:
-        try:
-            start.wait()
-            while (chunk := chunk_claim(run=run, worker=f"thread-{slot}:0")) is not None:
-                claimed[slot].append(chunk.index)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=claim_all, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    everything = [i for slot in claimed for i in slot]
-    assert sorted(everything) == list(range(60))
-    for slot, indexes in enumerate(claimed):
-        owners = GenerationChunk.objects.filter(run=run, index__in=indexes)
-        assert set(owners.values_list("worker", flat=True)) <= {f"thread-{slot}:0"}
+    run = run_execute(run=_run(tiny_model_name, source_articles), progress=False)
+    chunk = GenerationChunk.objects.get(run=run, index=1)
+    article_id, index = chunk.units[0]
+    Sample.objects.filter(run=run, source_article_id=article_id, sample_index=index).delete()
+    # As a process killed mid-chunk leaves it: running, nobody to finish it.
+    GenerationChunk.objects.filter(pk=chunk.pk).update(status="running", worker="gone:1")
+    texts = dict(Sample.objects.filter(run=run).values_list("seed", "raw_text"))
+    run = run_execute(run=run, progress=False)
+    assert run.status == GenerationRun.Status.DONE
+    assert _pairs(run) == _expected(run)
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.worker, chunk.attempts) == ("done", worker_name(), 2)
+    assert set(GenerationChunk.objects.filter(run=run).values_list("attempts", flat=True)) == {
+        1,
+        2,
+    }
+    again = dict(Sample.objects.filter(run=run).values_list("seed", "raw_text"))
+    assert {seed: again[seed] for seed in texts} == texts
 
 
 # ---------------------------------------------------------------------------------------
@@ -223,8 +149,10 @@ def test_concurrent_claims_never_hand_out_a_chunk_twice(
 
 
 @pytest.fixture
-def eager_celery() -> Any:
+def eager_celery(settings: Any) -> Any:
     from studyplatform.celery import app
+
+    settings.CELERY_BROKER_URL = "memory://"  # a queue is configured; eager never uses it
 
     app.conf.task_always_eager = True
     yield app
@@ -257,7 +185,49 @@ def test_enqueue_sends_one_task_per_open_chunk_after_commit(
 def test_a_task_for_a_deleted_run_does_nothing(eager_celery: Any) -> None:
     from generation.tasks import run_chunk_execute
 
-    assert run_chunk_execute.delay(987654).get() == 0
+    assert run_chunk_execute.delay(987654, 0).get() == 0
+
+
+@pytest.mark.django_db
+def test_a_redelivered_task_of_a_done_chunk_makes_nothing(
+    tiny_model_name: str, source_articles: list[Article], eager_celery: Any
+) -> None:
+    run = _run(tiny_model_name, source_articles)
+    run_plan(run=run)
+    assert run_chunk_execute.delay(run.pk, 0).get() == 2
+    chunk = GenerationChunk.objects.get(run=run, index=0)
+    assert (chunk.status, chunk.attempts) == ("done", 1)
+    # Delivered again (the worker died before the acknowledgement reached the broker).
+    assert run_chunk_execute.delay(run.pk, 0).get() == 0
+    chunk.refresh_from_db()
+    assert chunk.attempts == 1
+    assert Sample.objects.filter(run=run).count() == 2
+    run.refresh_from_db()
+    assert run.status == GenerationRun.Status.RUNNING  # chunks 1 and 2 are still to do
+
+
+@pytest.mark.django_db
+def test_two_deliveries_of_one_chunk_at_once_keep_one_copy_of_each_sample(
+    tiny_model_name: str, source_articles: list[Article], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from generation.services import execution
+
+    run = _run(tiny_model_name, source_articles)
+    run_plan(run=run)
+    chunk = GenerationChunk.objects.select_related("run").get(run=run, index=0)
+    late = GenerationChunk.objects.select_related("run").get(pk=chunk.pk)
+    # What a second delivery sees when it starts before the first saved: both missing.
+    seen_early = execution._chunk_jobs(run, chunk)
+    assert chunk_execute(chunk=chunk, worker="first:1") == 2
+    texts = dict(Sample.objects.filter(run=run).values_list("seed", "raw_text"))
+    # The second delivery started then, too: its chunk was not done yet.
+    GenerationChunk.objects.filter(pk=chunk.pk).update(status="running")
+    monkeypatch.setattr(execution, "_chunk_jobs", lambda run, chunk: seen_early)
+    # It makes both again, from the same seeds; the unique constraint keeps the first's.
+    assert chunk_execute(chunk=late, worker="second:2") == 2
+    assert dict(Sample.objects.filter(run=run).values_list("seed", "raw_text")) == texts
+    late.refresh_from_db()
+    assert (late.status, late.attempts, late.worker) == ("done", 2, "second:2")
 
 
 # ---------------------------------------------------------------------------------------
@@ -266,12 +236,12 @@ def test_a_task_for_a_deleted_run_does_nothing(eager_celery: Any) -> None:
 
 @pytest.fixture
 def two_workers_in_process(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Runs behave as with two worker processes (one chunk claimed per worker), but
+    """Runs behave as with two worker processes (one chunk per worker at a time), but
     generate in this process; returns the number of requests of each model call."""
-    from generation import services
+    from generation.services import execution
 
     calls: list[int] = []
-    in_process = services._Session.generate
+    in_process = execution._Session.generate
 
     def generate(
         session: Any, requests: list[engine.GenerationRequest], batches: list[list[int]]
@@ -285,12 +255,12 @@ def two_workers_in_process(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             made = in_process(session, requests, batches)
         finally:
             session.workers = workers
-        return services._Made(made.results, made.identity, workers, 1)
+        return execution._Made(made.results, made.identity, workers, 1)
 
     monkeypatch.setattr(
-        services, "run_workers", lambda **kwargs: 1 if kwargs["requested"] == 1 else 2
+        execution, "run_workers", lambda **kwargs: 1 if kwargs["requested"] == 1 else 2
     )
-    monkeypatch.setattr(services._Session, "generate", generate)
+    monkeypatch.setattr(execution._Session, "generate", generate)
     return calls
 
 
@@ -312,23 +282,23 @@ def test_with_two_workers_a_run_claims_two_chunks_at_a_time(
 
 
 @pytest.mark.django_db
-def test_chunks_claimed_together_are_saved_one_by_one_and_released_on_error(
+def test_chunks_made_together_are_saved_one_by_one_and_given_back_on_error(
     tiny_model_name: str,
     source_articles: list[Article],
     two_workers_in_process: list[int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from generation import services
+    from generation.services import execution
 
     run = _run(tiny_model_name, source_articles, dtype="float32")
-    samples = services._chunk_samples
+    samples = execution._chunk_samples
 
     def second_fails(session: Any, chunk: GenerationChunk, *args: Any) -> Any:
         if chunk.index == 1:
             raise RuntimeError("disk full")
         return samples(session, chunk, *args)
 
-    monkeypatch.setattr(services, "_chunk_samples", second_fails)
+    monkeypatch.setattr(execution, "_chunk_samples", second_fails)
     with pytest.raises(RuntimeError, match="disk full"):
         run_execute(run=run, progress=False, workers=2)
     status = dict(GenerationChunk.objects.filter(run=run).values_list("index", "status"))
@@ -338,25 +308,9 @@ def test_chunks_claimed_together_are_saved_one_by_one_and_released_on_error(
     assert len(_pairs(run)) == 2
     run.refresh_from_db()
     assert run.status == GenerationRun.Status.FAILED
-    monkeypatch.setattr(services, "_chunk_samples", samples)
+    monkeypatch.setattr(execution, "_chunk_samples", samples)
     run = run_execute(run=run, progress=False, workers=2)
     assert run.status == GenerationRun.Status.DONE
     assert _pairs(run) == _expected(run)
     # Chunks 0 and 1, then 1 and 2: chunk 0's samples were not made again.
     assert two_workers_in_process == [4, 4]
-
-
-@pytest.mark.django_db
-def test_a_claim_skips_the_chunks_the_caller_holds(
-    tiny_model_name: str, source_articles: list[Article]
-) -> None:
-    run = _run(tiny_model_name, source_articles)
-    run_plan(run=run)
-    first = chunk_claim(run=run, worker="me:1")
-    assert first is not None
-    second = chunk_claim(run=run, worker="me:1", skip=[first.pk])
-    assert second is not None
-    third = chunk_claim(run=run, worker="me:1", skip=[first.pk, second.pk])
-    assert third is not None
-    assert [first.index, second.index, third.index] == [0, 1, 2]
-    assert chunk_claim(run=run, worker="me:1", skip=[first.pk, second.pk, third.pk]) is None

@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from generation import engine, services
 from generation.engine import GenerationRequest, LoadedModel, SamplingSettings, load_model
 from generation.models import GenerationChunk, GenerationRun, Sample
-from generation.services import run_create, run_execute, run_workers
+from generation.services import execution, run_create, run_execute, run_workers
 from surveys.models import Article
 from tests.factories import RealArticleFactory
 
@@ -269,7 +269,7 @@ def test_a_resumed_run_starts_its_bar_at_the_samples_made(
     tiny_model_name: str, source_articles: list[Article], recording_bar: type[RecordingBar]
 ) -> None:
     run = _run(tiny_model_name, source_articles, max_new_tokens=8, batch_size=2)
-    services.run_work(run=run, max_chunks=1)
+    run_execute(run=run, progress=False, max_chunks=1)
     run_execute(run=run, progress=True)
     bar = recording_bar.bars[-1]
     assert bar.total == 48
@@ -421,15 +421,15 @@ def test_a_daemonic_process_such_as_a_celery_worker_stays_alone(
 def test_chunk_size_for_gives_each_default_worker_one_chunk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(services, "default_workers", lambda: 0)
+    monkeypatch.setattr(execution, "default_workers", lambda: 0)
     monkeypatch.setattr(engine, "physical_cores", lambda: 2)
     monkeypatch.setattr(engine, "pick_device", lambda: "cpu")
     assert services.chunk_size_for(24) == 12
     assert services.chunk_size_for(25) == 13
     assert services.chunk_size_for(200) == 32  # at most the largest batch
     assert services.chunk_size_for(1) == 1
-    monkeypatch.setattr(services, "default_workers", lambda: 1)
+    monkeypatch.setattr(execution, "default_workers", lambda: 1)
     assert services.chunk_size_for(24) == 24
-    monkeypatch.setattr(services, "default_workers", lambda: 0)
+    monkeypatch.setattr(execution, "default_workers", lambda: 0)
     monkeypatch.setattr(engine, "pick_device", lambda: "cuda")
     assert services.chunk_size_for(24) == 24  # a GPU runs one process

@@ -19,8 +19,10 @@ RUNS = reverse("admin:generation_generationrun_changelist")
 
 
 @pytest.fixture
-def eager_celery() -> Iterator[Any]:
+def eager_celery(settings: Any) -> Iterator[Any]:
     from studyplatform.celery import app
+
+    settings.CELERY_BROKER_URL = "memory://"  # a queue is configured; eager never uses it
 
     app.conf.task_always_eager = True
     yield app
@@ -61,13 +63,16 @@ def test_run_on_workers_reports_a_broker_that_cannot_be_reached(
     tiny_model_name: str,
     source_articles: list[Article],
     monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
-    from generation import services
+    from generation import tasks
+
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"  # configured, nobody there
 
     def unreachable(*, run: GenerationRun) -> int:
         raise ConnectionRefusedError("[Errno 111] Connection refused")
 
-    monkeypatch.setattr(services, "run_enqueue", unreachable)
+    monkeypatch.setattr(tasks, "run_enqueue", unreachable)
     run = run_create(model_name=tiny_model_name, source_articles=source_articles)
     text = _post(admin_client, run)
     assert "Could not queue" in text

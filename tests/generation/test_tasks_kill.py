@@ -1,10 +1,11 @@
-"""A Celery worker killed with SIGKILL while it holds a chunk: the run still completes,
-every sample made exactly once, the dead worker's chunk taken over by the other worker.
+"""A Celery worker killed with SIGKILL while it makes a chunk: the run still completes,
+every sample made exactly once, the dead worker's chunk made again from its redelivered
+task.
 
-A killed worker's task dies with it unacknowledged (``acks_late``), and Redis would
-hand it back only after an hour; the surviving worker's task stays until the run is
-done, so it takes the chunk over: once the chunk's heartbeat lease has run out for a
-worker of another machine, at once for a dead process of this one.
+A chunk's task is acknowledged only after it ran (``acks_late``). When the pool process
+running it dies, its worker hands the task back at once (``reject_on_worker_lost``);
+when the whole worker is lost (its host gone), Redis hands the task back once it was
+unacknowledged for the visibility timeout, set short here.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ class Killed:
 
 
 def _run_and_env(
-    model_name: str, broker_url: str, tmp_path: Path, *, seed: int, lease: int
+    model_name: str, broker_url: str, tmp_path: Path, *, seed: int, visibility: int
 ) -> tuple[GenerationRun, dict[str, str]]:
-    """A run of 12 one-sample chunks, and the workers' environment with its chunk lease."""
+    """A run of 12 one-sample chunks, and the workers' environment with the broker's
+    visibility timeout."""
     run = run_create(
         model_name=model_name,
         source_articles=stories(6),
@@ -60,7 +62,7 @@ def _run_and_env(
     env = child_env(
         CELERY_BROKER_URL=broker_url,
         CREDENCE_VAR_DIR=str(tmp_path),
-        CREDENCE_CHUNK_STALE_SECONDS=str(lease),
+        CELERY_VISIBILITY_TIMEOUT=str(visibility),
     )
     return run, env
 
@@ -122,7 +124,7 @@ def _kill_mid_run(
             assert time.monotonic() < deadline, "the doomed worker never froze mid-chunk"
         done_before = frozenset(chunks.filter(status="done").values_list("index", flat=True))
         at = datetime.now().astimezone()
-        os.kill(pid, signal.SIGKILL)  # no clean-up: no release, no ack, no last beat
+        os.kill(pid, signal.SIGKILL)  # no clean-up: no release, no acknowledgement
         wait_until(
             lambda: not _alive(pid, workers["doomed"]),
             timeout=30,
@@ -169,55 +171,58 @@ def _alive(pid: int, worker: subprocess.Popen[bytes]) -> bool:
     return True
 
 
-def _assert_complete_and_taken_over(run: GenerationRun, killed: Killed) -> GenerationChunk:
+def _assert_complete_and_made_again(run: GenerationRun, killed: Killed) -> GenerationChunk:
     run.refresh_from_db()
     assert run.status == GenerationRun.Status.DONE
     pairs = sorted(Sample.objects.filter(run=run).values_list("source_article_id", "sample_index"))
     assert pairs == sorted((a.pk, i) for a in run.source_articles.all() for i in range(2))
     assert run.samples_done == run.samples_total == 12
-    # A second attempt at the dead worker's chunk, its samples made then; the chunks
-    # finished before the kill were not redone.
+    # A second attempt at the dead worker's chunk (its task delivered again), its
+    # samples made then; the chunks finished before the kill were not redone.
     chunk = GenerationChunk.objects.get(pk=killed.chunk.pk)
     assert chunk.attempts == 2
     assert chunk.worker != killed.chunk.worker
-    assert chunk.claimed_at >= killed.at
+    assert chunk.started_at >= killed.at
     for done in GenerationChunk.objects.filter(run=run, index__in=killed.done_before):
         assert done.attempts == 1, done
     article_id, index = chunk.units[0]
     sample = Sample.objects.get(run=run, source_article_id=article_id, sample_index=index)
-    assert sample.created_at >= chunk.claimed_at
+    assert sample.created_at >= chunk.started_at
     assert sample.settings["chunk"] == chunk.index
     return chunk
 
 
-def test_a_killed_worker_of_another_machine_loses_its_chunk_when_the_lease_runs_out(
+def test_a_lost_worker_host_s_task_is_redelivered_after_the_visibility_timeout(
     tiny_model_name: str,
     redis_url: str,  # noqa: F811
     celery_app: Any,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    # The node name of another host: the pid in the chunk's worker means nothing
-    # here, so only the chunk's lease (shortened through the environment) frees it.
-    lease = 4
-    run, env = _run_and_env(tiny_model_name, redis_url, tmp_path, seed=5, lease=lease)
+    # The solo pool runs the task in the worker process itself: killing it is losing the
+    # whole worker, as when its machine goes, and nobody is left to hand the task back.
+    # Redis does, once it was unacknowledged for the visibility timeout (long enough for
+    # a first chunk that loads the model, here).
+    visibility = 30
+    run, env = _run_and_env(tiny_model_name, redis_url, tmp_path, seed=5, visibility=visibility)
     killed = _kill_mid_run(
         run=run,
         env=env,
         probe=celery_app,
         tmp_path=tmp_path,
         doomed_node="doomed@elsewhere",
-        pool="solo",  # the task runs in the worker process: the whole worker dies
+        pool="solo",
         victim=lambda worker, chunk: worker.pid,
     )
 
-    # Nobody took the chunk while its lease ran: the survivor did, after it ran out.
-    assert killed.chunk.heartbeat is not None
-    chunk = _assert_complete_and_taken_over(run, killed)
+    chunk = _assert_complete_and_made_again(run, killed)
     assert chunk.worker.startswith(f"survivor@{HOST}:"), chunk.worker
-    assert chunk.claimed_at >= killed.chunk.heartbeat + timedelta(seconds=lease)
+    # Not before the timeout: the task was delivered just before the doomed worker
+    # started the chunk (a second's slack for that).
+    assert killed.chunk.started_at is not None
+    assert chunk.started_at >= killed.chunk.started_at + timedelta(seconds=visibility - 1)
 
 
-def test_a_killed_pool_process_of_this_machine_loses_its_chunk_at_once(
+def test_a_killed_pool_process_s_task_is_redelivered_at_once(
     tiny_model_name: str,
     redis_url: str,  # noqa: F811
     celery_app: Any,  # noqa: F811
@@ -225,10 +230,10 @@ def test_a_killed_pool_process_of_this_machine_loses_its_chunk_at_once(
 ) -> None:
     # Celery's default pool, as the compose file's workers run: the task runs in a
     # child of the worker, which survives the child's death and hands the task back
-    # (reject_on_worker_lost). The lease is longer than the test may take: the chunk
-    # is freed because its process is gone.
-    lease = 600
-    run, env = _run_and_env(tiny_model_name, redis_url, tmp_path, seed=6, lease=lease)
+    # (reject_on_worker_lost). The visibility timeout is longer than the test may take:
+    # the task comes back because its process is gone.
+    visibility = 600
+    run, env = _run_and_env(tiny_model_name, redis_url, tmp_path, seed=6, visibility=visibility)
     killed = _kill_mid_run(
         run=run,
         env=env,
@@ -239,8 +244,8 @@ def test_a_killed_pool_process_of_this_machine_loses_its_chunk_at_once(
         victim=lambda worker, chunk: int(chunk.worker.rpartition(":")[2]),
     )
 
-    assert killed.chunk.heartbeat is not None
-    chunk = _assert_complete_and_taken_over(run, killed)
+    chunk = _assert_complete_and_made_again(run, killed)
     # By either worker: the doomed one lives on with a new pool process.
     assert chunk.worker.rpartition(":")[2] != str(killed.pid)
-    assert chunk.claimed_at < killed.chunk.heartbeat + timedelta(seconds=lease)
+    assert killed.chunk.started_at is not None
+    assert chunk.started_at < killed.chunk.started_at + timedelta(seconds=visibility)

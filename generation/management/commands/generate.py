@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from generation import engine, selection, services
+from generation import engine, selection, services, tasks
 from generation.models import GenerationRun
 from surveys.models import Article
 
@@ -168,14 +168,16 @@ class Command(BaseCommand):
 
     def _queue(self, run: GenerationRun) -> None:
         try:
-            tasks = services.run_enqueue(run=run)
+            queued = tasks.run_enqueue(run=run)
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error)) from None
         except Exception as error:  # kombu raises its own OperationalError, among others
             raise CommandError(
                 f"Could not queue run {run.pk}: {type(error).__name__}: {error}. Is Redis "
                 "running at CELERY_BROKER_URL?"
             ) from None
-        if tasks:
-            self.stdout.write(f"Queued run {run.pk}: {tasks} chunk(s) for the workers.")
+        if queued:
+            self.stdout.write(f"Queued run {run.pk}: {queued} chunk(s) for the workers.")
         else:
             self.stdout.write(f"Run {run.pk} is already done.")
 

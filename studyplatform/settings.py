@@ -305,7 +305,7 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Where generation loads models from. Offline machines point this at a directory of
-# downloaded checkpoints; see resolve_model in generation/engine.py.
+# downloaded checkpoints; see resolve_model in generation/engine/registry.py.
 CREDENCE_MODEL_DIR = env.str("CREDENCE_MODEL_DIR", default="")
 
 # Logs never carry panel ids, participant tokens or answers: every handler masks

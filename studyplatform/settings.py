@@ -206,7 +206,7 @@ AXES_DISABLE_ACCESS_LOG = True
 # cache, reading the address the same way as everything else.
 RATELIMIT_IP_META_KEY = "surveys.privacy.client_ip"
 RATELIMIT_USE_CACHE = "default"
-# Participant rate limits (surveys/views.py), "N/s|m|h"; empty switches one off. Consents per
+# Participant rate limits (surveys/views/common.py), "N/s|m|h"; empty switches one off. Consents per
 # client network and study, and POSTs per participation: a person consents once and submits
 # a page every few seconds at most. Load tests from one address raise the first.
 CREDENCE_ENTRY_RATE = env.str("CREDENCE_ENTRY_RATE", default="30/m")

@@ -19,12 +19,7 @@ from django.utils.html import format_html, format_html_join
 
 from surveys.admin.teams import LOCKED_STATUSES, MAX_IMPORT_BYTES, TeamPoolAdmin
 from surveys.importers import FORMATS, articles_import, decode_upload, format_from_filename
-from surveys.models import (
-    Article,
-    Condition,
-    Team,
-    content_hash,
-)
+from surveys.models import Article, Condition, Team, content_hash
 from surveys.selectors import (
     article_editable_by,
     pool_visible_to,
@@ -32,9 +27,7 @@ from surveys.selectors import (
     studies_visible_to,
     teams_for_new_study,
 )
-from surveys.services import (
-    study_assert_editable,
-)
+from surveys.services import study_assert_editable
 
 
 class ArticleImportForm(forms.Form):

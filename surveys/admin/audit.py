@@ -11,9 +11,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
-from surveys.selectors import (
-    teams_for_new_study,
-)
+from surveys.selectors import teams_for_new_study
 
 if admin.site.is_registered(LogEntry):
     admin.site.unregister(LogEntry)

@@ -13,13 +13,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from surveys.admin.teams import LOCKED_STATUSES, TeamScopedAdmin, may_edit_some_study
-from surveys.models import (
-    Article,
-    Condition,
-    ExclusionRule,
-    Question,
-    Study,
-)
+from surveys.models import Article, Condition, ExclusionRule, Question, Study
 from surveys.selectors import (
     pool_visible_to,
     role_can_edit,
@@ -27,9 +21,7 @@ from surveys.selectors import (
     study_role_of,
     user_roles,
 )
-from surveys.services import (
-    study_assert_editable,
-)
+from surveys.services import study_assert_editable
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations

@@ -10,16 +10,8 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from surveys.admin.teams import TeamScopedView
-from surveys.models import (
-    ArticleScore,
-    Participant,
-    Response,
-    Trial,
-    WithdrawalLog,
-)
-from surveys.selectors import (
-    pool_visible_to,
-)
+from surveys.models import ArticleScore, Participant, Response, Trial, WithdrawalLog
+from surveys.selectors import pool_visible_to
 
 
 class _ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]

@@ -23,11 +23,7 @@ from surveys.admin.design import ConditionInline, ExclusionRuleInline, QuestionI
 from surveys.admin.teams import TeamScopedAdmin
 from surveys.exclusions import exclusions_by_condition
 from surveys.instruments import INSTRUMENTS, instrument_apply
-from surveys.models import (
-    Condition,
-    Participant,
-    Study,
-)
+from surveys.models import Condition, Participant, Study
 from surveys.selectors import (
     CLASSIC_RATES,
     studies_visible_to,

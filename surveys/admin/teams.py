@@ -10,11 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest
 
-from surveys.models import (
-    Study,
-    Team,
-    TeamMembership,
-)
+from surveys.models import Study, Team, TeamMembership
 from surveys.selectors import (
     pool_editable_by,
     pool_visible_to,

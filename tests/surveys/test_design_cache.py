@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 
 from surveys.models import Question, Study
-from surveys.selectors import _frozen_design, questions_for, study_design
+from surveys.selectors import questions_for, study_design
+from surveys.selectors.participation import _frozen_design
 from surveys.services import study_design_hash, study_set_status
 from tests.factories import (
     ConditionFactory,

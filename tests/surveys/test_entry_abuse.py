@@ -9,7 +9,7 @@ from django.http import QueryDict
 from django.test import Client, RequestFactory, override_settings
 
 from surveys.models import Participant, Question, Response, Study
-from surveys.views import _unreadable_input
+from surveys.views.common import _unreadable_input
 from tests.factories import QuestionFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db

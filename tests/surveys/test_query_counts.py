@@ -21,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 
 from surveys.instruments import instrument_apply
 from surveys.models import Question, Study
-from surveys.selectors import _frozen_design
+from surveys.selectors.participation import _frozen_design
 from surveys.services import study_set_status
 from surveys.simulation import Page
 from tests.factories import (

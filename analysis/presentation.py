@@ -11,6 +11,7 @@ import pandas as pd
 from analysis import stats
 from analysis.cells import cell_float, cell_int
 from analysis.services import StudyReport
+from surveys.models import WIKINEWS_ATTRIBUTION
 
 
 def pct(share: float, digits: int = 1) -> str:
@@ -460,7 +461,6 @@ def report_as_html(report: StudyReport) -> str:
     from django.utils import timezone
 
     from analysis import plots  # matplotlib is heavy; only this page needs it
-    from surveys.models import WIKINEWS_ATTRIBUTION
 
     figures = [(title, plots.inline_svg(report, name)) for name, title in plots.PLOT_TITLES.items()]
     return render_to_string(

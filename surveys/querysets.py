@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Self
 
+from django.apps import apps
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -74,10 +75,10 @@ class ParticipantQuerySet(models.QuerySet["Participant", _ParticipantRow]):
         each id, so a panel participant holds a place from consent; someone on an
         anonymous link holds one from their first answer, as a response counts towards
         a quota on the platforms that count only started responses."""
-        from surveys.models import Response
-
+        # By the app registry: the models module imports this one.
+        response = apps.get_model("surveys", "Response")
         cutoff = timezone.now() - timedelta(minutes=study.reservation_minutes)
-        answered = Exists(Response.objects.filter(participant=OuterRef("pk")))
+        answered = Exists(response.objects.filter(participant=OuterRef("pk")))
         return self.filter(
             Q(status="completed")
             | (

@@ -30,7 +30,11 @@ from django.test import Client
 from tqdm import tqdm
 
 from surveys.models import Participant, Question, Response, Study, TeamMembership, Trial
-from surveys.selectors import check_pages, study_articles_per_participant
+from surveys.selectors import (
+    check_pages,
+    participant_passed_checks,
+    study_articles_per_participant,
+)
 
 USER_AGENT = "credence-simulator/1.0"
 SIMULATOR_USERNAME = "credence-simulator"
@@ -628,8 +632,6 @@ def simulate(
 
 
 def _failed_attention_count(study: Study, pids: list[str]) -> int:
-    from surveys.selectors import participant_passed_checks
-
     completed = Participant.objects.filter(
         study=study, panel_pid__in=pids, status=Participant.Status.COMPLETED
     )

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import Lower, Trim
-from django.db.models.lookups import Exact
 
 from analysis.frames import RESPONSE_FIELDS
 from surveys.models import Condition, Participant, Question, Response, Study, Trial
+from surveys.querysets import check_passed
 from surveys.selectors import studies_visible_to
 
 
@@ -48,15 +47,6 @@ def study_conditions(*, study: Study) -> QuerySet[Condition]:
     )
 
 
-_ATTENTION = Q(
-    responses__trial__isnull=True, responses__question__scope=Question.Scope.ATTENTION_CHECK
-)
-# Same rule as analysis.frames.participants_frame: compared stripped and case-insensitively.
-_CHECK_PASSED: Exact[str] = Exact(
-    Lower(Trim("responses__value")), Lower(Trim("responses__question__expected_answer"))
-)
-
-
 def study_participants(
     *, study: Study, condition: str | None, status: str | None, is_test: bool | None
 ) -> QuerySet[Participant]:
@@ -76,9 +66,13 @@ def study_participants(
         queryset = queryset.filter(status=status)
     if is_test is not None:
         queryset = queryset.filter(is_test=is_test)
+    checks = list(study.questions.filter(scope=Question.Scope.ATTENTION_CHECK).order_by())
+    attention = Q(responses__trial__isnull=True, responses__question_id__in=[c.pk for c in checks])
     return queryset.annotate(
-        checks_answered=Count("responses", filter=_ATTENTION),
-        checks_failed=Count("responses", filter=_ATTENTION & ~Q(_CHECK_PASSED)),
+        checks_answered=Count("responses", filter=attention),
+        checks_failed=Count(
+            "responses", filter=attention & ~check_passed(checks=checks, path="responses__")
+        ),
     ).order_by("pk")
 
 

@@ -141,28 +141,16 @@ def study_exclusion_rules(*, study: Study) -> list[AppliedRule]:
 
 def _judged(study: Study, participants: QuerySet[Participant] | None) -> QuerySet[Participant]:
     """The participations rules judge: completed, not a test session."""
-    queryset = Participant.objects.filter(
-        study=study, is_test=False, status=Participant.Status.COMPLETED
-    )
+    queryset = Participant.objects.for_study(study).real().completed()
     if participants is not None:
         queryset = queryset.filter(pk__in=participants.values("pk"))
     return queryset
 
 
-def _failed_check(judged: QuerySet[Participant]) -> set[int]:
-    rows = (
-        Response.objects.filter(
-            participant__in=judged,
-            trial__isnull=True,
-            question__scope=Question.Scope.ATTENTION_CHECK,
-        )
-        .order_by()
-        .values_list("participant_id", "value", "question__expected_answer")
-        .iterator(chunk_size=_CHUNK)
-    )
-    return {
-        pid for pid, value, expected in rows if value.strip().lower() != expected.strip().lower()
-    }
+def _failed_check(judged: QuerySet[Participant], study: Study) -> set[int]:
+    checks = study.questions.filter(scope=Question.Scope.ATTENTION_CHECK).order_by()
+    failing = Response.objects.filter(participant__in=judged).failing(checks).order_by()
+    return set(failing.values_list("participant_id", flat=True).distinct())
 
 
 class _SecondsBetween(Func):
@@ -246,7 +234,7 @@ def _straight_lining(judged: QuerySet[Participant], study: Study, key: str) -> s
 
 def _excluded_by(rule: ExclusionRule, judged: QuerySet[Participant], study: Study) -> set[int]:
     if rule.kind == ExclusionRule.Kind.FAILED_CHECK:
-        return _failed_check(judged)
+        return _failed_check(judged, study)
     if rule.kind == ExclusionRule.Kind.TOO_FAST:
         if rule.threshold is None or rule.threshold <= 0:
             return set()  # refused at launch (exclusion_rule_problems); judged as no rule

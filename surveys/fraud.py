@@ -257,7 +257,7 @@ def page_signals_carry(*, values: Mapping[str, str]) -> dict[str, int]:
 def _compared(study: Study) -> QuerySet[Participant]:
     """The participations signals compare: the study's real ones, whatever their status
     (someone who withdrew and came back under another id is still the same browser)."""
-    return Participant.objects.filter(study=study, is_test=False).order_by()
+    return Participant.objects.for_study(study).real().order_by()
 
 
 def _shared_browsers(study: Study) -> QuerySet[Participant, dict[str, Any]]:

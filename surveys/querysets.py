@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Self
 
 from django.apps import apps
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Lower, Trim
+from django.db.models.lookups import Exact
 from django.utils import timezone
 from typing_extensions import TypeVar
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-    from surveys.models import Article, Participant, Study
+    from surveys.models import Article, Participant, Question, Response, Study
 
 # The row type of each queryset: the model itself, or the model with the attributes an
 # .annotate() added (django-stubs' WithAnnotations), which later methods keep. TypeVar
@@ -22,6 +25,35 @@ if TYPE_CHECKING:
 _ArticleRow = TypeVar("_ArticleRow", covariant=True, default="Article")
 _StudyRow = TypeVar("_StudyRow", covariant=True, default="Study")
 _ParticipantRow = TypeVar("_ParticipantRow", covariant=True, default="Participant")
+_ResponseRow = TypeVar("_ResponseRow", covariant=True, default="Response")
+
+
+def check_passed(*, checks: Iterable[Question], path: str = "") -> Q:
+    """The rule for passing an attention check, the one place it is written: the answer,
+    stripped and lower-cased, equals the check's expected answer, stripped and
+    lower-cased. A condition on answers to ``checks`` (the study's attention-check
+    questions) that needs no join: each check's expected answer is written into the SQL.
+    ``path`` leads from the queried model to the answer ("responses__" from a
+    participant). ``surveys.selectors.answer_matches`` applies the same rule to one
+    answer in Python."""
+    passed = Q(pk__in=[])
+    for check in checks:
+        expected = check.expected_answer.strip().lower()
+        passed |= Q(**{f"{path}question_id": check.pk}) & Q(
+            Exact(Lower(Trim(f"{path}value")), expected)
+        )
+    return passed
+
+
+class ResponseQuerySet(models.QuerySet["Response", _ResponseRow]):
+    def to_checks(self, checks: Iterable[Question]) -> Self:
+        """The answers to ``checks`` (attention-check questions, asked once)."""
+        return self.filter(trial__isnull=True, question_id__in=[c.pk for c in checks])
+
+    def failing(self, checks: Iterable[Question]) -> Self:
+        """The answers to ``checks`` that do not pass (:func:`check_passed`)."""
+        checks = list(checks)
+        return self.to_checks(checks).exclude(check_passed(checks=checks))
 
 
 class ArticleQuerySet(models.QuerySet["Article", _ArticleRow]):

@@ -535,7 +535,7 @@ def _tally(summary: SimulationSummary, study: Study, facts: _StudyFacts, pids: l
         tally = summary.conditions[row["trials__condition__name"]]
         tally.participants, tally.completed = row["n"], row["done"]
     answers = Response.objects.filter(
-        participant__in=participants.filter(status=Participant.Status.COMPLETED),
+        participant__in=participants.completed(),
         question__key=facts.credible_key,
         question__study=study,
     )
@@ -632,7 +632,5 @@ def simulate(
 
 
 def _failed_attention_count(study: Study, pids: list[str]) -> int:
-    completed = Participant.objects.filter(
-        study=study, panel_pid__in=pids, status=Participant.Status.COMPLETED
-    )
+    completed = Participant.objects.for_study(study).filter(panel_pid__in=pids).completed()
     return sum(not participant_passed_checks(participant=p) for p in completed)

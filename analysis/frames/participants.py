@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-from django.db.models import QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, QuerySet
 
 from analysis.frames.columns import CHUNK_SIZE, bool_from_text, names_of, raw_fields, uuid_text
 from surveys.exclusions import participant_exclusions, study_exclusion_rules
 from surveys.fraud import participation_signals
 from surveys.models import Condition, Participant, Question, Response, Study
+from surveys.querysets import check_passed
 
 PARTICIPANT_COLUMNS = [
     "participant_id",
@@ -84,24 +85,19 @@ def participants_frame(*, study: Study, id_range: tuple[int, int] | None = None)
     for column in ("consented_at", "completed_at"):
         people[column] = pd.to_datetime(people[column], utc=True, format="ISO8601")
 
-    # The study's own attention checks select its answers: one table, no join.
-    expected = dict(
-        study.questions.filter(scope=Question.Scope.ATTENTION_CHECK)
-        .order_by()
-        .values_list("pk", "expected_answer")
-    )
+    # The study's own attention checks select its answers, whose passing is the one rule
+    # (surveys.querysets.check_passed) with each check's answer in the SQL: one table.
+    attention = list(study.questions.filter(scope=Question.Scope.ATTENTION_CHECK).order_by())
     checks = pd.DataFrame.from_records(
-        Response.objects.filter(trial__isnull=True, question_id__in=list(expected), **checks_range)
+        Response.objects.filter(**checks_range)
+        .to_checks(attention)
+        .annotate(passed=ExpressionWrapper(check_passed(checks=attention), BooleanField()))
         .order_by()
-        .values_list("participant_id", "value", "question_id")
+        .values_list("participant_id", "passed")
         .iterator(chunk_size=CHUNK_SIZE),
-        columns=["participant_id", "value", "question_id"],
+        columns=["participant_id", "passed"],
     )
-    checks["expected"] = checks["question_id"].map(expected)
-    failed = (
-        checks["value"].astype(str).str.strip().str.lower()
-        != checks["expected"].astype(str).str.strip().str.lower()
-    )
+    failed = ~checks["passed"].astype(bool)
     tally = (
         checks.assign(failed=failed)
         .groupby("participant_id")["failed"]

@@ -203,9 +203,9 @@ def participant_id_pages(
     in the closed interval ``id_range`` when given), ascending, in lists of at most
     ``chunk_size``. Keyset pagination (``id > last ... LIMIT n``): each page is one
     bounded query on the participants table, however deep into the study it is."""
-    queryset = Participant.objects.filter(study=study)
+    queryset = Participant.objects.for_study(study)
     if not include_test:
-        queryset = queryset.filter(is_test=False)
+        queryset = queryset.real()
     if id_range is not None:
         queryset = queryset.filter(pk__range=id_range)
     last = 0

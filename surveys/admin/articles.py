@@ -27,7 +27,7 @@ from surveys.selectors import (
     studies_visible_to,
     teams_for_new_study,
 )
-from surveys.services import study_assert_editable
+from surveys.services import condition_add_articles
 
 
 class ArticleImportForm(forms.Form):
@@ -280,13 +280,10 @@ class ArticleAdmin(TeamPoolAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
             self.message_user(request, "Choose a condition next to the action.", messages.ERROR)
             return
         try:
-            study_assert_editable(study=condition.study)
+            added = condition_add_articles(condition=condition, articles=queryset)
         except ValidationError as error:
             self.message_user(request, " ".join(error.messages), messages.ERROR)
             return
-        before = condition.articles.count()
-        condition.articles.add(*queryset)
-        added = condition.articles.count() - before
         self.message_user(request, f"Added {added} article(s) to {condition}.", messages.SUCCESS)
 
     def import_view(self, request: HttpRequest) -> HttpResponse:

@@ -506,7 +506,7 @@ class StudyAdmin(TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
     def _monitor_within(self, obj: Study) -> str:
         """Within-subjects: everyone sees every condition, so participants are counted
         once for the study and each condition shows how often its articles were read."""
-        real = Participant.objects.filter(study=obj, is_test=False)
+        real = Participant.objects.for_study(obj).real()
         totals = real.aggregate(
             started=Count("pk"),
             in_progress=Count("pk", filter=Q(status=Participant.Status.IN_PROGRESS)),

@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from surveys.models.articles import Article
 from surveys.models.studies import Condition, Question, Study
-from surveys.querysets import ParticipantQuerySet
+from surveys.querysets import ParticipantQuerySet, ResponseQuerySet
 
 
 def _new_completion_code() -> str:
@@ -165,6 +165,8 @@ class Response(models.Model):
     value_numeric = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ResponseQuerySet.as_manager()
 
     class Meta:
         ordering = ["participant", "trial", "question"]

@@ -11,10 +11,10 @@ from datetime import timedelta
 
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q
 from django.db.models.expressions import CombinedExpression
-from django.db.models.functions import Lower, Trim
-from django.db.models.lookups import Exact
 
 from surveys.models import Article, Condition, Participant, Question, Response, Study, Trial
+from surveys.querysets import check_passed
+from surveys.selectors.participation import study_design
 
 
 @dataclass(frozen=True)
@@ -78,16 +78,13 @@ def _median_seconds(values: Iterable[timedelta | None]) -> float | None:
     return statistics.median(seconds) if seconds else None
 
 
-_CHECK_PASSED: Exact[str] = Exact(Lower(Trim("value")), Lower(Trim("question__expected_answer")))
-
-
 def study_monitor(*, study: Study) -> StudyMonitor:
     """Per condition and per article: participants started, completed and screened out,
     median time to complete, attention-check failure rate, and article exposure with its
     median reading time. Counts are SQL aggregates; medians are taken over the durations
     SQL computes (SQLite has no median aggregate), one query per kind of duration."""
-    real = Participant.objects.filter(study=study, is_test=False)
-    completed = real.filter(status=Participant.Status.COMPLETED)
+    real = Participant.objects.for_study(study).real()
+    completed = real.completed()
     counts = {
         row["condition_id"]: row
         for row in real.values("condition_id")
@@ -105,17 +102,15 @@ def study_monitor(*, study: Study) -> StudyMonitor:
         .values_list("condition_id", "took")
     ):
         completion_times[condition_id].append(took)
-    checks = {
+    checks = study_design(study=study).questions(Question.Scope.ATTENTION_CHECK)
+    check_rows = {
         row["participant__condition_id"]: row
-        for row in Response.objects.filter(
-            participant__in=completed,
-            trial__isnull=True,
-            question__scope=Question.Scope.ATTENTION_CHECK,
-        )
+        for row in Response.objects.filter(participant__in=completed)
+        .to_checks(checks)
         .values("participant__condition_id")
         .annotate(
             answered=Count("participant_id", distinct=True),
-            failed=Count("participant_id", filter=~Q(_CHECK_PASSED), distinct=True),
+            failed=Count("participant_id", filter=~check_passed(checks=checks), distinct=True),
         )
         .order_by()
     }
@@ -127,8 +122,8 @@ def study_monitor(*, study: Study) -> StudyMonitor:
             completed=sum(counts.get(k, {}).get("completed", 0) for k in keys),
             screened_out=sum(counts.get(k, {}).get("screened_out", 0) for k in keys),
             median_completion_s=_median_seconds(t for k in keys for t in completion_times[k]),
-            checks_answered=sum(checks.get(k, {}).get("answered", 0) for k in keys),
-            checks_failed=sum(checks.get(k, {}).get("failed", 0) for k in keys),
+            checks_answered=sum(check_rows.get(k, {}).get("answered", 0) for k in keys),
+            checks_failed=sum(check_rows.get(k, {}).get("failed", 0) for k in keys),
         )
 
     trials = Trial.objects.filter(participant__in=real)

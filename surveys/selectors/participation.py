@@ -288,17 +288,10 @@ def participant_trials(*, participant: Participant) -> list[Trial]:
 
 
 def participant_passed_checks(*, participant: Participant) -> bool:
-    """True when every attention check was answered with its expected answer."""
-    for response in (
-        participant.responses.filter(
-            trial__isnull=True, question__scope=Question.Scope.ATTENTION_CHECK
-        )
-        .order_by()
-        .select_related("question")
-    ):
-        if not answer_matches(question=response.question, value=response.value):
-            return False
-    return True
+    """True when every attention check answered was answered with its expected answer
+    (``surveys.querysets.check_passed``)."""
+    checks = study_design(study=participant.study).questions(Question.Scope.ATTENTION_CHECK)
+    return not participant.responses.order_by().failing(checks).exists()
 
 
 # Rank of each step in the sequence; articles and the check pages among them share a

@@ -39,6 +39,7 @@ from surveys.services.enrolment import (
     within_articles_pick,
 )
 from surveys.services.lifecycle import (
+    condition_add_articles,
     study_assert_editable,
     study_design_document,
     study_design_hash,
@@ -65,6 +66,7 @@ __all__ = [
     "articles_pick",
     "attention_answer",
     "comprehension_answer",
+    "condition_add_articles",
     "condition_pick",
     "conditions_with_fill",
     "instructions_mark_seen",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TypedDict
 
 from django.core.exceptions import ValidationError
@@ -15,7 +15,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from surveys.exclusions import exclusion_rule_problems
-from surveys.models import Condition, Question, Study
+from surveys.models import Article, Condition, Question, Study
 from surveys.selectors import study_articles_per_participant
 from surveys.services.assignment import within_assignment
 
@@ -217,6 +217,17 @@ def study_assert_editable(*, study: Study) -> None:
             f'The study "{study.slug}" is {status}: its design (texts, conditions, questions, '
             "articles per participant, seed) is locked. Copy it into a new study to change it."
         )
+
+
+@transaction.atomic
+def condition_add_articles(*, condition: Condition, articles: Iterable[Article]) -> int:
+    """Add ``articles`` to ``condition``'s pool (those already in it stay once); returns
+    how many were new. Raises ValidationError when the study's design is locked."""
+    study_assert_editable(study=condition.study)
+    wanted = {article.pk for article in articles}
+    present = set(condition.articles.filter(pk__in=wanted).values_list("pk", flat=True))
+    condition.articles.add(*(wanted - present))
+    return len(wanted - present)
 
 
 def study_sync_articles_per_participant(*, study: Study) -> None:

@@ -6,7 +6,12 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from surveys.models import Study
-from surveys.services import study_assert_editable, study_design_hash, study_set_status
+from surveys.services import (
+    condition_add_articles,
+    study_assert_editable,
+    study_design_hash,
+    study_set_status,
+)
 from tests.factories import ConditionFactory, RealArticleFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db
@@ -91,3 +96,19 @@ def test_assert_editable_reads_the_status_from_the_database():
     assert study.status == Study.Status.DRAFT
     with pytest.raises(ValidationError, match="is live: its design"):
         study_assert_editable(study=study)
+
+
+@pytest.mark.django_db
+def test_articles_join_a_condition_once_and_only_while_its_design_is_editable():
+    study = StudyFactory.create()
+    condition = ConditionFactory.create(study=study, name="real")
+    first, second = RealArticleFactory.create(), RealArticleFactory.create()
+    assert condition_add_articles(condition=condition, articles=[first]) == 1
+    assert condition_add_articles(condition=condition, articles=[first, second]) == 1
+    assert set(condition.articles.all()) == {first, second}
+    live = StudyFactory.create_live()
+    locked = live.conditions.get(name="real")
+    before = locked.articles.count()
+    with pytest.raises(ValidationError):
+        condition_add_articles(condition=locked, articles=[RealArticleFactory.create()])
+    assert locked.articles.count() == before

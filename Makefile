@@ -20,7 +20,8 @@ venv: $(STAMP)
 
 demo: venv
 	@# Unbuffered so the progress and the printed links appear at once, even when piped.
-	PYTHONUNBUFFERED=1 $(BIN)/python manage.py demo
+	@# The demo is development: debug mode (off by default) and with it a development key.
+	DJANGO_DEBUG=true PYTHONUNBUFFERED=1 $(BIN)/python manage.py demo
 
 test: venv
 	scripts/run-tests.sh

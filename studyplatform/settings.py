@@ -1,8 +1,13 @@
 """Credence settings, read from environment variables (12-factor).
 
-Nothing has to be configured for the one-command demo: without ``DATABASE_URL`` the site
-uses SQLite in ``var/``, and without ``DJANGO_SECRET_KEY`` it runs in debug mode with a
-development key. Production (``DJANGO_DEBUG=false``) refuses to start without a real key.
+What is not configured is production: debug mode is off unless ``DJANGO_DEBUG=true``, and
+without debug mode the site refuses to start without ``DJANGO_SECRET_KEY``. Development
+says so explicitly: ``make demo`` and ``scripts/run-tests.sh`` set ``DJANGO_DEBUG=true``,
+and pytest and mypy load ``studyplatform.settings_dev``, which does the same. Debug mode
+brings a development key, so nothing else has to be configured for the demo; without
+``DATABASE_URL`` the site uses SQLite in ``var/``.
+
+Importing this module reads the environment and nothing else: it creates no folders.
 """
 
 from __future__ import annotations
@@ -19,12 +24,17 @@ env = environ.Env()
 # Runtime state of a local install (SQLite database, collected static files).
 VAR_DIR = Path(env.str("CREDENCE_VAR_DIR", default=str(BASE_DIR / "var")))
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Off unless asked for: a server started with nothing configured must not show tracebacks
+# and settings to the world, nor run on a key everyone can read here.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 _DEV_SECRET_KEY = "credence-development-only-not-secret"
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV_SECRET_KEY)
-if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
-    raise ImproperlyConfigured("Set DJANGO_SECRET_KEY when DJANGO_DEBUG is false.")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
+if not DEBUG and SECRET_KEY in {"", _DEV_SECRET_KEY}:
+    raise ImproperlyConfigured(
+        "Set DJANGO_SECRET_KEY when DJANGO_DEBUG is false (the default); "
+        "on a development machine, set DJANGO_DEBUG=true instead."
+    )
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])

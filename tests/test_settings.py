@@ -10,14 +10,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _settings_probe(env: dict[str, str], expression: str) -> subprocess.CompletedProcess[str]:
+def _settings_probe(
+    env: dict[str, str], expression: str, *, settings_module: str = "studyplatform.settings"
+) -> subprocess.CompletedProcess[str]:
     base = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "DATABASE_URL", "CREDENCE_CACHE_URL", "REDIS_URL"))
     }
     code = (
-        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='studyplatform.settings'; "
+        f"import django, os; os.environ['DJANGO_SETTINGS_MODULE']='{settings_module}'; "
         f"django.setup(); from django.conf import settings; print({expression})"
     )
     return subprocess.run(
@@ -30,15 +32,67 @@ def _settings_probe(env: dict[str, str], expression: str) -> subprocess.Complete
     )
 
 
+# A development machine says so (make demo, scripts/run-tests.sh, studyplatform.settings_dev).
+DEVELOPMENT = {"DJANGO_DEBUG": "true"}
+
+
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     result = _settings_probe({"DJANGO_DEBUG": "false", "CREDENCE_VAR_DIR": str(tmp_path)}, "1")
     assert result.returncode != 0
     assert "Set DJANGO_SECRET_KEY" in result.stderr
 
 
+def test_nothing_configured_is_production_and_refuses_to_start_without_a_key(tmp_path):
+    result = _settings_probe({"CREDENCE_VAR_DIR": str(tmp_path)}, "1")
+    assert result.returncode != 0
+    assert "Set DJANGO_SECRET_KEY" in result.stderr
+    assert "DJANGO_DEBUG=true" in result.stderr  # says what a developer wants instead
+
+
+def test_debug_is_off_by_default(tmp_path):
+    result = _settings_probe(
+        {"DJANGO_SECRET_KEY": "a-real-key-from-the-environment", "CREDENCE_VAR_DIR": str(tmp_path)},
+        "settings.DEBUG, settings.SECRET_KEY",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "a-real-key-from-the-environment"]
+
+
+def test_development_is_debug_mode_with_the_development_key(tmp_path):
+    result = _settings_probe(
+        {**DEVELOPMENT, "CREDENCE_VAR_DIR": str(tmp_path)}, "settings.DEBUG, settings.SECRET_KEY"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "credence-development-only-not-secret"]
+
+
+def test_production_refuses_the_development_key_even_when_given_explicitly(tmp_path):
+    result = _settings_probe(
+        {
+            "DJANGO_SECRET_KEY": "credence-development-only-not-secret",
+            "CREDENCE_VAR_DIR": str(tmp_path),
+        },
+        "1",
+    )
+    assert result.returncode != 0
+    assert "Set DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_the_development_settings_module_turns_debug_mode_on(tmp_path):
+    """What pytest and mypy load (pyproject.toml), and what the processes tests start inherit."""
+    result = _settings_probe(
+        {"CREDENCE_VAR_DIR": str(tmp_path)},
+        "settings.DEBUG, os.environ['DJANGO_DEBUG']",
+        settings_module="studyplatform.settings_dev",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "true"]
+
+
 def test_sqlite_in_var_dir_when_no_database_is_configured(tmp_path):
     result = _settings_probe(
-        {"CREDENCE_VAR_DIR": str(tmp_path)}, "settings.DATABASES['default']['NAME']"
+        {**DEVELOPMENT, "CREDENCE_VAR_DIR": str(tmp_path)},
+        "settings.DATABASES['default']['NAME']",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "credence.sqlite3")
@@ -46,7 +100,11 @@ def test_sqlite_in_var_dir_when_no_database_is_configured(tmp_path):
 
 def test_database_url_selects_postgresql(tmp_path):
     result = _settings_probe(
-        {"DATABASE_URL": "postgres://u:p@dbhost:5433/credence", "CREDENCE_VAR_DIR": str(tmp_path)},
+        {
+            **DEVELOPMENT,
+            "DATABASE_URL": "postgres://u:p@dbhost:5433/credence",
+            "CREDENCE_VAR_DIR": str(tmp_path),
+        },
         "settings.DATABASES['default']['ENGINE'], settings.DATABASES['default']['HOST']",
     )
     assert result.returncode == 0, result.stderr
@@ -126,14 +184,18 @@ def test_production_sends_hsts_redirects_to_https_and_trusts_the_proxy_only_when
 
 def test_the_cache_is_redis_when_configured_and_the_database_otherwise(tmp_path):
     expression = "settings.CACHES['default']['BACKEND'], settings.CACHES['default']['LOCATION']"
-    database = _settings_probe({"CREDENCE_VAR_DIR": str(tmp_path)}, expression)
+    database = _settings_probe({**DEVELOPMENT, "CREDENCE_VAR_DIR": str(tmp_path)}, expression)
     assert database.returncode == 0, database.stderr
     assert database.stdout.split() == [
         "django.core.cache.backends.db.DatabaseCache",
         "credence_cache",
     ]
     redis = _settings_probe(
-        {"CREDENCE_CACHE_URL": "redis://cachehost:6379/1", "CREDENCE_VAR_DIR": str(tmp_path)},
+        {
+            **DEVELOPMENT,
+            "CREDENCE_CACHE_URL": "redis://cachehost:6379/1",
+            "CREDENCE_VAR_DIR": str(tmp_path),
+        },
         expression,
     )
     assert redis.returncode == 0, redis.stderr
@@ -145,7 +207,11 @@ def test_the_cache_is_redis_when_configured_and_the_database_otherwise(tmp_path)
 
 def test_database_connections_persist_with_health_checks(tmp_path):
     result = _settings_probe(
-        {"DATABASE_URL": "postgres://u:p@dbhost:5433/credence", "CREDENCE_VAR_DIR": str(tmp_path)},
+        {
+            **DEVELOPMENT,
+            "DATABASE_URL": "postgres://u:p@dbhost:5433/credence",
+            "CREDENCE_VAR_DIR": str(tmp_path),
+        },
         "settings.DATABASES['default']['CONN_MAX_AGE'], "
         "settings.DATABASES['default']['CONN_HEALTH_CHECKS']",
     )

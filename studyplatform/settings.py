@@ -106,14 +106,14 @@ TEMPLATES = [
 WSGI_APPLICATION = "studyplatform.wsgi.application"
 ASGI_APPLICATION = "studyplatform.asgi.application"
 
-# SQLite only when nothing is configured: the zero-setup default of the demo.
+# SQLite only when nothing is configured: the zero-setup default of the demo. Django's
+# backend, except that it makes VAR_DIR when it first opens the file (studyplatform/sqlite).
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
 else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "studyplatform.sqlite",
             "NAME": VAR_DIR / "credence.sqlite3",
             # Participants' answers arrive concurrently; wait for the write lock
             # instead of failing with "database is locked".
@@ -167,9 +167,9 @@ STATIC_URL = "static/"
 # Collected static files. The Docker image collects them at build time outside the var/
 # volume (CREDENCE_STATIC_ROOT=/app/static), so a container starts without compressing
 # every file again.
+# collectstatic makes the folder. Until then whitenoise (outside debug mode) warns that it is
+# missing, once per process: a production server that nobody ran collectstatic for.
 STATIC_ROOT = Path(env.str("CREDENCE_STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
-# whitenoise warns on every request when the folder is missing; collectstatic fills it.
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -89,6 +89,29 @@ def test_the_development_settings_module_turns_debug_mode_on(tmp_path):
     assert result.stdout.split() == ["True", "true"]
 
 
+def test_importing_the_settings_creates_no_folders(tmp_path):
+    var = tmp_path / "var"
+    for env in (DEVELOPMENT, PRODUCTION):
+        result = _settings_probe(
+            {**env, "CREDENCE_VAR_DIR": str(var)},
+            "settings.DATABASES['default']['NAME'], settings.STATIC_ROOT",
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == [str(var / "credence.sqlite3"), str(var / "staticfiles")]
+        assert not var.exists()
+
+
+def test_the_sqlite_database_folder_is_made_when_the_database_is_first_opened(tmp_path):
+    var = tmp_path / "deeper" / "var"
+    result = _settings_probe(
+        {**DEVELOPMENT, "CREDENCE_VAR_DIR": str(var)},
+        "__import__('django.db').db.connection.ensure_connection()",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (var / "credence.sqlite3").is_file()
+    assert not (var / "staticfiles").exists()  # collectstatic makes that one
+
+
 def test_sqlite_in_var_dir_when_no_database_is_configured(tmp_path):
     result = _settings_probe(
         {**DEVELOPMENT, "CREDENCE_VAR_DIR": str(tmp_path)},

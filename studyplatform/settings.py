@@ -317,6 +317,9 @@ CONTENT_SECURITY_POLICY = {
 # Where generation loads models from. Offline machines point this at a directory of
 # downloaded checkpoints; see resolve_model in generation/engine/registry.py.
 CREDENCE_MODEL_DIR = env.str("CREDENCE_MODEL_DIR", default="")
+# Processes a foreground run (`manage.py generate`, the demo) uses on the CPU: 0 is one per
+# physical core, 1 this process only (generation.services.default_workers).
+CREDENCE_GENERATION_WORKERS = env.int("CREDENCE_GENERATION_WORKERS", default=0)
 
 # Logs never carry panel ids, participant tokens or answers: every handler masks
 # /p/<token>/ paths and panel-id parameters (studyplatform.logging), and the request

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -240,3 +241,41 @@ def test_database_connections_persist_with_health_checks(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["60", "True"]
+
+
+def test_the_generation_process_count_comes_from_the_environment_and_fails_loudly(tmp_path):
+    base = {**DEVELOPMENT, "CREDENCE_VAR_DIR": str(tmp_path)}
+    default = _settings_probe(base, "settings.CREDENCE_GENERATION_WORKERS")
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.strip() == "0"
+    three = _settings_probe(
+        {**base, "CREDENCE_GENERATION_WORKERS": "3"}, "settings.CREDENCE_GENERATION_WORKERS"
+    )
+    assert three.returncode == 0, three.stderr
+    assert three.stdout.strip() == "3"
+    bad = _settings_probe({**base, "CREDENCE_GENERATION_WORKERS": "many"}, "1")
+    assert bad.returncode != 0
+    assert "many" in bad.stderr
+
+
+# Reads of the environment outside the settings, each for a reason: gunicorn's own config
+# file (read by gunicorn, not Django) and huggingface_hub's offline switches, which the engine
+# reads at call time because huggingface_hub reads them only once, at import.
+ENVIRONMENT_READERS_BESIDES_SETTINGS = {
+    "studyplatform/gunicorn.conf.py",
+    "generation/engine/loading.py",
+}
+_ENVIRONMENT_READ = re.compile(r"os\.getenv\(|os\.environ(\.get\(|\[|\b(?!\.setdefault))")
+
+
+def test_only_the_settings_read_the_environment():
+    """One place reads each variable; the rest of the code reads django.conf.settings.
+    (Setting a default for a child process, os.environ.setdefault, is not a read.)"""
+    readers = set()
+    for app in ("analysis", "surveys", "generation", "studyplatform"):
+        for path in (ROOT / app).rglob("*.py"):
+            if "migrations" in path.parts or path.name in {"settings.py", "settings_dev.py"}:
+                continue
+            if _ENVIRONMENT_READ.search(path.read_text(encoding="utf-8")):
+                readers.add(str(path.relative_to(ROOT)))
+    assert readers == ENVIRONMENT_READERS_BESIDES_SETTINGS

@@ -177,3 +177,27 @@ def test_make_installs_the_lock_file_which_pins_every_package():
     assert wanted <= locked, wanted - locked
     # The CPU build on these machines' disk; any other release pulls a CUDA build.
     assert "torch==2.13.0" in lines
+
+
+def test_pre_commit_runs_the_checks_ci_runs_before_the_tests():
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    entries = [hook["entry"].removeprefix("env DJANGO_DEBUG=true ") for hook in hooks]
+    script = (ROOT / "scripts" / "run-tests.sh").read_text()
+    checks = [
+        line.strip().replace("$bin/", ".venv/bin/")
+        for line in script.splitlines()
+        if line.strip().startswith("$bin/") and "pytest" not in line
+    ]
+    assert len(checks) == 4, checks  # ruff check, ruff format --check, mypy, makemigrations
+    for check in checks:
+        assert any(entry.startswith(check.split(" .")[0]) for entry in entries), check
+    assert all(hook["language"] == "system" for hook in hooks)
+
+
+def test_benchmarks_and_tests_that_start_servers_are_marked_slow():
+    """So that a developer can leave them out (-m "not slow") while CI runs them."""
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        text = path.read_text()
+        starts_servers = any(s in text for s in ("Gunicorn(", "PostgresCluster(", "load_run"))
+        if "benchmark" in path.name or starts_servers:
+            assert "mark.slow" in text, path

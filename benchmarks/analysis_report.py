@@ -51,7 +51,9 @@ def _setup(database_url: str | None) -> None:
     else:
         folder = tempfile.mkdtemp(prefix="credence-bench-")
         os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studyplatform.settings")
+    # A development tool: debug mode's settings and key, as it had before debug mode
+    # became opt-in (studyplatform.settings_dev).
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studyplatform.settings_dev")
     import django
 
     django.setup()

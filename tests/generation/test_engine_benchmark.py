@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+# Benchmark runs: CI runs them, a developer may skip them (-m "not slow").
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "generation_throughput.py"
 
 

@@ -311,14 +311,14 @@ def test_how_many_processes(
     assert got == expected
 
 
-def test_the_default_process_count_reads_the_setting_then_the_environment(
-    settings: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_default_process_count_reads_the_setting(settings: Any) -> None:
+    # The environment variable is read by the settings (tests/test_settings.py).
     assert services.default_workers() == 1  # tests/generation/conftest.py
-    del settings.CREDENCE_GENERATION_WORKERS
-    monkeypatch.setenv("CREDENCE_GENERATION_WORKERS", "3")
+    settings.CREDENCE_GENERATION_WORKERS = 3
     assert services.default_workers() == 3
-    monkeypatch.delenv("CREDENCE_GENERATION_WORKERS")
+    settings.CREDENCE_GENERATION_WORKERS = 0
+    assert services.default_workers() == 0
+    settings.CREDENCE_GENERATION_WORKERS = -2
     assert services.default_workers() == 0
 
 

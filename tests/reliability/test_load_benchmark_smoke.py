@@ -7,6 +7,7 @@ import pytest
 from tests.reliability.conftest import LoadRun, assert_balanced, assert_nothing_lost
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_quick_load_run_completes_everyone_and_reports_every_figure(load_run: LoadRun) -> None:
     report = load_run("--quick")

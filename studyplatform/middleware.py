@@ -34,14 +34,15 @@ the middleware stack:
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from auditlog.middleware import AuditlogMiddleware
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.template import loader
 from django.views import defaults
 
 from surveys.privacy import client_ip
@@ -52,6 +53,16 @@ logger = logging.getLogger("studyplatform.database")
 RETRY_AFTER_SECONDS = 5
 
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+# The one "please try again" page: static, so that the reverse proxy serves the same file
+# when the app cannot answer at all (docs/nginx/).
+RETRY_PAGE = Path(__file__).resolve().parent / "static" / "errors" / "retry.html"
+
+
+@functools.cache
+def _retry_page() -> bytes:
+    return RETRY_PAGE.read_bytes()
 
 
 def database_unavailable_response(request: HttpRequest, error: BaseException) -> HttpResponse:
@@ -67,7 +78,7 @@ def database_unavailable_response(request: HttpRequest, error: BaseException) ->
         match.view_name if match is not None else "(unresolved)",
         type(error).__name__,
     )
-    response = HttpResponse(loader.render_to_string("503.html"), status=503)
+    response = HttpResponse(_retry_page(), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     # A retry must reach the server, not a cache.
     response["Cache-Control"] = "no-store"

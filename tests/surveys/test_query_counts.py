@@ -150,22 +150,35 @@ def test_every_participant_page_stays_within_its_query_budget(full_study: Study)
     assert over == {}, f"(queries, budget) over budget: {over}; all counts: {counts}"
 
 
-def test_a_warm_page_reads_nothing_of_the_design(full_study: Study) -> None:
-    """Once the frozen design is memoised, no page queries questions or conditions."""
-    _walk(full_study, lambda _m, _k: CaptureQueriesContext(connection))
-    design_reads: list[str] = []
+def _warm_queries(study: Study, keep: Callable[[str, str], bool]) -> list[str]:
+    """A participant's walk once the design is memoised (a first walk reads it): the SQL
+    of its requests that ``keep(page kind, sql)`` selects, each as "METHOD kind: sql"."""
+    _walk(study, lambda _m, _k: CaptureQueriesContext(connection))
+    kept: list[str] = []
 
+    @contextmanager
     def counted(method: str, kind: str) -> Iterator[None]:
         with CaptureQueriesContext(connection) as queries:
             yield
-        design_reads.extend(
-            f"{method} {kind}: {q['sql'][:120]}"
+        kept.extend(
+            f"{method} {kind}: {q['sql'][:160]}"
             for q in queries.captured_queries
-            if q["sql"].startswith("SELECT")
-            and ('FROM "surveys_question"' in q["sql"] or 'FROM "surveys_condition"' in q["sql"])
+            if keep(kind, q["sql"])
         )
 
-    _walk(full_study, contextmanager(counted))
+    _walk(study, counted)
+    return kept
+
+
+def test_a_warm_page_reads_nothing_of_the_design(full_study: Study) -> None:
+    """Once the frozen design is memoised, no page queries questions or conditions."""
+    design_reads = _warm_queries(
+        full_study,
+        lambda _kind, sql: (
+            sql.startswith("SELECT")
+            and ('FROM "surveys_question"' in sql or 'FROM "surveys_condition"' in sql)
+        ),
+    )
     # The consent page reads the conditions with their fill (is the study full? which
     # condition is the emptiest?): that is the balance, not the design.
     assert [r for r in design_reads if " consent:" not in r] == []
@@ -175,22 +188,14 @@ def test_participant_reads_do_not_join_for_the_default_ordering(full_study: Stud
     """Response's default ordering (participant, trial, question, each by its own
     ordering) joins four tables; the pages' reads of answers and trials ask for no
     ordering they do not need."""
-    _walk(full_study, lambda _m, _k: CaptureQueriesContext(connection))
-    joined: list[str] = []
-
-    @contextmanager
-    def counted(method: str, kind: str) -> Iterator[None]:
-        with CaptureQueriesContext(connection) as queries:
-            yield
-        joined.extend(
-            f"{method} {kind}: {q['sql'][:160]}"
-            for q in queries.captured_queries
-            if q["sql"].startswith("SELECT")
-            and ('FROM "surveys_response"' in q["sql"] or 'FROM "surveys_trial"' in q["sql"])
-            and 'JOIN "surveys_study"' in q["sql"]
-        )
-
-    _walk(full_study, counted)
+    joined = _warm_queries(
+        full_study,
+        lambda _kind, sql: (
+            sql.startswith("SELECT")
+            and ('FROM "surveys_response"' in sql or 'FROM "surveys_trial"' in sql)
+            and 'JOIN "surveys_study"' in sql
+        ),
+    )
     assert joined == []
 
 
@@ -206,18 +211,7 @@ def test_participant_pages_do_not_read_the_session(full_study: Study) -> None:
     """Only the study link uses the session (to remember the participation): the pages
     under the participant's token never read it, the audit log's middleware included
     (it loads the user only when it writes an entry)."""
-    _walk(full_study, lambda _m, _k: CaptureQueriesContext(connection))
-    reads: list[str] = []
-
-    @contextmanager
-    def counted(method: str, kind: str) -> Iterator[None]:
-        with CaptureQueriesContext(connection) as queries:
-            yield
-        reads.extend(
-            f"{method} {kind}"
-            for q in queries.captured_queries
-            if '"django_session"' in q["sql"] and kind != "consent"
-        )
-
-    _walk(full_study, counted)
+    reads = _warm_queries(
+        full_study, lambda kind, sql: '"django_session"' in sql and kind != "consent"
+    )
     assert reads == []

@@ -59,7 +59,10 @@ def _design_build(study_id: int) -> StudyDesign:
     by_scope: dict[str, list[Question]] = {}
     for question in Question.objects.filter(study_id=study_id).order_by("position", "id"):
         by_scope.setdefault(question.scope, []).append(question)
-    quotas = list(Condition.objects.filter(study_id=study_id).values_list("quota", flat=True))
+    # Unordered: the default ordering (by study) would join the study table for nothing.
+    quotas = list(
+        Condition.objects.filter(study_id=study_id).order_by().values_list("quota", flat=True)
+    )
     return StudyDesign(
         study_id=study_id,
         by_scope={scope: tuple(questions) for scope, questions in by_scope.items()},

@@ -120,10 +120,13 @@ def trial_answer(
     return _seen(locked, now)
 
 
-def _seen(locked: Participant, now: datetime) -> Participant:
-    """Store that the (locked) participant was seen ``now``; returns it so updated."""
-    Participant.objects.filter(pk=locked.pk).update(last_seen_at=now)
-    locked.last_seen_at = now
+def _seen(locked: Participant, now: datetime, **also: datetime) -> Participant:
+    """Store that the (locked) participant was seen ``now``, and the fields ``also``, in
+    one UPDATE; returns it so updated."""
+    fields = {"last_seen_at": now, **also}
+    Participant.objects.filter(pk=locked.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(locked, name, value)
     return locked
 
 
@@ -204,8 +207,7 @@ def about_answer(
     _responses_upsert(participant=locked, trial=None, answers=answers)
     now = timezone.now()
     if locked.about_submitted_at is None:
-        Participant.objects.filter(pk=locked.pk).update(about_submitted_at=now)
-        locked.about_submitted_at = now
+        return _seen(locked, now, about_submitted_at=now)
     return _seen(locked, now)
 
 

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, render
 
 from analysis import exports, plots, presentation
+from analysis.report_cache import report_for_figures, report_share
 from analysis.services import responses_csv_chunks, study_report
 from surveys.audit import audit_export
 from surveys.models import WIKINEWS_ATTRIBUTION, Study
@@ -32,6 +33,8 @@ def results(request: HttpRequest, slug: str) -> HttpResponse:
             "study": study,
             **presentation.table_context(report),
             "plots": list(plots.PLOT_TITLES.items()),
+            # The figures' URLs carry it: they draw this report instead of computing four.
+            "report_token": report_share(study=study, report=report),
             "attribution": WIKINEWS_ATTRIBUTION,
         },
     )
@@ -48,9 +51,8 @@ def plot(request: HttpRequest, slug: str, name: str) -> HttpResponse:
             "format must be svg or png", status=400, content_type="text/plain; charset=utf-8"
         )
     study = _visible_study(request, slug)
-    # The figures draw nothing from the mixed model, and the results page requests
-    # several of them at once: do not fit it for each.
-    body = plots.plot_bytes(study_report(study=study, mixed_max_ratings=0), name, fmt)
+    report = report_for_figures(study=study, token=request.GET.get("report"))
+    body = plots.plot_bytes(report, name, fmt)
     response = HttpResponse(body, content_type="image/svg+xml" if fmt == "svg" else "image/png")
     if "download" in request.GET:
         response["Content-Disposition"] = f'attachment; filename="{study.slug}-{name}.{fmt}"'

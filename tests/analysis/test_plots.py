@@ -3,7 +3,10 @@ clear "No data yet" figure rather than an error when nothing has been collected.
 
 from __future__ import annotations
 
+import html
+import re
 import xml.etree.ElementTree as ET
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -11,6 +14,8 @@ from django.urls import reverse
 
 from analysis import plots
 from analysis.services import study_report
+from surveys.models import Response
+from tests.factories import StudyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -108,8 +113,72 @@ def test_rendering_is_deterministic(rated_study):
 def test_results_page_embeds_plots_with_download_links(staff_client, rated_study):
     response = staff_client.get(reverse("analysis:results", args=[rated_study.slug]))
     assert response.status_code == 200
-    html = response.content.decode()
+    page = response.content.decode()
+    token = response.context["report_token"]
     for name in plots.PLOTS:
         url = reverse("analysis:plot", args=[rated_study.slug, name])
-        assert f'src="{url}"' in html
-        assert f'href="{url}?format=png&amp;download=1"' in html
+        assert f'src="{url}?report={token}"' in page
+        assert f'href="{url}?report={token}&amp;format=png&amp;download=1"' in page
+
+
+def _figure_urls(page: str) -> list[str]:
+    return re.findall(r'<img src="([^"]+)"', page)
+
+
+def test_results_page_computes_one_report_that_its_figures_draw(
+    staff_client, rated_study, monkeypatch
+):
+    """Before, each of the four figures computed the whole report again."""
+    from analysis import report_cache, views
+
+    computed = []
+
+    def counting(**kwargs):
+        computed.append(kwargs)
+        return study_report(**kwargs)
+
+    monkeypatch.setattr(views, "study_report", counting)
+    monkeypatch.setattr(report_cache, "study_report", counting)
+    page = staff_client.get(reverse("analysis:results", args=[rated_study.slug]))
+    assert page.status_code == 200
+    urls = _figure_urls(page.content.decode())
+    assert len(urls) == len(plots.PLOTS)
+    for url in urls:
+        response = staff_client.get(html.unescape(url))
+        assert response.status_code == 200
+        svg_text(response.content)
+    assert len(computed) == 1
+
+
+def test_figures_draw_the_report_the_page_showed_even_when_data_changes_after(
+    staff_client, rated_study
+):
+    page = staff_client.get(reverse("analysis:results", args=[rated_study.slug]))
+    (shared,) = [u for u in _figure_urls(page.content.decode()) if "/articles.svg" in u]
+    Response.objects.filter(participant__study=rated_study).delete()
+    # The page said 5 generated ratings: its figure says so too...
+    assert "(n=5)" in svg_text(staff_client.get(html.unescape(shared)).content)
+    # ...while the figure on its own sees the data as it is now.
+    fresh = staff_client.get(reverse("analysis:plot", args=[rated_study.slug, "articles"]))
+    assert "(n=5)" not in svg_text(fresh.content)
+
+
+@pytest.mark.parametrize("token", ["", "short", "../../etc/passwd", "x" * 5000, "a%00b", "é" * 20])
+def test_a_figure_with_a_missing_or_malformed_report_token_computes_its_own(
+    staff_client, rated_study, token
+):
+    url = reverse("analysis:plot", args=[rated_study.slug, "articles"])
+    response = staff_client.get(url, {"report": token})
+    assert response.status_code == 200
+    assert "(n=5)" in svg_text(response.content)
+
+
+def test_a_report_token_of_one_study_shows_nothing_of_it_under_another(staff_client, rated_study):
+    page = staff_client.get(reverse("analysis:results", args=[rated_study.slug]))
+    (shared,) = [u for u in _figure_urls(page.content.decode()) if "/articles.svg" in u]
+    token = parse_qs(urlsplit(html.unescape(shared)).query)["report"][0]
+    other = StudyFactory(slug="other-study")
+    url = reverse("analysis:plot", args=[other.slug, "articles"])
+    response = staff_client.get(url, {"report": token})
+    assert response.status_code == 200
+    assert "(n=5)" not in svg_text(response.content)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypedDict
 
 from django.apps import apps
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import Lower, Trim
 from django.db.models.lookups import Exact
 from django.utils import timezone
@@ -67,9 +67,30 @@ class ArticleQuerySet(models.QuerySet["Article", _ArticleRow]):
         return self.filter(in_demo_pool=True)
 
 
+class StudyParticipantCounts(TypedDict):
+    """What ``StudyQuerySet.with_participant_counts`` annotates (test sessions apart)."""
+
+    n_completed: int
+    n_in_progress: int
+    n_test: int
+
+
 class StudyQuerySet(models.QuerySet["Study", _StudyRow]):
     def accepting(self) -> Self:
         return self.filter(status__in=["pilot", "live"])
+
+    def with_participant_counts(self) -> Self:
+        """Each study with ``StudyParticipantCounts``: the admin's list of studies."""
+        real = Q(participants__is_test=False)
+        return self.annotate(
+            n_completed=Count(
+                "participants", filter=real & Q(participants__status="completed"), distinct=True
+            ),
+            n_in_progress=Count(
+                "participants", filter=real & Q(participants__status="in_progress"), distinct=True
+            ),
+            n_test=Count("participants", filter=Q(participants__is_test=True), distinct=True),
+        )
 
     def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> Self:
         """The studies whose data ``user`` may see: every study for an active superuser;

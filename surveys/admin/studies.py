@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, URLPattern, path, reverse
-from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from studyplatform.measures.planning import sample_size_two_proportions
@@ -23,9 +22,11 @@ from surveys.admin.design import ConditionInline, ExclusionRuleInline, QuestionI
 from surveys.admin.teams import TeamScopedAdmin
 from surveys.exclusions import exclusions_by_condition
 from surveys.instruments import INSTRUMENTS, instrument_apply
-from surveys.models import Condition, Participant, Study
+from surveys.models import Condition, Study
+from surveys.querysets import StudyParticipantCounts, StudyQuerySet
 from surveys.selectors import (
     CLASSIC_RATES,
+    StudyMonitor,
     studies_visible_to,
     study_monitor,
     study_power_plan,
@@ -146,37 +147,6 @@ def _power_plan_context(request: HttpRequest, study: Study) -> dict[str, Any]:
     }
 
 
-class _ParticipantCounts(TypedDict):
-    """The annotations ``_participant_counts`` adds."""
-
-    n_completed: int
-    n_in_progress: int
-    n_test: int
-
-
-class _ConditionMonitor(_ParticipantCounts):
-    n_articles: int
-    n_started: int
-    n_withdrawn: int
-
-
-def _participant_counts() -> dict[str, Count]:
-    real = Q(participants__is_test=False)
-    return {
-        "n_completed": Count(
-            "participants",
-            filter=real & Q(participants__status=Participant.Status.COMPLETED),
-            distinct=True,
-        ),
-        "n_in_progress": Count(
-            "participants",
-            filter=real & Q(participants__status=Participant.Status.IN_PROGRESS),
-            distinct=True,
-        ),
-        "n_test": Count("participants", filter=Q(participants__is_test=True), distinct=True),
-    }
-
-
 @admin.register(Study)
 class StudyAdmin(TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
     study_path = ""
@@ -198,8 +168,8 @@ class StudyAdmin(TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
     change_form_template = "admin/surveys/study/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
-        queryset: QuerySet[Study] = super().get_queryset(request)
-        return queryset.annotate(**_participant_counts())
+        queryset = cast("StudyQuerySet", super().get_queryset(request))
+        return queryset.with_participant_counts()
 
     def get_fieldsets(self, request: HttpRequest, obj: Study | None = None) -> Any:
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
@@ -425,67 +395,26 @@ class StudyAdmin(TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
             self._set_status(request, study, Study.Status.CLOSED)
 
     @admin.display(description="Completed", ordering="n_completed")
-    def completed(self, obj: WithAnnotations[Study, _ParticipantCounts]) -> int:
+    def completed(self, obj: WithAnnotations[Study, StudyParticipantCounts]) -> int:
         return obj.n_completed
 
     @admin.display(description="In progress", ordering="n_in_progress")
-    def in_progress(self, obj: WithAnnotations[Study, _ParticipantCounts]) -> int:
+    def in_progress(self, obj: WithAnnotations[Study, StudyParticipantCounts]) -> int:
         return obj.n_in_progress
 
     @admin.display(description="Test sessions", ordering="n_test")
-    def test_sessions(self, obj: WithAnnotations[Study, _ParticipantCounts]) -> int:
+    def test_sessions(self, obj: WithAnnotations[Study, StudyParticipantCounts]) -> int:
         return obj.n_test
 
     @admin.display(description="Monitor")
     def monitor(self, obj: Study) -> str:
-        """Per condition: articles, participants started / in progress / completed, tests."""
+        """Per condition: articles, participants started / in progress / completed against
+        the quota, withdrawn, test sessions; then who each exclusion rule removes."""
         if obj.pk is None:
             return "—"
-        if obj.design == Study.Design.WITHIN:
-            return format_html("{}{}", self._monitor_within(obj), _rule_exclusions(obj))
-        # django-stubs cannot see annotations passed as **kwargs: name them for it.
-        rows = cast(
-            "QuerySet[WithAnnotations[Condition, _ConditionMonitor]]",
-            obj.conditions.annotate(
-                n_articles=Count("articles", distinct=True),
-                n_started=Count(
-                    "participants", filter=Q(participants__is_test=False), distinct=True
-                ),
-                n_withdrawn=Count(
-                    "participants",
-                    filter=Q(participants__is_test=False)
-                    & Q(participants__status=Participant.Status.WITHDRAWN),
-                    distinct=True,
-                ),
-                **_participant_counts(),
-            ).order_by("id"),
-        )
-        if not rows:
-            return "No conditions yet."
-        body = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-            "<td>{}</td></tr>",
-            (
-                (
-                    c.name,
-                    c.n_articles,
-                    c.n_started,
-                    c.n_in_progress,
-                    c.n_completed,
-                    "—" if c.quota is None else c.quota,
-                    c.n_withdrawn,
-                    c.n_test,
-                )
-                for c in rows
-            ),
-        )
-        return format_html(
-            '<table class="credence-monitor"><thead><tr><th>Condition</th><th>Articles</th>'
-            "<th>Started</th><th>In progress</th><th>Completed</th><th>Quota</th>"
-            "<th>Withdrawn</th><th>Test sessions</th></tr></thead><tbody>{}</tbody></table>{}",
-            body,
-            _rule_exclusions(obj),
+        return render_to_string(
+            "admin/surveys/study/monitor.html",
+            {"monitor": _monitor_of(obj), "exclusions": _rule_exclusions(obj)},
         )
 
     @admin.display(description="Quality and articles")
@@ -497,72 +426,30 @@ class StudyAdmin(TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
         return render_to_string(
             "admin/surveys/study/monitor_details.html",
             {
-                "monitor": study_monitor(study=obj),
+                "monitor": _monitor_of(obj),
                 "signals": fraud.SIGNALS,
                 "signal_rows": fraud.study_signal_counts(study=obj),
             },
         )
 
-    def _monitor_within(self, obj: Study) -> str:
-        """Within-subjects: everyone sees every condition, so participants are counted
-        once for the study and each condition shows how often its articles were read."""
-        real = Participant.objects.for_study(obj).real()
-        totals = real.aggregate(
-            started=Count("pk"),
-            in_progress=Count("pk", filter=Q(status=Participant.Status.IN_PROGRESS)),
-            completed=Count("pk", filter=Q(status=Participant.Status.COMPLETED)),
-            withdrawn=Count("pk", filter=Q(status=Participant.Status.WITHDRAWN)),
-        )
-        n_test = Participant.objects.filter(study=obj, is_test=True).count()
-        rows = obj.conditions.annotate(
-            n_articles=Count("articles", distinct=True),
-            n_shown=Count("trials", filter=Q(trials__participant__is_test=False), distinct=True),
-            n_answered=Count(
-                "trials",
-                filter=Q(trials__participant__is_test=False, trials__answered_at__isnull=False),
-                distinct=True,
-            ),
-        ).order_by("id")
-        body = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((c.name, c.per_participant, c.n_articles, c.n_shown, c.n_answered) for c in rows),
-        )
-        return format_html(
-            "<p>Within subjects: {} started, {} in progress, {} completed, {} withdrawn, "
-            "{} test sessions.</p>"
-            '<table class="credence-monitor"><thead><tr><th>Condition</th>'
-            "<th>Per participant</th><th>Articles</th><th>Articles shown</th>"
-            "<th>Articles rated</th></tr></thead><tbody>{}</tbody></table>",
-            totals["started"],
-            totals["in_progress"],
-            totals["completed"],
-            totals["withdrawn"],
-            n_test,
-            body,
-        )
+
+def _monitor_of(study: Study) -> StudyMonitor:
+    """The study's monitor, read once for both monitor fields of its change page."""
+    cached: StudyMonitor | None = getattr(study, "_credence_monitor", None)
+    if cached is None:
+        cached = study_monitor(study=study)
+        study._credence_monitor = cached  # type: ignore[attr-defined]
+    return cached
 
 
-def _rule_exclusions(study: Study) -> str:
-    """Completed participants each exclusion rule removes, per condition (one row for
-    the whole study in within-subjects designs), counted by ``surveys.exclusions``, the
-    same code the analysis ledger uses."""
+def _rule_exclusions(study: Study) -> list[tuple[str, str, int]]:
+    """Completed participants each exclusion rule removes: (condition, rule, count), one
+    row per condition ("all" in within-subjects designs), counted by
+    ``surveys.exclusions``, the same code the analysis ledger uses."""
     counts = exclusions_by_condition(study=study)
-    if not counts:
-        return format_html("<p>{}</p>", "Excluded by rule: none.")
     names: dict[int | None, str] = dict(study.conditions.values_list("pk", "name"))
-    rows = format_html_join(
-        "",
-        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-        (
-            (names.get(condition_id, "all"), label, n)
-            for condition_id, by_label in sorted(counts.items(), key=lambda kv: kv[0] or 0)
-            for label, n in by_label.items()
-        ),
-    )
-    return format_html(
-        '<table class="credence-monitor"><caption>Excluded by rule (completed '
-        "participants, first rule that applies)</caption><thead><tr><th>Condition</th>"
-        "<th>Rule</th><th>Excluded</th></tr></thead><tbody>{}</tbody></table>",
-        rows,
-    )
+    return [
+        (names.get(condition_id, "all"), label, n)
+        for condition_id, by_label in sorted(counts.items(), key=lambda kv: kv[0] or 0)
+        for label, n in by_label.items()
+    ]

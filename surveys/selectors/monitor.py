@@ -22,8 +22,10 @@ class ParticipantStats:
     """Participations of a condition (or of the whole study), test sessions left out."""
 
     started: int
+    in_progress: int
     completed: int
     screened_out: int
+    withdrawn: int
     # Consent to completion, over completers; None before anyone completed.
     median_completion_s: float | None
     # Completers who answered at least one attention check, and those of them who
@@ -58,14 +60,29 @@ class ArticleMonitor:
 class ConditionMonitor:
     name: str
     label: str
+    quota: int | None
+    per_participant: int  # articles each participant reads from it (within-subjects)
     # None in within-subjects designs, where participants have no condition of their own.
     participants: ParticipantStats | None
+    test_sessions: int
+    # The articles in the condition now, then any handed out before they were removed.
     articles: tuple[ArticleMonitor, ...]
+    n_articles: int  # in the condition now
+
+    @property
+    def trials_assigned(self) -> int:
+        return sum(article.assigned for article in self.articles)
+
+    @property
+    def trials_rated(self) -> int:
+        return sum(article.rated for article in self.articles)
 
 
 @dataclass(frozen=True)
 class StudyMonitor:
+    within: bool
     total: ParticipantStats
+    test_sessions: int
     conditions: tuple[ConditionMonitor, ...]
 
 
@@ -79,19 +96,26 @@ def _median_seconds(values: Iterable[timedelta | None]) -> float | None:
 
 
 def study_monitor(*, study: Study) -> StudyMonitor:
-    """Per condition and per article: participants started, completed and screened out,
-    median time to complete, attention-check failure rate, and article exposure with its
-    median reading time. Counts are SQL aggregates; medians are taken over the durations
-    SQL computes (SQLite has no median aggregate), one query per kind of duration."""
+    """Per condition and per article: participants started, in progress, completed,
+    screened out and withdrawn, test sessions, median time to complete, attention-check
+    failure rate, and article exposure with its median reading time. Counts are SQL
+    aggregates; medians are taken over the durations SQL computes (SQLite has no median
+    aggregate), one query per kind of duration. Both monitors of the study's admin page
+    (the counts against the quotas, and quality and articles) are drawn from it."""
     real = Participant.objects.for_study(study).real()
     completed = real.completed()
+    not_test = Q(is_test=False)
     counts = {
         row["condition_id"]: row
-        for row in real.values("condition_id")
+        for row in Participant.objects.for_study(study)
+        .values("condition_id")
         .annotate(
-            started=Count("pk"),
-            completed=Count("pk", filter=Q(status=Participant.Status.COMPLETED)),
-            screened_out=Count("pk", filter=Q(status=Participant.Status.SCREENED_OUT)),
+            started=Count("pk", filter=not_test),
+            **{
+                status.value: Count("pk", filter=not_test & Q(status=status))
+                for status in Participant.Status
+            },
+            tests=Count("pk", filter=Q(is_test=True)),
         )
         .order_by()
     }
@@ -119,8 +143,10 @@ def study_monitor(*, study: Study) -> StudyMonitor:
         keys = list(keys)
         return ParticipantStats(
             started=sum(counts.get(k, {}).get("started", 0) for k in keys),
+            in_progress=sum(counts.get(k, {}).get("in_progress", 0) for k in keys),
             completed=sum(counts.get(k, {}).get("completed", 0) for k in keys),
             screened_out=sum(counts.get(k, {}).get("screened_out", 0) for k in keys),
+            withdrawn=sum(counts.get(k, {}).get("withdrawn", 0) for k in keys),
             median_completion_s=_median_seconds(t for k in keys for t in completion_times[k]),
             checks_answered=sum(check_rows.get(k, {}).get("answered", 0) for k in keys),
             checks_failed=sum(check_rows.get(k, {}).get("failed", 0) for k in keys),
@@ -145,11 +171,12 @@ def study_monitor(*, study: Study) -> StudyMonitor:
         .values_list("condition_id", "article_id", "took")
     ):
         reading_times[(condition_id, article_id)].append(took)
-    pairs = set(exposure) | set(
+    in_condition = set(
         Condition.articles.through.objects.filter(condition__study=study).values_list(
             "condition_id", "article_id"
         )
     )
+    pairs = set(exposure) | in_condition
     articles = Article.objects.only("title", "origin").in_bulk({a for _, a in pairs})
 
     within = study.design == Study.Design.WITHIN
@@ -174,10 +201,17 @@ def study_monitor(*, study: Study) -> StudyMonitor:
             ConditionMonitor(
                 name=condition.name,
                 label=condition.label,
+                quota=condition.quota,
+                per_participant=condition.per_participant,
                 participants=None if within else stats_of([condition.pk]),
+                test_sessions=counts.get(condition.pk, {}).get("tests", 0),
                 articles=tuple(rows),
+                n_articles=sum(c == condition.pk for c, _ in in_condition),
             )
         )
     return StudyMonitor(
-        total=stats_of(set(counts) | set(completion_times)), conditions=tuple(conditions)
+        within=within,
+        total=stats_of(set(counts) | set(completion_times)),
+        test_sessions=sum(row["tests"] for row in counts.values()),
+        conditions=tuple(conditions),
     )

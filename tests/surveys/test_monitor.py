@@ -122,6 +122,42 @@ def test_monitor_per_condition_by_hand(monitored):
     assert total.check_failure_rate == 0.25
 
 
+def test_monitor_counts_against_quotas_by_hand(monitored):
+    """What the admin's first monitor table shows, from the same selector."""
+    monitored.conditions.filter(name="real").update(quota=40)
+    monitor = study_monitor(study=monitored)
+    real, generated = monitor.conditions
+    assert real.participants is not None
+    assert generated.participants is not None
+    assert (real.quota, generated.quota) == (40, None)
+    assert (real.participants.in_progress, real.participants.withdrawn) == (1, 0)
+    assert (generated.participants.in_progress, generated.participants.withdrawn) == (0, 1)
+    assert (real.test_sessions, generated.test_sessions, monitor.test_sessions) == (1, 0, 1)
+    assert (monitor.total.in_progress, monitor.total.withdrawn) == (1, 1)
+    assert real.n_articles == monitored.conditions.get(name="real").articles.count()
+    # Trials handed out and rated, test sessions left out: P1-P4 each got one.
+    assert (real.trials_assigned, real.trials_rated) == (4, 3)
+    assert (generated.trials_assigned, generated.trials_rated) == (2, 2)
+    assert not monitor.within
+
+
+def test_change_page_reads_the_monitor_once(admin_client, monitored, monkeypatch):
+    from surveys.admin import studies
+
+    reads = []
+
+    def counting(*, study):
+        reads.append(study.pk)
+        return study_monitor(study=study)
+
+    monkeypatch.setattr(studies, "study_monitor", counting)
+    response = admin_client.get(reverse("admin:surveys_study_change", args=[monitored.pk]))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "<tr><td>real</td><td>3</td><td>5</td><td>1</td><td>3</td><td>—</td>" in content
+    assert reads == [monitored.pk]
+
+
 def test_monitor_per_article_by_hand(monitored):
     real, generated = study_monitor(study=monitored).conditions
     r0, r1, r2 = (a.article_id for a in real.articles)

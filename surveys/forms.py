@@ -1,117 +1,179 @@
-"""Reading what participants send: each question's answer parsed and validated, and the
-browser's measurements (reading time, tab changes, copy and paste counts) read as bounded
-whole numbers. Pure functions over the questions and the posted data; the services store
-what they return."""
+"""Reading what participants send: a page's answers through one Django form built from
+its questions (``AnswersForm``, a field per question kind), and the browser's
+measurements (reading time, tab changes, copy and paste counts) read as bounded whole
+numbers. Nothing here touches the database; the services store what it returns."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from django import forms
 from django.core.exceptions import ValidationError
 
 from surveys.models import Question
 
-
-def _multi_choice_parse(
-    question: Question, raw: str | Sequence[str] | None
-) -> tuple[str, float | None] | None:
-    """Ticked options as a JSON list in the order the options are offered, e.g.
-    ``["A","C"]``; value_numeric is how many were ticked. A string is read as such a
-    JSON list (an answer stored earlier, or an API client)."""
-    if isinstance(raw, str):
-        text = raw.strip()
-        try:
-            raw = json.loads(text) if text else []
-        except ValueError:
-            raw = None
-        if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
-            raise ValidationError("Tick the options that apply.")
-    chosen = {v.strip() for v in (raw or []) if v.strip()}
-    if not chosen:
-        if question.required:
-            raise ValidationError("Please tick at least one option.")
-        return None
-    options = [str(c) for c in question.choices]
-    if not chosen <= set(options):
-        raise ValidationError("Tick only the options offered.")
-    ordered = [o for o in options if o in chosen]
-    return json.dumps(ordered, ensure_ascii=False, separators=(",", ":")), float(len(ordered))
+# What every question kind says when left empty, unless it says something of its own.
+_REQUIRED = "Please answer this question."
 
 
-def answer_parse(
-    *, question: Question, raw: str | Sequence[str] | None
-) -> tuple[str, float | None] | None:
-    """Validate one submitted answer. Returns (value, numeric value), or None when a
-    non-required question was left empty. Raises ValidationError with a message for the
-    participant. Multiple-choice questions take the list of ticked options; every other
-    kind takes one string (of a list, the last one, as a form would)."""
-    if question.kind == Question.Kind.MULTI_CHOICE:
-        return _multi_choice_parse(question, raw)
-    if raw is not None and not isinstance(raw, str):
-        raw = raw[-1] if raw else None
-    raw = (raw or "").strip()
-    if not raw:
-        if question.required:
-            raise ValidationError("Please answer this question.")
-        return None
-    if question.kind == Question.Kind.BINARY:
-        if raw not in ("yes", "no"):
-            raise ValidationError("Choose yes or no.")
-        return raw, 1.0 if raw == "yes" else 0.0
-    if question.kind == Question.Kind.LIKERT:
-        # ASCII digits only: int() also reads Arabic-Indic or fullwidth digits.
-        digits = raw.removeprefix("-")
+class _Stripped(forms.Field):
+    """Participants' answers are compared after stripping, as the flow always did."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):  # of several values posted, the last
+            value = value[-1] if value else ""
+        return super().to_python(value.strip() if isinstance(value, str) else value)
+
+
+class OptionField(_Stripped, forms.ChoiceField):
+    """One of the offered options (yes/no questions, and choice questions)."""
+
+
+class TextField(_Stripped, forms.CharField):
+    """Free text. CharField already refuses NUL characters; the flow refuses the other
+    unreadable control characters before any form sees them."""
+
+
+class WholeNumberField(forms.IntegerField):
+    """A point of a rating scale or a slider's value: ASCII digits only, as the widget
+    sends (IntegerField alone also reads Arabic-Indic or fullwidth digits and "5.0")."""
+
+    def to_python(self, value: Any) -> int | None:
+        if isinstance(value, list | tuple):
+            value = value[-1] if value else ""
+        text = str(value if value is not None else "").strip()
+        if not text:
+            return None
+        digits = text.removeprefix("-")
         if not digits.isascii() or not digits.isdigit() or len(digits) > 6:
-            raise ValidationError("Choose one of the points on the scale.")
-        number = int(raw)
-        assert question.scale_min is not None
-        assert question.scale_max is not None
-        if not question.scale_min <= number <= question.scale_max:
-            raise ValidationError(
-                f"Choose a value from {question.scale_min} to {question.scale_max}."
-            )
-        return str(number), float(number)
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return int(text)
+
+
+class TickedOptionsField(forms.MultipleChoiceField):
+    """Ticked options. A string is read as a JSON list of them (an answer stored earlier)."""
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                value = json.loads(text) if text else []
+            except ValueError:
+                value = None
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValidationError(self.error_messages["invalid_list"], code="invalid_list")
+        return [v.strip() for v in super().to_python(value) if v.strip()]
+
+
+def answer_field(question: Question) -> forms.Field:
+    """The form field that reads and validates answers to ``question``, with the messages
+    participants see."""
+    required = question.required
+    if question.kind == Question.Kind.BINARY:
+        return OptionField(
+            required=required,
+            choices=[("yes", "yes"), ("no", "no")],
+            error_messages={"required": _REQUIRED, "invalid_choice": "Choose yes or no."},
+        )
+    if question.kind == Question.Kind.CHOICE:
+        return OptionField(
+            required=required,
+            choices=[(str(c), str(c)) for c in question.choices],
+            error_messages={"required": _REQUIRED, "invalid_choice": "Choose one of the options."},
+        )
+    if question.kind == Question.Kind.MULTI_CHOICE:
+        return TickedOptionsField(
+            required=required,
+            choices=[(str(c), str(c)) for c in question.choices],
+            error_messages={
+                "required": "Please tick at least one option.",
+                "invalid_choice": "Tick only the options offered.",
+                "invalid_list": "Tick the options that apply.",
+            },
+        )
+    if question.kind == Question.Kind.LIKERT:
+        low, high = question.scale_min, question.scale_max
+        out_of_range = f"Choose a value from {low} to {high}."
+        return WholeNumberField(
+            required=required,
+            min_value=low,
+            max_value=high,
+            error_messages={
+                "required": _REQUIRED,
+                "invalid": "Choose one of the points on the scale.",
+                "min_value": out_of_range,
+                "max_value": out_of_range,
+            },
+        )
     if question.kind == Question.Kind.SLIDER:
         bounds = question.bounds
         assert bounds is not None
-        # Whole numbers only; "50.0" or "5e1" are not what the widget sends.
-        digits = raw.removeprefix("-")
-        if not digits.isascii() or not digits.isdigit() or len(digits) > 6:
-            raise ValidationError(f"Enter a whole number from {bounds[0]} to {bounds[1]}.")
-        number = int(raw)
-        if not bounds[0] <= number <= bounds[1]:
-            raise ValidationError(f"Enter a whole number from {bounds[0]} to {bounds[1]}.")
-        return str(number), float(number)
-    if question.kind == Question.Kind.CHOICE:
-        if raw not in question.choices:
-            raise ValidationError("Choose one of the options.")
-        return raw, None
-    if len(raw) > 5000:
-        raise ValidationError("Please keep your answer under 5,000 characters.")
-    return raw, None
+        message = f"Enter a whole number from {bounds[0]} to {bounds[1]}."
+        return WholeNumberField(
+            required=required,
+            min_value=bounds[0],
+            max_value=bounds[1],
+            error_messages={
+                "required": _REQUIRED,
+                "invalid": message,
+                "min_value": message,
+                "max_value": message,
+            },
+        )
+    return TextField(
+        required=required,
+        max_length=5000,
+        error_messages={
+            "required": _REQUIRED,
+            "max_length": "Please keep your answer under 5,000 characters.",
+        },
+    )
 
 
-def answers_validate(
-    *, questions: list[Question], data: Mapping[str, str | Sequence[str]]
-) -> tuple[dict[Question, tuple[str, float | None]], dict[str, str]]:
-    """Parse answers to several questions; returns (parsed, errors by question key).
-    ``data`` may be a QueryDict: multiple-choice questions read every value posted."""
-    parsed: dict[Question, tuple[str, float | None]] = {}
-    errors: dict[str, str] = {}
-    getlist = getattr(data, "getlist", None)
-    for question in questions:
-        raw = data.get(question.key)
-        if question.kind == Question.Kind.MULTI_CHOICE and getlist is not None:
-            raw = getlist(question.key)
-        try:
-            answer = answer_parse(question=question, raw=raw)
-        except ValidationError as error:
-            errors[question.key] = error.messages[0]
-            continue
-        if answer is not None:
-            parsed[question] = answer
-    return parsed, errors
+def _stored(question: Question, cleaned: Any) -> tuple[str, float | None] | None:
+    """What is stored of a cleaned answer: (value, numeric value), None when empty."""
+    if cleaned in (None, "", []):
+        return None
+    if question.kind == Question.Kind.MULTI_CHOICE:
+        # In the order the options are offered, each once; numeric: how many were ticked.
+        ticked = set(cleaned)
+        ordered = [str(c) for c in question.choices if str(c) in ticked]
+        return json.dumps(ordered, ensure_ascii=False, separators=(",", ":")), float(len(ordered))
+    if question.kind == Question.Kind.BINARY:
+        return cleaned, 1.0 if cleaned == "yes" else 0.0
+    if isinstance(cleaned, int):  # rating scales and sliders
+        return str(cleaned), float(cleaned)
+    return cleaned, None
+
+
+class AnswersForm(forms.Form):
+    """The answers to a page's questions: one field per question (``answer_field``),
+    named by its key. ``answers`` holds what to store once the form is valid, and
+    ``messages`` the first error of each question, as the pages show them."""
+
+    def __init__(self, *, questions: Sequence[Question], data: Mapping[str, Any]) -> None:
+        super().__init__(data=data)
+        self.questions = list(questions)
+        for question in self.questions:
+            self.fields[question.key] = answer_field(question)
+
+    @property
+    def answers(self) -> dict[Question, tuple[str, float | None]]:
+        parsed = {q: _stored(q, self.cleaned_data.get(q.key)) for q in self.questions}
+        return {q: answer for q, answer in parsed.items() if answer is not None}
+
+    @property
+    def messages(self) -> dict[str, str]:
+        return {key: str(errors[0]) for key, errors in self.errors.items()}
+
+
+def answer_parse(*, question: Question, raw: Any) -> tuple[str, float | None] | None:
+    """Validate one answer with its question's field. Returns (value, numeric value), or
+    None when a non-required question was left empty. Raises ValidationError with the
+    message participants see."""
+    return _stored(question, answer_field(question).clean(raw))
 
 
 # A day: anything longer is not a reading time but a clock or a forged value.

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from surveys import fraud
-from surveys.forms import MAX_TAB_AWAYS, MAX_VISIBLE_MS, answers_validate, timing_parse
+from surveys.forms import MAX_TAB_AWAYS, MAX_VISIBLE_MS, AnswersForm, timing_parse
 from surveys.models import WIKINEWS_ATTRIBUTION, Participant, Question
 from surveys.selectors import (
     ParticipantProgress,
@@ -98,8 +98,9 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
         return response
     questions = questions_for(study=participant.study, scope=Question.Scope.PER_ARTICLE)
     if request.method == "POST":
-        parsed, errors = answers_validate(questions=questions, data=request.POST)
-        if not errors:
+        form = AnswersForm(questions=questions, data=request.POST)
+        if form.is_valid():
+            parsed = form.answers
             try:
                 stored = trial_answer(
                     participant=participant,
@@ -118,6 +119,7 @@ def article(request: HttpRequest, token: UUID, position: int) -> HttpResponse:
                 return to_next_step(reloaded(participant))
             fraud.trial_signals_record(trial=trial, data=request.POST)
             return to_step_after(stored, progress, trial_id=trial.pk, answers=parsed)
+        errors = form.messages
         values: Mapping[str, str] = request.POST
     else:
         trial_mark_shown(trial=trial)
@@ -168,14 +170,16 @@ def _once_asked_page(
     if not questions:
         return to_next_step(participant)
     if request.method == "POST":
-        parsed, errors = answers_validate(questions=questions, data=request.POST)
-        if not errors:
+        form = AnswersForm(questions=questions, data=request.POST)
+        if form.is_valid():
+            parsed = form.answers
             try:
                 stored = record(participant=participant, answers=parsed)
             except ParticipationClosedError:
                 return to_next_step(reloaded(participant))
             fraud.page_pastes_record(participant=stored, page=_page_key(step), data=request.POST)
             return to_step_after(stored, progress, trial_id=None, answers=parsed)
+        errors = form.messages
         values: Mapping[str, str] = request.POST
     else:
         errors = {}
@@ -265,12 +269,12 @@ def comprehension(request: HttpRequest, token: UUID) -> HttpResponse:
     errors: dict[str, str] = {}
     values: Mapping[str, str] = {}
     if request.method == "POST":
-        parsed, errors = answers_validate(questions=questions, data=request.POST)
-        if not errors:
+        form = AnswersForm(questions=questions, data=request.POST)
+        if form.is_valid():
             attempt = timing_parse(raw=request.POST.get("attempt"), maximum=1000) or 0
             with contextlib.suppress(ParticipationClosedError):
                 outcome = comprehension_answer(
-                    participant=participant, answers=parsed, attempt=attempt
+                    participant=participant, answers=form.answers, attempt=attempt
                 )
                 if outcome != ComprehensionOutcome.STALE:
                     fraud.page_pastes_record(
@@ -283,6 +287,7 @@ def comprehension(request: HttpRequest, token: UUID) -> HttpResponse:
                     return redirect(reverse("surveys:comprehension", args=[participant.token]))
             reload(participant)
             return to_next_step(participant)
+        errors = form.messages
         values = request.POST
     tries = participant.comprehension_tries
     return render_page(

@@ -10,6 +10,7 @@ page in a ``Link`` header, since a CSV body has nowhere to put them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -36,7 +37,12 @@ from analysis.frames import (
     articles_manifest_frame,
     participant_exclusion_reasons,
 )
-from analysis.report_tables import DETECTOR_COLUMNS, DISAGREEMENT_COLUMNS, POWER_COLUMNS
+from analysis.report_tables import (
+    DETECTION_BINOMIAL_COLUMNS,
+    DETECTOR_COLUMNS,
+    DISAGREEMENT_COLUMNS,
+    POWER_COLUMNS,
+)
 from analysis.selectors import (
     studies_listed_for,
     study_conditions,
@@ -428,8 +434,20 @@ _TEXT_COLUMNS = {
     "method",
     "title",
     "article_origin",
+    "other",
+    "adjustment",
 }
-_COUNT_COLUMNS = {"n", "successes", "reference_n", "n_pos", "n_neg", "article_id"}
+_COUNT_COLUMNS = {
+    "n",
+    "successes",
+    "reference_n",
+    "n_pos",
+    "n_neg",
+    "article_id",
+    "other_n",
+    "correct",
+    "decided",
+}
 
 
 def _table_serializer(name: str, columns: Sequence[str]) -> type[serializers.Serializer]:  # type: ignore[type-arg]
@@ -469,13 +487,51 @@ class _RegressionSerializer(serializers.Serializer):  # type: ignore[type-arg]
         ref_name = "Regression"
 
 
+class _ContingencySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A chi-square test of independence (``stats.ContingencyTest``) with its table."""
+
+    question_key = serializers.CharField(allow_null=True)
+    statistic = serializers.FloatField(allow_null=True)
+    df = serializers.IntegerField()
+    p_value = serializers.FloatField(allow_null=True)
+    n = serializers.IntegerField()
+    min_expected = serializers.FloatField(allow_null=True)
+    cramers_v = serializers.FloatField(allow_null=True)
+    correction = serializers.BooleanField()
+    rows = serializers.ListField(child=serializers.CharField())
+    columns = serializers.ListField(child=serializers.CharField())
+    observed = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()))
+
+    class Meta:
+        ref_name = "ContingencyTest"
+
+
+def _contingency(test: stats.ContingencyTest, key: str | None = None) -> dict[str, Any]:
+    def finite(value: float) -> float | None:
+        return value if math.isfinite(value) else None
+
+    return {
+        **asdict(test),
+        "question_key": key,
+        "statistic": finite(test.statistic),
+        "p_value": finite(test.p_value),
+        "min_expected": finite(test.min_expected),
+        "cramers_v": finite(test.cramers_v),
+    }
+
+
 class StudyResultsApi(StudyAPIView):
     """The computed results (``analysis.services.study_report``): exclusion ledger,
     credibility rates per condition, comparisons with the reference, the logistic
     regression (null when it cannot be fitted; see ``notes``), power, Likert means, and -
     when detector scores are stored for the study's articles - the ROC AUCs of
     participants and of each score (``detectors``) and the articles where they disagree
-    most (``disagreements``); both null when nothing was scored.
+    most (``disagreements``); both null when nothing was scored. With three or more
+    conditions, the omnibus test of equal credible shares (``omnibus``) and every pair
+    compared (``pairwise``) with the study's preregistered ``multiple_comparisons``
+    correction; the r x c test of each multi-option question by condition
+    (``answer_tests``); detection accuracy against 50% (``detection_binomial``, null
+    without a detection question).
     Non-finite numbers (NaN, an infinite odds ratio) are null."""
 
     class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -494,6 +550,13 @@ class StudyResultsApi(StudyAPIView):
             many=True, allow_null=True
         )
         disagreements = _table_serializer("Disagreement", DISAGREEMENT_COLUMNS)(
+            many=True, allow_null=True
+        )
+        multiple_comparisons = serializers.CharField()
+        omnibus = _ContingencySerializer(allow_null=True)
+        pairwise = _table_serializer("PairwiseComparison", stats.PAIRWISE_COLUMNS)(many=True)
+        answer_tests = _ContingencySerializer(many=True)
+        detection_binomial = _table_serializer("DetectionBinomial", DETECTION_BINOMIAL_COLUMNS)(
             many=True, allow_null=True
         )
         notes = serializers.ListField(child=serializers.CharField())
@@ -533,6 +596,13 @@ class StudyResultsApi(StudyAPIView):
             "disagreements": None
             if report.disagreements is None
             else frame_records(report.disagreements, DISAGREEMENT_COLUMNS),
+            "multiple_comparisons": report.multiple_comparisons,
+            "omnibus": None if report.omnibus is None else _contingency(report.omnibus),
+            "pairwise": frame_records(report.pairwise, stats.PAIRWISE_COLUMNS),
+            "answer_tests": [_contingency(test, key) for key, test in report.answer_tests],
+            "detection_binomial": None
+            if report.detection_binomial is None
+            else frame_records(report.detection_binomial, DETECTION_BINOMIAL_COLUMNS),
             "notes": list(report.notes),
         }
         return ApiResponse(self.OutputSerializer(data).data)

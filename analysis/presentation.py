@@ -103,6 +103,7 @@ class PowerRow:
     n: str
     power: str
     n_for_80: str
+    n_for_80_cc: str = "n/a"  # with the continuity correction (Yates-corrected test)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class DetectionRow:
     d_prime: str
     criterion: str
     krippendorff_alpha: str
+    mean_d_prime: str = "n/a"  # the mean of each participant's own d', with how many
 
 
 @dataclass(frozen=True)
@@ -269,9 +271,16 @@ def detection_rows(report: StudyReport) -> list[DetectionRow]:
             d_prime=number(cell_float(row.d_prime)),
             criterion=number(cell_float(row.criterion)),
             krippendorff_alpha=number(cell_float(row.krippendorff_alpha), 3),
+            mean_d_prime=_mean_d_prime(row),
         )
         for row in report.detection_summary.itertuples(index=False)
     ]
+
+
+def _mean_d_prime(row: object) -> str:
+    count = getattr(row, "d_prime_participants", 0)
+    mean = number(cell_float(getattr(row, "mean_participant_d_prime", math.nan)))
+    return f"{mean} (n={cell_int(count)})" if count else "n/a"
 
 
 def regression_rows(report: StudyReport) -> list[RegressionRow]:
@@ -288,6 +297,7 @@ def pws(report: StudyReport) -> list[PowerRow]:
             n=f"{cell_int(row.n)} vs {cell_int(row.reference_n)}",
             power=pct(cell_float(row.power)),
             n_for_80=_whole(cell_float(row.n_for_80)),
+            n_for_80_cc=_whole(cell_float(getattr(row, "n_for_80_cc", math.nan))),
         )
         for row in report.power.itertuples(index=False)
     ]
@@ -434,7 +444,10 @@ def moderator_rows(report: StudyReport) -> list[ModeratorRow]:
 def table_context(report: StudyReport) -> dict[str, object]:
     """Template context for ``analysis/_tables.html``: every table of the report as
     display rows (shared by the results page and the self-contained HTML report)."""
+    from analysis.presentation_groups import group_context  # it imports this module
+
     return {
+        **group_context(report),
         "report": report,
         "proportions": proportion_rows(report),
         "comparisons": comparison_rows(report),
@@ -476,6 +489,8 @@ def report_as_html(report: StudyReport) -> str:
 
 def report_as_text(report: StudyReport) -> str:
     """The plain-text report printed by ``manage.py analyze``."""
+    from analysis.presentation_groups import detection_binomial_lines, group_lines
+
     lines = [f"Study: {report.study_title} ({report.study_slug})", "", "Exclusions"]
     width = max(len(step.label) for step in report.ledger)
     for step in report.ledger:
@@ -504,6 +519,7 @@ def report_as_text(report: StudyReport) -> str:
             f"Yates chi2={c.chi2_yates} (p={c.chi2_yates_p}), Fisher p={c.fisher_p}, "
             f"h={c.cohens_h}, OR={c.odds_ratio} {c.or_ci}"
         )
+    lines += group_lines(report)
 
     regression = regression_rows(report)
     if regression and report.regression is not None:
@@ -536,14 +552,20 @@ def report_as_text(report: StudyReport) -> str:
     for pw in power:
         lines.append(
             f"  {pw.condition} vs {pw.reference}: {pw.rates}, n {pw.n}: power {pw.power}; "
-            f"n per condition for 80% power at these observed rates: {pw.n_for_80}"
+            f"n per condition for 80% power at these observed rates: {pw.n_for_80} "
+            f"(z test, no continuity correction; {pw.n_for_80_cc} for the Yates-corrected "
+            "chi-square)"
         )
     # A fixed yardstick: the rates of the GPT-2 774M release study (72% vs 83% credible).
     gpt2_n = math.ceil(stats.sample_size_two_proportions(0.72, 0.83, alpha=0.05, power=0.8))
+    gpt2_cc = math.ceil(
+        stats.sample_size_two_proportions(0.72, 0.83, power=0.8, continuity_correction=True)
+    )
     lines += [
         "",
         f"Planning: detecting 72% vs 83% credible (GPT-2 774M vs real articles) with 80% "
-        f"power needs {gpt2_n} ratings per condition.",
+        f"power needs {gpt2_n} ratings per condition (z test, no continuity correction; "
+        f"{gpt2_cc} with it, for the Yates-corrected chi-square).",
     ]
 
     likert = lks(report)
@@ -579,14 +601,20 @@ def report_as_text(report: StudyReport) -> str:
         lines += [
             "",
             'Detection ("human or machine?"; accuracy = correct / non-neutral answers, '
-            "\"I don't know\" reported apart; d' with the log-linear correction)",
+            "\"I don't know\" reported apart; d' with the log-linear correction: pooled = "
+            "of the condition's pooled hit and false-alarm rates, mean = the mean of each "
+            "participant's own d')",
         ]
     for d in detection:
         lines.append(
             f"  {d.condition:<{name_width}}  participants={d.participants}  accuracy {d.accuracy}"
             f"  don't know {d.unsure}  hits {d.hit_rate}  false alarms {d.false_alarm_rate}"
-            f"  d'={d.d_prime}  c={d.criterion}  Krippendorff alpha={d.krippendorff_alpha}"
+            f"  pooled d'={d.d_prime}  c={d.criterion}  mean participant d'={d.mean_d_prime}"
+            f"  Krippendorff alpha={d.krippendorff_alpha}"
         )
+    binomial = detection_binomial_lines(report)
+    if binomial:
+        lines += ["", *binomial]
     detectors = detector_rows(report)
     if detectors:
         lines += [

@@ -23,6 +23,7 @@ POWER_COLUMNS = [
     "reference_n",
     "power",
     "n_for_80",
+    "n_for_80_cc",
 ]
 
 
@@ -30,7 +31,9 @@ def power_table(comparisons: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """For each comparison: the power the two-proportion z test had to detect the
     observed difference with the ratings collected, and the ratings per condition that
     80% power would need at the observed rates (``stats.power_two_proportions`` and
-    ``stats.sample_size_two_proportions``, R ``power.prop.test``'s formula). Power at the
+    ``stats.sample_size_two_proportions``, R ``power.prop.test``'s formula; and, as
+    ``n_for_80_cc``, with Fleiss-Tytun-Ury's continuity correction, for the Yates-corrected
+    chi-square test R's ``prop.test`` runs by default). Power at the
     observed effect is a planning aid for the next study, not evidence about this one.
     NaN where a rate is 0 or 1 or both are equal."""
     rows = []
@@ -42,10 +45,15 @@ def power_table(comparisons: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
             if defined
             else np.nan
         )
-        needed = (
-            stats.sample_size_two_proportions(p1, p2, alpha=alpha, power=0.8)
+        needed, needed_cc = (
+            (
+                stats.sample_size_two_proportions(p1, p2, alpha=alpha, power=0.8),
+                stats.sample_size_two_proportions(
+                    p1, p2, alpha=alpha, power=0.8, continuity_correction=True
+                ),
+            )
             if defined and p1 != p2
-            else np.nan
+            else (np.nan, np.nan)
         )
         rows.append(
             {
@@ -57,6 +65,7 @@ def power_table(comparisons: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                 "reference_n": cell_int(row.reference_n),
                 "power": power,
                 "n_for_80": float(np.ceil(needed)) if not np.isnan(needed) else np.nan,
+                "n_for_80_cc": float(np.ceil(needed_cc)) if not np.isnan(needed_cc) else np.nan,
             }
         )
     return pd.DataFrame(rows, columns=POWER_COLUMNS)
@@ -291,3 +300,107 @@ def detector_tables(
         _stack(separation, DETECTOR_COLUMNS),
         None if human is None else _stack(disagreements, DISAGREEMENT_COLUMNS),
     )
+
+
+# ---------------------------------------------------------------------------------------
+# More than two conditions (analysis.stats.groups, analysis.stats.exact)
+
+
+def group_tests(
+    binary: pd.DataFrame, *, method: str
+) -> tuple[stats.ContingencyTest | None, pd.DataFrame]:
+    """With three or more conditions: the omnibus chi-square of equal "yes" shares across
+    all of them (``stats.omnibus_proportions``, R ``prop.test`` with k groups) and every
+    pair of conditions compared (``stats.pairwise_proportions``, R ``pairwise.prop.test``)
+    with the study's preregistered correction ``method`` ("holm" or "bh"). With fewer
+    conditions the comparisons with the reference say it all: (None, empty table)."""
+    data = binary.loc[binary["value_numeric"].notna()]
+    if data["condition"].nunique() < 3:
+        return None, pd.DataFrame(columns=stats.PAIRWISE_COLUMNS)
+    return stats.omnibus_proportions(data), stats.pairwise_proportions(data, method=method)
+
+
+def answer_tests(
+    responses: pd.DataFrame, *, questions: list[tuple[str, list[str]]]
+) -> list[tuple[str, stats.ContingencyTest]]:
+    """For each multi-option question about the articles (``questions``: key and its
+    options, in order), the r x c chi-square of its answers by condition
+    (``stats.contingency_test`` on ``stats.answers_by_condition``, R ``chisq.test``), when
+    at least two conditions have answers. Each rating is one count: with several articles
+    per participant the counts are not independent and the p-value is too small."""
+    tests = []
+    for key, options in questions:
+        answers = responses.loc[responses["question_key"] == key]
+        table = stats.answers_by_condition(answers, options)
+        if len(table) >= 2 and table.to_numpy().sum() > 0:
+            tests.append((key, stats.contingency_test(table)))
+    return tests
+
+
+DETECTION_BINOMIAL_COLUMNS = [
+    "condition",
+    "correct",
+    "decided",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "null_value",
+    "p_value",
+]
+
+
+def detection_binomial(people: pd.DataFrame, null_value: float = 0.5) -> pd.DataFrame:
+    """Per condition and over all (``ALL_CONDITIONS``): the share of decided answers that
+    were right, tested against ``null_value`` (guessing) with the exact binomial test
+    (``stats.binomial_test``, R ``binom.test``; two-sided, Clopper-Pearson interval).
+    Input: the per-participant table of :func:`detection_summary` (``correct``,
+    ``decided``, ``condition``). Every decided answer counts as one trial, so answers of
+    one participant are treated as independent (the test is then somewhat liberal)."""
+    rows = []
+    parts = [*people.groupby("condition", sort=True)]
+    if parts:
+        parts.append((ALL_CONDITIONS, people))
+    for condition, group in parts:
+        correct, decided = int(group["correct"].sum()), int(group["decided"].sum())
+        if decided == 0:
+            continue
+        test = stats.binomial_test(correct, decided, null_value)
+        rows.append(
+            {
+                "condition": condition,
+                "correct": correct,
+                "decided": decided,
+                "accuracy": test.share,
+                "ci_low": test.ci_low,
+                "ci_high": test.ci_high,
+                "null_value": null_value,
+                "p_value": test.p_value,
+            }
+        )
+    return pd.DataFrame(rows, columns=DETECTION_BINOMIAL_COLUMNS)
+
+
+def with_participant_d_prime(
+    summary: pd.DataFrame,
+    responses: pd.DataFrame,
+    *,
+    judge: Callable[[str], str | None] = stats.detection_judgement,
+) -> pd.DataFrame:
+    """The detection summary with, next to its pooled ``d_prime``, the mean of each
+    participant's own d' (``stats.participant_d_prime``) over the same answers as the
+    pooled one (the condition's, or all for ``ALL_CONDITIONS``) as
+    ``mean_participant_d_prime``, and how many participants had one
+    (``d_prime_participants``: those who decided about both human and machine-written
+    articles there; none in a between-subjects design, where d' is defined over all
+    conditions only)."""
+    means, counts = [], []
+    for condition in summary["condition"]:
+        group = (
+            responses
+            if condition == ALL_CONDITIONS
+            else responses.loc[responses["condition"] == condition]
+        )
+        own = stats.participant_d_prime(group, judge=judge)["d_prime"].dropna()
+        means.append(float(own.mean()) if len(own) else float("nan"))
+        counts.append(len(own))
+    return summary.assign(mean_participant_d_prime=means, d_prime_participants=counts)

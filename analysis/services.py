@@ -31,11 +31,15 @@ from analysis.frames import (
 from analysis.report_tables import (
     INDEX_TEST_COLUMNS,
     POWER_COLUMNS,
+    answer_tests,
     article_credibility,
+    detection_binomial,
     detection_summary,
     detector_tables,
+    group_tests,
     index_tests,
     power_table,
+    with_participant_d_prime,
 )
 from analysis.spreadsheet import frame_for_spreadsheet
 from studyplatform.measures import scoring
@@ -102,6 +106,20 @@ class StudyReport:
     # See ``repeated_ratings_model`` and ``moderator_models``.
     mixed: stats.MixedLogisticFit | None = None
     moderators: list[stats.ModeratorFit] = field(default_factory=list)
+    # More than two conditions (``report_tables.group_tests``): with three or more, the
+    # omnibus chi-square of equal "yes" shares and every pair of conditions compared
+    # (``stats.PAIRWISE_COLUMNS``) with the study's preregistered correction
+    # (``multiple_comparisons``, "holm" or "bh"). The r x c chi-square of each
+    # multi-option question about the articles by condition (``answer_tests``: key and
+    # test), and detection accuracy against 50% (``detection_binomial``,
+    # ``report_tables.DETECTION_BINOMIAL_COLUMNS``).
+    multiple_comparisons: str = stats.HOLM
+    omnibus: stats.ContingencyTest | None = None
+    pairwise: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=stats.PAIRWISE_COLUMNS)
+    )
+    answer_tests: list[tuple[str, stats.ContingencyTest]] = field(default_factory=list)
+    detection_binomial: pd.DataFrame | None = None
 
     @property
     def analysed(self) -> int:
@@ -197,6 +215,11 @@ def study_report(*, study: Study, mixed_max_ratings: int | None = None) -> Study
             kind="stable",
         ).reset_index(drop=True)
     extra = _scale_and_detection(study=study, responses=responses, reference=reference)
+    omnibus, pairwise = (
+        group_tests(binary, method=study.multiple_comparisons)
+        if binary is not None
+        else (None, pd.DataFrame(columns=stats.PAIRWISE_COLUMNS))
+    )
     detectors: pd.DataFrame | None = None
     disagreements: pd.DataFrame | None = None
     scores = article_scores_frame(study=study)
@@ -219,8 +242,23 @@ def study_report(*, study: Study, mixed_max_ratings: int | None = None) -> Study
         disagreements=disagreements,
         mixed=mixed,
         moderators=moderators,
+        multiple_comparisons=study.multiple_comparisons,
+        omnibus=omnibus,
+        pairwise=pairwise,
+        answer_tests=answer_tests(responses, questions=_choice_questions(study=study)),
         **extra,
     )
+
+
+def _choice_questions(*, study: Study) -> list[tuple[str, list[str]]]:
+    """The single-choice questions about the articles, with their options in order."""
+    questions = study.questions.filter(
+        scope=Question.Scope.PER_ARTICLE, kind=Question.Kind.CHOICE
+    ).order_by("position", "id")
+    return [
+        (q.key, [str(option) for option in q.choices] if isinstance(q.choices, list) else [])
+        for q in questions
+    ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -375,6 +413,7 @@ class _ScaleAndDetection(TypedDict, total=False):
     index_alpha: float | None
     detection: pd.DataFrame | None
     detection_summary: pd.DataFrame | None
+    detection_binomial: pd.DataFrame | None
 
 
 def _scale_and_detection(
@@ -426,11 +465,12 @@ def _scale_and_detection(
     detection = next((q for q in scored if q.scoring.get("role") == scoring.DETECTION), None)
     if detection is not None:
         answers = responses.loc[responses["question_key"] == detection.key]
-        people, summary = detection_summary(
-            answers, judge=scoring.detection_judge(detection.scoring)
-        )
+        judge = scoring.detection_judge(detection.scoring)
+        people, summary = detection_summary(answers, judge=judge)
+        summary = with_participant_d_prime(summary, answers, judge=judge)
         extra["detection"] = people
         extra["detection_summary"] = _reference_first(summary, reference)
+        extra["detection_binomial"] = _reference_first(detection_binomial(people), reference)
     return extra
 
 

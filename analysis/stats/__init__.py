@@ -10,7 +10,11 @@ so callers write ``stats.wilson_interval(...)``:
 - :mod:`~analysis.stats.mixed`: mixed-effects logistic regression (participants x articles);
 - :mod:`~analysis.stats.scales`: the credibility index, means, t/ANOVA/Kruskal-Wallis, alpha;
 - :mod:`~analysis.stats.detection`: detection accuracy, d', Krippendorff's alpha;
-- :mod:`~analysis.stats.separation`: detector scores against human judgements (ROC AUC).
+- :mod:`~analysis.stats.separation`: detector scores against human judgements (ROC AUC);
+- :mod:`~analysis.stats.groups`: more than two conditions (omnibus and pairwise tests with
+  Holm or Benjamini-Hochberg, the r x c chi-square);
+- :mod:`~analysis.stats.exact`: Fisher's exact test with one-sided alternatives and the
+  conditional odds ratio, the exact binomial test against a stated value.
 
 Conventions:
 - Proportions are "successes out of n" with integer counts; a binary answer is 1 (yes,
@@ -27,12 +31,35 @@ from analysis.stats.detection import (
     DETECTION_COLUMNS,
     HUMAN,
     MACHINE,
+    PARTICIPANT_D_PRIME_COLUMNS,
     UNSURE,
     SignalDetection,
     detection_accuracy,
     detection_judgement,
     krippendorff_alpha_nominal,
+    participant_d_prime,
     signal_detection,
+)
+from analysis.stats.exact import (
+    ALTERNATIVES,
+    BinomialTest,
+    FisherTest,
+    binomial_test,
+    fisher_exact_test,
+)
+from analysis.stats.groups import (
+    ADJUSTMENT_NAMES,
+    ADJUSTMENTS,
+    BH,
+    HOLM,
+    PAIRWISE_COLUMNS,
+    ContingencyTest,
+    answers_by_condition,
+    contingency_test,
+    k_proportions_test,
+    omnibus_proportions,
+    p_adjust,
+    pairwise_proportions,
 )
 from analysis.stats.mixed import (
     MIXED_METHOD,
@@ -103,13 +130,18 @@ from analysis.stats.separation import (
 from studyplatform.measures.planning import power_two_proportions, sample_size_two_proportions
 
 __all__ = [
+    "ADJUSTMENTS",
+    "ADJUSTMENT_NAMES",
+    "ALTERNATIVES",
     "AUC_METHOD",
+    "BH",
     "COMPARISON_COLUMNS",
     "CREDIBILITY_ITEMS",
     "DETECTION_COLUMNS",
     "DETECTOR_DIRECTIONS",
     "DISAGREEMENT_COLUMNS",
     "HIGHER",
+    "HOLM",
     "HUMAN",
     "HUMAN_SCORE",
     "INDEX_COLUMNS",
@@ -120,12 +152,17 @@ __all__ = [
     "MACHINE",
     "MEAN_COLUMNS",
     "MIXED_METHOD",
+    "PAIRWISE_COLUMNS",
+    "PARTICIPANT_D_PRIME_COLUMNS",
     "PROPORTION_COLUMNS",
     "RANDOM_EFFECT_COLUMNS",
     "SEPARATION_COLUMNS",
     "UNSURE",
     "AucResult",
+    "BinomialTest",
     "ChiSquareTest",
+    "ContingencyTest",
+    "FisherTest",
     "GroupTest",
     "LogisticFit",
     "MixedLogisticFit",
@@ -134,19 +171,24 @@ __all__ = [
     "SignalDetection",
     "TTest",
     "TwoProportionTest",
+    "answers_by_condition",
+    "binomial_test",
     "chi_square_test",
     "clopper_pearson_interval",
     "cohens_h",
     "compare_to_reference",
+    "contingency_test",
     "credibility_index",
     "cronbach_alpha",
     "detection_accuracy",
     "detection_judgement",
     "detector_separation",
     "fisher_exact_p",
+    "fisher_exact_test",
     "holm_adjust",
     "human_detector_disagreements",
     "human_separation",
+    "k_proportions_test",
     "krippendorff_alpha_nominal",
     "kruskal_wallis",
     "likert_means",
@@ -156,7 +198,11 @@ __all__ = [
     "moderator_logistic_regression",
     "newcombe_interval",
     "odds_ratio",
+    "omnibus_proportions",
     "one_way_anova",
+    "p_adjust",
+    "pairwise_proportions",
+    "participant_d_prime",
     "power_two_proportions",
     "proportions_by_condition",
     "roc_auc",

@@ -116,6 +116,68 @@ def signal_detection(
     return SignalDetection(h, f, zh - zf, -(zh + zf) / 2.0, correction)
 
 
+PARTICIPANT_D_PRIME_COLUMNS = [
+    "participant_id",
+    "hits",
+    "signal_trials",
+    "false_alarms",
+    "noise_trials",
+    "d_prime",
+]
+
+
+def participant_d_prime(
+    df: pd.DataFrame, *, judge: Callable[[str], str | None] = detection_judgement
+) -> pd.DataFrame:
+    """Each participant's own d' (:func:`signal_detection`, log-linear correction), from
+    the articles that participant decided about ("I don't know" and unscored answers
+    dropped, as for the pooled d').
+
+    Input columns: as :func:`detection_accuracy`. Output: ``PARTICIPANT_D_PRIME_COLUMNS``,
+    one row per participant with a decided answer; ``d_prime`` is NaN for someone who
+    decided about no machine-written or no human-written article (in a between-subjects
+    design that is everyone: d' needs both kinds of article). The mean of these per-person
+    values is a different quantity from the d' of the pooled hit and false-alarm rates:
+    the pooled d' treats all answers as one observer's, the mean d' averages observers,
+    and with few trials per person the log-linear correction pulls each person's d'
+    towards 0 (Macmillan & Creelman, *Detection Theory*, on averaging over observers)."""
+    missing = {"participant_id", "article_origin", "value"} - set(df.columns)
+    if missing:
+        raise ValueError(f"missing column(s): {', '.join(sorted(missing))}")
+    judged = df["value"].map(judge)
+    decided = judged.isin([HUMAN, MACHINE])
+    machine = (df["article_origin"] != "real")[decided]
+    said_machine = (judged == MACHINE)[decided]
+    data = pd.DataFrame(
+        {
+            "participant_id": df.loc[decided, "participant_id"],
+            "hit": machine & said_machine,
+            "signal": machine,
+            "false_alarm": ~machine & said_machine,
+            "noise": ~machine,
+        }
+    )
+    if data.empty:
+        return pd.DataFrame(columns=PARTICIPANT_D_PRIME_COLUMNS)
+    table = data.groupby("participant_id", sort=True).agg(
+        hits=("hit", "sum"),
+        signal_trials=("signal", "sum"),
+        false_alarms=("false_alarm", "sum"),
+        noise_trials=("noise", "sum"),
+    )
+    table["d_prime"] = [
+        signal_detection(int(h), int(s), int(f), int(n)).d_prime if s and n else math.nan
+        for h, s, f, n in zip(
+            table["hits"],
+            table["signal_trials"],
+            table["false_alarms"],
+            table["noise_trials"],
+            strict=True,
+        )
+    ]
+    return table.reset_index()[PARTICIPANT_D_PRIME_COLUMNS]
+
+
 def krippendorff_alpha_nominal(data: np.ndarray | list[list[object]]) -> float:
     """Krippendorff's alpha for nominal data, any number of coders, missing values allowed.
 

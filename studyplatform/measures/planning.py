@@ -52,7 +52,11 @@ def power_two_proportions(
 
 
 def sample_size_two_proportions(
-    p1: float, p2: float, alpha: float = 0.05, power: float = 0.8
+    p1: float,
+    p2: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    continuity_correction: bool = False,
 ) -> float:
     """Ratings per group (equal groups) for the two-sided two-proportion z test at level
     ``alpha`` to reach ``power`` when the true rates are ``p1`` and ``p2``.
@@ -63,6 +67,10 @@ def sample_size_two_proportions(
     correction (Fleiss, Levin & Paik, *Statistical Methods for Rates and Proportions*,
     3rd ed., ch. 4) and the same root R ``power.prop.test`` finds numerically. Returned
     unrounded: round up for a plan.
+    With ``continuity_correction`` the n is for the Yates-corrected chi-square test (what
+    R ``prop.test`` runs by default) instead of the plain z test: Fleiss, Tytun & Ury's
+    (1980, Biometrics 36:343-346) ``n' = n / 4 * (1 + sqrt(1 + 4 / (n |p1 - p2|)))^2``
+    with ``n`` the uncorrected size, always larger (by about ``2 / |p1 - p2|``).
     Raises ValueError when ``p1 == p2`` (no finite n detects no difference).
     """
     _check_probability("p1", p1)
@@ -77,4 +85,7 @@ def sample_size_two_proportions(
     root = z_alpha * math.sqrt(2 * pbar * (1 - pbar)) + z_beta * math.sqrt(
         p1 * (1 - p1) + p2 * (1 - p2)
     )
-    return root**2 / (p1 - p2) ** 2
+    n = root**2 / (p1 - p2) ** 2
+    if continuity_correction:
+        n = n / 4.0 * (1.0 + math.sqrt(1.0 + 4.0 / (n * abs(p1 - p2)))) ** 2
+    return n

@@ -71,6 +71,7 @@ _DESIGN_FIELDS = (
     "instructions_text",
     "debrief_text",
     "flagged_hold_no_place",  # in the design document when set (surveys.fraud)
+    "multiple_comparisons",  # in the design document unless Holm (the default)
 )
 
 
@@ -184,6 +185,7 @@ class StudyAdmin(TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
                         "consent_text",
                         "instructions_text",
                         "debrief_text",
+                        "multiple_comparisons",
                     )
                 },
             ),

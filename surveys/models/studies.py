@@ -194,6 +194,23 @@ class Study(models.Model):
         "workerId in the link) may take part; anyone else is shown a page asking them to "
         "use the link from their panel. Turn on for every study recruited through a panel.",
     )
+
+    # --- Analysis plan, frozen with the design (analysis.stats.groups) -------------------
+    class MultipleComparisons(models.TextChoices):
+        HOLM = "holm", "Holm (family-wise error rate)"
+        BH = "bh", "Benjamini-Hochberg (false discovery rate)"
+
+    multiple_comparisons = models.CharField(
+        "correction for multiple comparisons",
+        max_length=4,
+        choices=MultipleComparisons.choices,
+        default=MultipleComparisons.HOLM,
+        help_text="With three or more conditions the report tests whether all conditions "
+        "have the same credible share, then compares every pair of conditions with their "
+        "p-values corrected by this method. Holm bounds the chance of any false positive; "
+        "Benjamini-Hochberg the expected share of false positives among the significant "
+        "pairs (more power, a weaker promise). Frozen with the design.",
+    )
     design_hash = models.CharField(max_length=64, blank=True, editable=False)
     launched_at = models.DateTimeField(null=True, blank=True, editable=False)
     closed_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -23,12 +23,15 @@ class PowerPlanRow:
     reference: str
     p_reference: float
     p_condition: float
-    # Participants per condition for the planned power, rounded up; None for equal rates.
+    # Participants per condition for the planned power, rounded up; None for equal rates:
+    # for the z test (no continuity correction, R power.prop.test) and, ``n_needed_cc``,
+    # for the Yates-corrected chi-square R's prop.test runs by default.
     n_needed: int | None
     quota_reference: int | None
     quota_condition: int | None
     # Power of the comparison at the two quotas; None unless both are set.
     quota_power: float | None
+    n_needed_cc: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,15 @@ def study_power_plan(
             if p == p_ref
             else math.ceil(sample_size_two_proportions(p_ref, p, alpha=alpha, power=power))
         )
+        n_needed_cc = (
+            None
+            if p == p_ref
+            else math.ceil(
+                sample_size_two_proportions(
+                    p_ref, p, alpha=alpha, power=power, continuity_correction=True
+                )
+            )
+        )
         quotas = (None, None) if within else (reference.quota, condition.quota)
         quota_power = (
             power_two_proportions(p_ref, p, quotas[0], quotas[1], alpha=alpha)
@@ -88,6 +100,7 @@ def study_power_plan(
                 quota_reference=quotas[0],
                 quota_condition=quotas[1],
                 quota_power=quota_power,
+                n_needed_cc=n_needed_cc,
             )
         )
     return PowerPlan(alpha=alpha, power=power, reference=reference.name, rows=tuple(rows))

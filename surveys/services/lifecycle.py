@@ -95,6 +95,13 @@ def study_design_document(*, study: Study) -> dict[str, object]:
         ),
         # Only when set, so that existing designs keep their hash (surveys.fraud).
         **({"flagged_hold_no_place": True} if study.flagged_hold_no_place else {}),
+        # The preregistered correction, only when not the default (Holm), so that
+        # existing designs keep their hash.
+        **(
+            {"multiple_comparisons": study.multiple_comparisons}
+            if study.multiple_comparisons != Study.MultipleComparisons.HOLM
+            else {}
+        ),
     }
 
 

@@ -334,6 +334,7 @@ def _study_form_data(study: Study, **changes: object) -> dict[str, object]:
         "consent_text": study.consent_text,
         "instructions_text": study.instructions_text,
         "debrief_text": study.debrief_text,
+        "multiple_comparisons": study.multiple_comparisons,
         "reservation_minutes": study.reservation_minutes,
         "completion_code": study.completion_code,
         "failed_check_code": study.failed_check_code,

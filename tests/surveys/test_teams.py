@@ -285,6 +285,7 @@ def _new_study_data(**changes: object) -> dict[str, object]:
         "consent_text": "c",
         "instructions_text": "i",
         "debrief_text": "d",
+        "multiple_comparisons": "holm",
         "reservation_minutes": 60,
         "comprehension_attempts": 2,
     }

@@ -276,6 +276,7 @@ def test_admin_saves_a_within_design_and_derives_the_count(admin_client):
         "consent_text": study.consent_text,
         "instructions_text": study.instructions_text,
         "debrief_text": study.debrief_text,
+        "multiple_comparisons": study.multiple_comparisons,
         "reservation_minutes": study.reservation_minutes,
         "completion_url": study.completion_url,
         "conditions-TOTAL_FORMS": 2,

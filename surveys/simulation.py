@@ -286,6 +286,19 @@ class SimulationSummary:
     seconds: float = 0.0
     requests: int = 0
 
+    def count(self, pid: str, outcome: str) -> None:
+        """Add one participant's outcome, as ``_run_one`` returns it."""
+        if outcome == "completed":
+            self.completed_now += 1
+        elif outcome == "already":
+            self.already_completed += 1
+        elif outcome == "dropped":
+            self.dropped_out += 1
+        elif outcome == "screened_out":
+            self.screened_out += 1
+        else:
+            self.errors.append(f"{pid}: {outcome.removeprefix('failed:')}")
+
     def table(self) -> str:
         lines = [
             f"Simulated {self.n} participants in {self.study!r} (seed {self.seed}) in "
@@ -489,36 +502,59 @@ def _run_one(
         if not forms:
             return f"failed:no form on the {page.step or 'unknown'} page at {page.url}"
         form = forms[0]
-        if page.step == "consent":
-            data = {**form.hidden(), "consent": "yes"}
-        elif page.step == "article":
-            # The condition this article was drawn from: the participant's own in a
-            # between-subjects design, varying from article to article within subjects.
-            # (An article page without its position cannot be matched to a trial.)
-            trial = (
-                Trial.objects.filter(
-                    participant__study=study, participant__panel_pid=pid, position=page.position
-                )
-                .select_related("condition")
-                .first()
-                if page.position is not None
-                else None
-            )
-            if trial is None or trial.condition is None:
-                return "failed:enrolled over HTTP but the trial is not in this database"
-            data = _answer_article(form, facts, facts.rates[trial.condition.name], rng)
-        elif page.step == "about":
-            data = _answer_about(form, rng)
-        elif page.step == "check":
-            data = _answer_checks(form, facts, fails, rng)
-        elif page.step == "comprehension":
-            data = _answer_checks(form, facts, misunderstands, rng)
-        elif page.step in ("instructions", "finish", "preview-confirm"):
-            data = form.hidden()
-        else:
-            return f"failed:unexpected page {page.step!r} at {page.url}"
+        data = _page_answers(
+            page,
+            form,
+            facts=facts,
+            study=study,
+            pid=pid,
+            rng=rng,
+            fail={"check": fails, "comprehension": misunderstands},
+        )
+        if isinstance(data, str):
+            return data
         page = transport.post(form.action, data)
     return f"failed:stuck at {page.url}"
+
+
+def _page_answers(
+    page: Page,
+    form: Form,
+    *,
+    facts: _StudyFacts,
+    study: Study,
+    pid: str,
+    rng: random.Random,
+    fail: Mapping[str, bool],
+) -> dict[str, Any] | str:
+    """What the participant posts on this page, or why they cannot go on ("failed:...").
+    ``fail``: whether they fail the attention checks ("check") and every try at the
+    comprehension questions ("comprehension")."""
+    if page.step == "consent":
+        return {**form.hidden(), "consent": "yes"}
+    if page.step == "article":
+        # The condition this article was drawn from: the participant's own in a
+        # between-subjects design, varying from article to article within subjects.
+        # (An article page without its position cannot be matched to a trial.)
+        trial = (
+            Trial.objects.filter(
+                participant__study=study, participant__panel_pid=pid, position=page.position
+            )
+            .select_related("condition")
+            .first()
+            if page.position is not None
+            else None
+        )
+        if trial is None or trial.condition is None:
+            return "failed:enrolled over HTTP but the trial is not in this database"
+        return _answer_article(form, facts, facts.rates[trial.condition.name], rng)
+    if page.step == "about":
+        return _answer_about(form, rng)
+    if page.step in ("check", "comprehension"):
+        return _answer_checks(form, facts, fail[page.step], rng)
+    if page.step in ("instructions", "finish", "preview-confirm"):
+        return form.hidden()
+    return f"failed:unexpected page {page.step!r} at {page.url}"
 
 
 def _tally(summary: SimulationSummary, study: Study, facts: _StudyFacts, pids: list[str]) -> None:
@@ -571,24 +607,17 @@ def simulate(
     the same participations instead of adding new ones. ``test`` enrols flagged preview
     participants through the staff preview page (in-process transport only).
     """
-    if n < 1:
-        raise SimulationError("n must be at least 1.")
-    for name, value in (
-        ("dropout", dropout),
-        ("fail_attention", fail_attention),
-        ("fail_comprehension", fail_comprehension),
-    ):
-        if not 0.0 <= value <= 1.0:
-            raise SimulationError(f"{name} must be between 0 and 1, not {value}.")
-    if study.status == Study.Status.CLOSED:
-        raise SimulationError(f'The study "{study.slug}" is closed.')
-    if not study.accepts_participants and not test:
-        raise SimulationError(
-            f'The study "{study.slug}" is a {study.status}; it takes participants only in pilot '
-            "or live (or simulate preview participants with test=True)."
-        )
-    if test and base_url:
-        raise SimulationError("Test participants need the in-process transport (no base_url).")
+    _check_arguments(
+        study=study,
+        n=n,
+        fractions={
+            "dropout": dropout,
+            "fail_attention": fail_attention,
+            "fail_comprehension": fail_comprehension,
+        },
+        base_url=base_url,
+        test=test,
+    )
     facts = _study_facts(study, rates)
     summary = SimulationSummary(
         study=study.slug,
@@ -615,20 +644,30 @@ def simulate(
             fail_comprehension=fail_comprehension,
         )
         summary.requests += transport.requests
-        if outcome == "completed":
-            summary.completed_now += 1
-        elif outcome == "already":
-            summary.already_completed += 1
-        elif outcome == "dropped":
-            summary.dropped_out += 1
-        elif outcome == "screened_out":
-            summary.screened_out += 1
-        else:
-            summary.errors.append(f"{pids[i]}: {outcome.removeprefix('failed:')}")
+        summary.count(pids[i], outcome)
     summary.failed_attention = _failed_attention_count(study, pids)
     _tally(summary, study, facts, pids)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _check_arguments(
+    *, study: Study, n: int, fractions: Mapping[str, float], base_url: str | None, test: bool
+) -> None:
+    if n < 1:
+        raise SimulationError("n must be at least 1.")
+    for name, value in fractions.items():
+        if not 0.0 <= value <= 1.0:
+            raise SimulationError(f"{name} must be between 0 and 1, not {value}.")
+    if study.status == Study.Status.CLOSED:
+        raise SimulationError(f'The study "{study.slug}" is closed.')
+    if not study.accepts_participants and not test:
+        raise SimulationError(
+            f'The study "{study.slug}" is a {study.status}; it takes participants only in pilot '
+            "or live (or simulate preview participants with test=True)."
+        )
+    if test and base_url:
+        raise SimulationError("Test participants need the in-process transport (no base_url).")
 
 
 def _failed_attention_count(study: Study, pids: list[str]) -> int:

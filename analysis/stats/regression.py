@@ -184,7 +184,9 @@ class ModeratorFit:
     confidence: float
 
 
-def moderator_logistic_regression(
+# Complexity kept: the model's guards (levels, separation, clustering) before one fit, as
+# statsmodels needs them.
+def moderator_logistic_regression(  # noqa: C901
     df: pd.DataFrame,
     reference: str,
     moderator: str,

@@ -123,7 +123,8 @@ def scoring_errors(
     return errors
 
 
-def _detection_errors(scoring: Mapping[str, Any], kind: str, options: list[str]) -> list[str]:
+# Complexity kept: one flat list of independent checks of a scoring definition.
+def _detection_errors(scoring: Mapping[str, Any], kind: str, options: list[str]) -> list[str]:  # noqa: C901
     given = [name for name in DETECTION_LISTS if name in scoring]
     if not given:
         if kind != _CHOICE:

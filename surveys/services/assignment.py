@@ -53,36 +53,67 @@ def within_assignment(
         )
         for condition in conditions
     }
-    node: dict[object, int] = {"source": 0, "sink": 1}
-    graph: list[list[list[int]]] = [[], []]  # edge: [to, capacity, cost, reverse index]
-
-    def node_of(key: object) -> int:
-        if key not in node:
-            node[key] = len(graph)
-            graph.append([])
-        return node[key]
-
-    def edge(a: int, b: int, capacity: int, cost: int) -> list[int]:
-        forward = [b, capacity, cost, len(graph[b])]
-        graph[a].append(forward)
-        graph[b].append([a, 0, -cost, len(graph[a]) - 1])
-        return forward
-
+    flow = _MinCostFlow()
     for condition in conditions:
-        edge(0, node_of(("condition", condition.pk)), condition.per_participant, 0)
+        flow.edge("source", ("condition", condition.pk), condition.per_participant, 0)
     chosen_edges: list[tuple[list[int], Condition, Article]] = []
+    stories: dict[tuple[str, int], None] = {}  # in the order first met, as the nodes are
     for rank, (condition, article) in enumerate(candidates):
-        story = node_of(("story", _story(article)))
+        story = ("story", _story(article))
+        stories[story] = None
         excess = exposures.get((condition.pk, article.pk), 0) - least[condition.pk]
         cost = base**excess * scale + rank
-        chosen_edges.append(
-            (edge(node_of(("condition", condition.pk)), story, 1, cost), condition, article)
-        )
-    for key, index in list(node.items()):
-        if isinstance(key, tuple) and key[0] == "story":
-            edge(index, 1, 1, 0)
+        used = flow.edge(("condition", condition.pk), story, 1, cost)
+        chosen_edges.append((used, condition, article))
+    for story in stories:
+        flow.edge(story, "sink", 1, 0)
+    flow.send(need)
+    # A used condition -> story edge has no capacity left.
+    return [(condition, article) for e, condition, article in chosen_edges if e[1] == 0]
 
-    for _ in range(need):
+
+class _MinCostFlow:
+    """Successive shortest paths (SPFA), one unit per path, between the nodes "source"
+    and "sink". Small on purpose: the graphs here have a few hundred edges. (networkx's
+    network simplex would solve it too, but may pick another of several equally cheap
+    flows, and so change which articles a seed draws in studies already running.)"""
+
+    def __init__(self) -> None:
+        self.node: dict[object, int] = {"source": 0, "sink": 1}
+        self.graph: list[list[list[int]]] = [[], []]  # edge: [to, capacity, cost, reverse]
+
+    def _index(self, key: object) -> int:
+        if key not in self.node:
+            self.node[key] = len(self.graph)
+            self.graph.append([])
+        return self.node[key]
+
+    def edge(self, a_key: object, b_key: object, capacity: int, cost: int) -> list[int]:
+        """Add an edge; returns it, its capacity (index 1) falling as flow uses it."""
+        a, b = self._index(a_key), self._index(b_key)
+        forward = [b, capacity, cost, len(self.graph[b])]
+        self.graph[a].append(forward)
+        self.graph[b].append([a, 0, -cost, len(self.graph[a]) - 1])
+        return forward
+
+    def send(self, units: int) -> None:
+        """Send up to ``units`` units from source to sink, each along the cheapest path."""
+        for _ in range(units):
+            previous = self._cheapest_paths()
+            if previous[1] is None:
+                return
+            b = 1
+            while b != 0:
+                step = previous[b]
+                assert step is not None
+                a, i = step
+                self.graph[a][i][1] -= 1
+                self.graph[b][self.graph[a][i][3]][1] += 1
+                b = a
+
+    def _cheapest_paths(self) -> list[tuple[int, int] | None]:
+        """For each node, the (node, edge index) it is best reached by from the source."""
+        graph = self.graph
         distance: list[float] = [float("inf")] * len(graph)
         previous: list[tuple[int, int] | None] = [None] * len(graph)
         distance[0] = 0
@@ -98,15 +129,4 @@ def within_assignment(
                     if not queued[b]:
                         queue.append(b)
                         queued[b] = True
-        if previous[1] is None:
-            break
-        b = 1
-        while b != 0:
-            step = previous[b]
-            assert step is not None
-            a, i = step
-            graph[a][i][1] -= 1
-            graph[b][graph[a][i][3]][1] += 1
-            b = a
-    # A used condition -> story edge has no capacity left.
-    return [(condition, article) for e, condition, article in chosen_edges if e[1] == 0]
+        return previous

@@ -67,23 +67,13 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
     panel, bad = _panel_or_400(request, source)
     if bad is not None:
         return bad
-    existing = participant_find(study=study, panel=panel) if panel.pid else None
-    if existing is None and not panel.pid:
-        existing = remembered(request, study)
-    if existing is not None:
-        if panel.pid:
-            # Returning through the panel's link, maybe in another browser: this one
-            # remembers it too, so the bare study link later leads back to it.
-            remember(request, existing)
-        # Resuming is allowed after the study closes, so nobody loses a started session.
-        return redirect("surveys:resume", token=existing.token)
-    if not study.accepts_participants:
-        return render_page(request, "study_closed.html", {"study": study}, status=410)
-    if study.require_panel_id and not panel.pid:
-        return render_page(request, "panel_id_required.html", {}, status=403)
-    if study_is_full(study=study):
-        # Before consent, so nobody agrees to a study that cannot take them.
-        return render_page(request, "study_closed.html", {"study": study, "full": True}, status=503)
+    back = _back_to_participation(request, study, panel)
+    if back is not None:
+        return back
+    # Checked before consent too, so nobody agrees to a study that cannot take them.
+    reason = _cannot_take(study, panel)
+    if reason is not None:
+        return _refusal(request, study, reason)
     hidden = {name: source[name] for name in PANEL_FIELDS if source.get(name)}
     context: dict[str, object] = {"study": study, "hidden": hidden, "error": ""}
     if request.method == "GET":
@@ -106,17 +96,57 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
             user_agent=request.headers.get("user-agent", ""),
             network_hash=client,
         )
-    except StudyClosedError:
-        return render_page(request, "study_closed.html", {"study": study}, status=410)
-    except StudyFullError:
-        return render_page(request, "study_closed.html", {"study": study, "full": True}, status=503)
-    except PanelIdRequiredError:
-        return render_page(request, "panel_id_required.html", {}, status=403)
+    except (StudyClosedError, StudyFullError, PanelIdRequiredError) as error:
+        return _refusal(request, study, error)
     remember(request, participant)
     browser_id = fraud.enrolment_signals_record(participant=participant, request=request)
     response = redirect("surveys:resume", token=participant.token)
     fraud.browser_cookie_set(response=response, request=request, browser_id=browser_id)
     return response
+
+
+def _back_to_participation(
+    request: HttpRequest, study: Study, panel: PanelIds
+) -> HttpResponse | None:
+    """To the participation this panel id, or else this browser, already has, if any.
+    Resuming is allowed after the study closes, so nobody loses a started session."""
+    existing = participant_find(study=study, panel=panel) if panel.pid else None
+    if existing is None and not panel.pid:
+        existing = remembered(request, study)
+    if existing is None:
+        return None
+    if panel.pid:
+        # Returning through the panel's link, maybe in another browser: this one
+        # remembers it too, so the bare study link later leads back to it.
+        remember(request, existing)
+    return redirect("surveys:resume", token=existing.token)
+
+
+_Refusal = StudyClosedError | StudyFullError | PanelIdRequiredError
+
+
+def _cannot_take(study: Study, panel: PanelIds) -> _Refusal | None:
+    """Why the study cannot enrol this person now, as enrolment itself would say."""
+    if not study.accepts_participants:
+        return StudyClosedError()
+    if study.require_panel_id and not panel.pid:
+        return PanelIdRequiredError()
+    if study_is_full(study=study):
+        return StudyFullError()
+    return None
+
+
+def _refusal(
+    request: HttpRequest,
+    study: Study,
+    reason: _Refusal,
+) -> HttpResponse:
+    """The page that says why the study cannot take this person now."""
+    if isinstance(reason, StudyFullError):
+        return render_page(request, "study_closed.html", {"study": study, "full": True}, status=503)
+    if isinstance(reason, PanelIdRequiredError):
+        return render_page(request, "panel_id_required.html", {}, status=403)
+    return render_page(request, "study_closed.html", {"study": study}, status=410)
 
 
 @participant_input

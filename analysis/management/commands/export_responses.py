@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from analysis import exports
 from analysis.management.commands._common import study_by_slug
 from analysis.services import responses_csv_chunks
 from surveys.audit import audit_export
-from surveys.models import WIKINEWS_ATTRIBUTION
+from surveys.models import WIKINEWS_ATTRIBUTION, Study
 
 FORMATS = ["long", "wide", "parquet", "codebook", "manifest"]
 
@@ -48,29 +49,9 @@ class Command(BaseCommand):
         audit_export(user=None, study=study, what=f"export_responses --format {fmt}")
         if fmt == "parquet":
             assert path is not None
-            try:
-                rows = exports.responses_parquet_write(
-                    study=study, path=path, include_test=include_test
-                )
-            except ImportError as error:
-                raise CommandError(
-                    "Parquet needs pyarrow: pip install -r requirements.txt"
-                ) from error
-            self._attribution_beside(path)
-            self.stderr.write(f"Wrote {rows} rows to {path} and, beside it, the attribution.")
+            self._write_parquet(study, path, include_test=include_test)
             return
-
-        if fmt == "long":
-            chunks = responses_csv_chunks(study=study, include_test=include_test)
-        elif fmt == "wide":
-            chunks = exports.wide_csv_chunks(study=study, include_test=include_test)
-        elif fmt == "codebook":
-            as_csv = path is not None and path.suffix.lower() == ".csv"
-            text = (exports.codebook_csv if as_csv else exports.codebook_markdown)(study=study)
-            chunks = iter([text])
-        else:
-            chunks = iter([exports.manifest_csv(study=study)])
-
+        chunks = self._text_chunks(study, fmt, path, include_test=include_test)
         if path is None:
             for chunk in chunks:
                 self.stdout.write(chunk, ending="")
@@ -86,6 +67,31 @@ class Command(BaseCommand):
             return
         self._attribution_beside(path)
         self.stderr.write(f"Wrote {path} and, beside it, {path.name}.ATTRIBUTION.txt.")
+
+    def _write_parquet(self, study: Study, path: Path, *, include_test: bool) -> None:
+        try:
+            rows = exports.responses_parquet_write(
+                study=study, path=path, include_test=include_test
+            )
+        except ImportError as error:
+            raise CommandError("Parquet needs pyarrow: pip install -r requirements.txt") from error
+        self._attribution_beside(path)
+        self.stderr.write(f"Wrote {rows} rows to {path} and, beside it, the attribution.")
+
+    @staticmethod
+    def _text_chunks(
+        study: Study, fmt: str, path: Path | None, *, include_test: bool
+    ) -> Iterator[str]:
+        """The export as text, in pieces (the long and wide data are streamed)."""
+        if fmt == "long":
+            return responses_csv_chunks(study=study, include_test=include_test)
+        if fmt == "wide":
+            return exports.wide_csv_chunks(study=study, include_test=include_test)
+        if fmt == "codebook":
+            as_csv = path is not None and path.suffix.lower() == ".csv"
+            text = (exports.codebook_csv if as_csv else exports.codebook_markdown)(study=study)
+            return iter([text])
+        return iter([exports.manifest_csv(study=study)])
 
     def _attribution_beside(self, path: Path) -> None:
         attribution = path.with_name(path.name + ".ATTRIBUTION.txt")

@@ -113,20 +113,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        run_id: int | None = options["run_id"]
-        if run_id is not None and options["model"]:
-            raise CommandError("Give either a run id or --model, not both.")
         if options["workers"] is not None and options["workers"] < 0:
             raise CommandError("--workers must be 0 (automatic) or a positive number.")
-        if run_id is not None:
-            run = GenerationRun.objects.filter(pk=run_id).first()
-            if run is None:
-                raise CommandError(f"There is no generation run {run_id}.")
-        elif options["model"]:
-            run = self._create(options)
-        else:
-            raise CommandError("Give a run id to execute, or --model to create a run.")
-
+        run = self._run_of(options)
         if options["queue"]:
             self._queue(run)
             return
@@ -143,7 +132,28 @@ class Command(BaseCommand):
                 f"Run {run.pk} failed: {type(error).__name__}: {error}. "
                 f"Run `manage.py generate {run.pk}` again to resume it."
             ) from error
-        elapsed = time.monotonic() - started
+        self._report(run, elapsed=time.monotonic() - started)
+        if options["approve_all"] and options["select"] not in (None, selection.ALL):
+            raise CommandError("Give either --approve-all or --select, not both.")
+        mode = selection.ALL if options["approve_all"] else options["select"]
+        if mode:
+            self._select(run, mode, options["select_k"], options["select_seed"])
+
+    def _run_of(self, options: dict[str, Any]) -> GenerationRun:
+        """The run named by its id, or a new one from --model and its settings."""
+        run_id: int | None = options["run_id"]
+        if run_id is not None and options["model"]:
+            raise CommandError("Give either a run id or --model, not both.")
+        if run_id is not None:
+            run = GenerationRun.objects.filter(pk=run_id).first()
+            if run is None:
+                raise CommandError(f"There is no generation run {run_id}.")
+            return run
+        if options["model"]:
+            return self._create(options)
+        raise CommandError("Give a run id to execute, or --model to create a run.")
+
+    def _report(self, run: GenerationRun, *, elapsed: float) -> None:
         tokens = services.run_tokens(run=run)
         empty = run.samples.filter(clean_text="").count()
         self.stdout.write(
@@ -160,11 +170,6 @@ class Command(BaseCommand):
             )
         if empty:
             self.stdout.write(f"{empty} sample(s) have no complete sentence after clean-up.")
-        if options["approve_all"] and options["select"] not in (None, selection.ALL):
-            raise CommandError("Give either --approve-all or --select, not both.")
-        mode = selection.ALL if options["approve_all"] else options["select"]
-        if mode:
-            self._select(run, mode, options["select_k"], options["select_seed"])
 
     def _queue(self, run: GenerationRun) -> None:
         try:

@@ -275,7 +275,10 @@ def detector_tables(
         separation.append(_labelled(stats.human_separation(human, by=by), HUMAN_SCORER, by))
     disagreements: list[pd.DataFrame] = []
     for scorer, group in scores.groupby("scorer", sort=True):
-        table = stats.detector_separation(group, score_columns=SCORE_METRICS, by=by)
+        # A detector this scorer could not compute (Binoculars without a performer) has
+        # no row; the report's notes say why (``detector_gap_notes``).
+        metrics = [m for m in SCORE_METRICS if group[m].notna().any()]
+        table = stats.detector_separation(group, score_columns=metrics, by=by)
         separation.append(_labelled(table, str(scorer), by))
         if human is None:
             continue

@@ -11,6 +11,7 @@ so callers write ``stats.wilson_interval(...)``:
 - :mod:`~analysis.stats.scales`: the credibility index, means, t/ANOVA/Kruskal-Wallis, alpha;
 - :mod:`~analysis.stats.detection`: detection accuracy, d', Krippendorff's alpha;
 - :mod:`~analysis.stats.separation`: detector scores against human judgements (ROC AUC).
+- :mod:`~analysis.stats.paired_auc`: two correlated AUCs on the same items (DeLong's paired test).
 
 Conventions:
 - Proportions are "successes out of n" with integer counts; a binary answer is 1 (yes,
@@ -40,6 +41,7 @@ from analysis.stats.mixed import (
     MixedLogisticFit,
     mixed_logistic_regression,
 )
+from analysis.stats.paired_auc import PAIRED_AUC_METHOD, PairedAucTest, delong_paired_test
 from analysis.stats.proportions import (
     COMPARISON_COLUMNS,
     PROPORTION_COLUMNS,
@@ -120,6 +122,7 @@ __all__ = [
     "MACHINE",
     "MEAN_COLUMNS",
     "MIXED_METHOD",
+    "PAIRED_AUC_METHOD",
     "PROPORTION_COLUMNS",
     "RANDOM_EFFECT_COLUMNS",
     "SEPARATION_COLUMNS",
@@ -131,6 +134,7 @@ __all__ = [
     "MixedLogisticFit",
     "ModeratorFit",
     "OddsRatio",
+    "PairedAucTest",
     "SignalDetection",
     "TTest",
     "TwoProportionTest",
@@ -140,6 +144,7 @@ __all__ = [
     "compare_to_reference",
     "credibility_index",
     "cronbach_alpha",
+    "delong_paired_test",
     "detection_accuracy",
     "detection_judgement",
     "detector_separation",

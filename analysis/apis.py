@@ -36,7 +36,13 @@ from analysis.frames import (
     articles_manifest_frame,
     participant_exclusion_reasons,
 )
-from analysis.report_tables import DETECTOR_COLUMNS, DISAGREEMENT_COLUMNS, POWER_COLUMNS
+from analysis.report_tables import (
+    BEST_DISAGREEMENT_COLUMNS,
+    DETECTOR_COLUMNS,
+    DISAGREEMENT_COLUMNS,
+    PEOPLE_VS_DETECTOR_COLUMNS,
+    POWER_COLUMNS,
+)
 from analysis.selectors import (
     studies_listed_for,
     study_conditions,
@@ -429,7 +435,7 @@ _TEXT_COLUMNS = {
     "title",
     "article_origin",
 }
-_COUNT_COLUMNS = {"n", "successes", "reference_n", "n_pos", "n_neg", "article_id"}
+_COUNT_COLUMNS = {"n", "successes", "reference_n", "n_pos", "n_neg", "article_id", "candidates"}
 
 
 def _table_serializer(name: str, columns: Sequence[str]) -> type[serializers.Serializer]:  # type: ignore[type-arg]
@@ -475,7 +481,10 @@ class StudyResultsApi(StudyAPIView):
     regression (null when it cannot be fitted; see ``notes``), power, Likert means, and -
     when detector scores are stored for the study's articles - the ROC AUCs of
     participants and of each score (``detectors``) and the articles where they disagree
-    most (``disagreements``); both null when nothing was scored.
+    most (``disagreements``); both null when nothing was scored. ``people_vs_detector``:
+    the best detector score against the participants on the same articles (DeLong's
+    paired test) and ``best_disagreements``, the articles the two disagree most about;
+    null without scores or a yes/no question.
     Non-finite numbers (NaN, an infinite odds ratio) are null."""
 
     class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -494,6 +503,12 @@ class StudyResultsApi(StudyAPIView):
             many=True, allow_null=True
         )
         disagreements = _table_serializer("Disagreement", DISAGREEMENT_COLUMNS)(
+            many=True, allow_null=True
+        )
+        people_vs_detector = _table_serializer("PeopleVersusDetector", PEOPLE_VS_DETECTOR_COLUMNS)(
+            many=True, allow_null=True
+        )
+        best_disagreements = _table_serializer("BestDisagreement", BEST_DISAGREEMENT_COLUMNS)(
             many=True, allow_null=True
         )
         notes = serializers.ListField(child=serializers.CharField())
@@ -533,6 +548,12 @@ class StudyResultsApi(StudyAPIView):
             "disagreements": None
             if report.disagreements is None
             else frame_records(report.disagreements, DISAGREEMENT_COLUMNS),
+            "people_vs_detector": None
+            if report.people_vs_detector is None
+            else frame_records(report.people_vs_detector, PEOPLE_VS_DETECTOR_COLUMNS),
+            "best_disagreements": None
+            if report.best_disagreements is None
+            else frame_records(report.best_disagreements, BEST_DISAGREEMENT_COLUMNS),
             "notes": list(report.notes),
         }
         return ApiResponse(self.OutputSerializer(data).data)

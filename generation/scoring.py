@@ -57,7 +57,15 @@ def binoculars_plan(
     missing or unsuitable performer: the plan then carries the reason, stored with each
     score, so the report can say why Binoculars is missing."""
     load = engine_loader or _default_scorer_loader
-    name = (performer or "").strip() or BINOCULARS_SIBLINGS.get(model_name.strip(), "")
+    named = (performer or "").strip()
+    name = named or BINOCULARS_SIBLINGS.get(model_name.strip(), "")
+    if name and not named and not _has_local_copy(name):
+        # A sibling nobody asked for is never downloaded: scoring stays offline.
+        return BinocularsPlan(
+            reason=f'the performer "{name}" (sharing the tokenizer of "{model_name}") has '
+            "no local copy here (CREDENCE_MODEL_DIR or the Hugging Face cache); name one "
+            "with score_articles --performer"
+        )
     if not name:
         return BinocularsPlan(
             reason=f'no second model sharing the tokenizer of "{model_name}" was named '
@@ -80,6 +88,20 @@ def binoculars_plan(
             reason=f'"{name}" cannot be the performer of "{model_name}": {mismatch}'
         )
     return BinocularsPlan(performer=loaded_performer)
+
+
+def _has_local_copy(name: str) -> bool:
+    """Whether ``name`` loads without a download: the embedded model, a directory, or a
+    hub model already in ``CREDENCE_MODEL_DIR`` or the Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        spec = engine.resolve_model(name, model_dir=model_dir())
+    except engine.UnknownModelError:
+        return False
+    if spec.kind != "hub":
+        return True
+    return isinstance(try_to_load_from_cache(spec.source, "config.json"), str)
 
 
 def _binoculars_fields(

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 
 from generation import detectors, engine
-from generation.scoring import BinocularsPlan, article_score, binoculars_plan
+from generation.scoring import article_score, binoculars_plan
 from surveys.models import ArticleScore
 from tests.factories import GeneratedArticleFactory, StudyFactory
 
@@ -124,18 +125,38 @@ def test_a_performer_that_cannot_load_is_a_reason_not_an_error(tiny_model_name: 
     assert "another model than the scorer" in itself.reason
 
 
-def test_the_embedded_model_s_sibling_is_tried_and_its_absence_explained() -> None:
+def test_the_embedded_model_s_sibling_is_never_downloaded_and_its_absence_explained() -> None:
+    asked: list[str] = []
+
     def loader(name: str) -> object:
-        if name == engine.EMBEDDED:
-            return object()
-        raise engine.ModelUnavailableError(f'Model "{name}" is not on this machine.')
+        asked.append(name)
+        return object()
 
     plan = binoculars_plan(model_name=engine.EMBEDDED, engine_loader=loader)
-    assert plan == BinocularsPlan(
-        reason='the performer "HuggingFaceTB/SmolLM2-135M" (sharing the tokenizer of '
-        '"embedded") cannot be loaded here: Model "HuggingFaceTB/SmolLM2-135M" is not on '
-        "this machine."
+    assert plan.performer is None
+    assert plan.reason == (
+        'the performer "HuggingFaceTB/SmolLM2-135M" (sharing the tokenizer of "embedded") '
+        "has no local copy here (CREDENCE_MODEL_DIR or the Hugging Face cache); name one "
+        "with score_articles --performer"
     )
+    assert asked == []  # nothing loaded, so nothing fetched
+
+
+def test_a_sibling_saved_under_the_model_dir_is_used(
+    tiny_model_dir: Path, sibling_dir: Path, settings: Any
+) -> None:
+    import shutil
+
+    base = sibling_dir.parent / "models"
+    shutil.copytree(sibling_dir, base / "HuggingFaceTB" / "SmolLM2-135M", dirs_exist_ok=True)
+    settings.CREDENCE_MODEL_DIR = str(base)
+    loaded: dict[str, object] = {
+        engine.EMBEDDED: engine.load_model(str(tiny_model_dir)),
+        "HuggingFaceTB/SmolLM2-135M": engine.load_model(str(sibling_dir)),
+    }
+    plan = binoculars_plan(model_name=engine.EMBEDDED, engine_loader=loaded.__getitem__)
+    assert plan.reason == ""
+    assert plan.performer is loaded["HuggingFaceTB/SmolLM2-135M"]
 
 
 def test_the_command_stores_binoculars_with_the_named_performer(

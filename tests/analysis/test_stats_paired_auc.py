@@ -109,3 +109,19 @@ def test_one_item_in_a_class_gives_the_aucs_but_no_test() -> None:
     assert result.auc_second == 0.0
     assert math.isnan(result.se)
     assert math.isnan(result.p_value)
+
+
+def test_two_equally_good_correlated_scores_are_rejected_about_5_percent_of_the_time() -> None:
+    # Under the null (both scores are the same noisy signal, with independent noise of
+    # equal size) a correct test rejects at alpha = 0.05 in 5% of studies; binomial SD at
+    # 1000 repetitions is 0.0069, bounds +- 3.5 SD.
+    rng = np.random.default_rng(13)
+    reps, rejected = 1000, 0
+    y = np.array([1] * 40 + [0] * 40)
+    for _ in range(reps):
+        signal = rng.normal(size=80) + 1.0 * y
+        a = signal + rng.normal(size=80)
+        b = signal + rng.normal(size=80)
+        rejected += stats.delong_paired_test(a, b, y).p_value < 0.05
+    sd = math.sqrt(0.05 * 0.95 / reps)
+    assert 0.05 - 3.5 * sd <= rejected / reps <= 0.05 + 3.5 * sd

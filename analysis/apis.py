@@ -38,9 +38,11 @@ from analysis.frames import (
     participant_exclusion_reasons,
 )
 from analysis.report_tables import (
+    BEST_DISAGREEMENT_COLUMNS,
     DETECTION_BINOMIAL_COLUMNS,
     DETECTOR_COLUMNS,
     DISAGREEMENT_COLUMNS,
+    PEOPLE_VS_DETECTOR_COLUMNS,
     POWER_COLUMNS,
 )
 from analysis.selectors import (
@@ -447,6 +449,7 @@ _COUNT_COLUMNS = {
     "other_n",
     "correct",
     "decided",
+    "candidates",
 }
 
 
@@ -531,7 +534,9 @@ class StudyResultsApi(StudyAPIView):
     compared (``pairwise``) with the study's preregistered ``multiple_comparisons``
     correction; the r x c test of each multi-option question by condition
     (``answer_tests``); detection accuracy against 50% (``detection_binomial``, null
-    without a detection question).
+    without a detection question). ``people_vs_detector``: the best detector score against
+    the participants on the same articles (DeLong's paired test) and ``best_disagreements``,
+    the articles the two disagree most about; null without scores or a yes/no question.
     Non-finite numbers (NaN, an infinite odds ratio) are null."""
 
     class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -557,6 +562,12 @@ class StudyResultsApi(StudyAPIView):
         pairwise = _table_serializer("PairwiseComparison", stats.PAIRWISE_COLUMNS)(many=True)
         answer_tests = _ContingencySerializer(many=True)
         detection_binomial = _table_serializer("DetectionBinomial", DETECTION_BINOMIAL_COLUMNS)(
+            many=True, allow_null=True
+        )
+        people_vs_detector = _table_serializer("PeopleVersusDetector", PEOPLE_VS_DETECTOR_COLUMNS)(
+            many=True, allow_null=True
+        )
+        best_disagreements = _table_serializer("BestDisagreement", BEST_DISAGREEMENT_COLUMNS)(
             many=True, allow_null=True
         )
         notes = serializers.ListField(child=serializers.CharField())
@@ -603,6 +614,12 @@ class StudyResultsApi(StudyAPIView):
             "detection_binomial": None
             if report.detection_binomial is None
             else frame_records(report.detection_binomial, DETECTION_BINOMIAL_COLUMNS),
+            "people_vs_detector": None
+            if report.people_vs_detector is None
+            else frame_records(report.people_vs_detector, PEOPLE_VS_DETECTOR_COLUMNS),
+            "best_disagreements": None
+            if report.best_disagreements is None
+            else frame_records(report.best_disagreements, BEST_DISAGREEMENT_COLUMNS),
             "notes": list(report.notes),
         }
         return ApiResponse(self.OutputSerializer(data).data)

@@ -463,7 +463,15 @@ def table_context(report: StudyReport) -> dict[str, object]:
         "mixed": mixed_rows(report),
         "mixed_summary": mixed_summary(report),
         "moderators": moderator_rows(report),
+        **_people_vs_detector(report),
     }
+
+
+def _people_vs_detector(report: StudyReport) -> dict[str, object]:
+    # Imported here: that module formats with this one's number formats.
+    from analysis.presentation_detectors import people_vs_detector_context
+
+    return people_vs_detector_context(report)
 
 
 def report_as_html(report: StudyReport) -> str:
@@ -638,6 +646,9 @@ def report_as_text(report: StudyReport) -> str:
             f'"{dg.title[:60]}": credible {dg.credible_share}, mean_logprob {dg.score}, '
             f"participants {dg.human_pct} vs detector {dg.detector_pct} (gap {dg.gap})"
         )
+    from analysis.presentation_detectors import people_vs_detector_lines
+
+    lines += people_vs_detector_lines(report)
     for note in report.notes:
         lines += ["", f"Note: {note}"]
     return "\n".join(lines) + "\n"

@@ -284,7 +284,10 @@ def detector_tables(
         separation.append(_labelled(stats.human_separation(human, by=by), HUMAN_SCORER, by))
     disagreements: list[pd.DataFrame] = []
     for scorer, group in scores.groupby("scorer", sort=True):
-        table = stats.detector_separation(group, score_columns=SCORE_METRICS, by=by)
+        # A detector this scorer could not compute (Binoculars without a performer) has
+        # no row; the report's notes say why (``detector_gap_notes``).
+        metrics = [m for m in SCORE_METRICS if group[m].notna().any()]
+        table = stats.detector_separation(group, score_columns=metrics, by=by)
         separation.append(_labelled(table, str(scorer), by))
         if human is None:
             continue
@@ -404,3 +407,147 @@ def with_participant_d_prime(
         means.append(float(own.mean()) if len(own) else float("nan"))
         counts.append(len(own))
     return summary.assign(mean_participant_d_prime=means, d_prime_participants=counts)
+
+
+PEOPLE_VS_DETECTOR_COLUMNS = [
+    "scorer",
+    "score",
+    "direction",
+    "candidates",
+    "auc_detector",
+    "auc_people",
+    "difference",
+    "se",
+    "ci_low",
+    "ci_high",
+    "z",
+    "p_value",
+    "p_adjusted",
+    "n_pos",
+    "n_neg",
+    "method",
+]
+BEST_DISAGREEMENT_COLUMNS = [
+    "scorer",
+    "score",
+    "article_id",
+    "title",
+    "article_origin",
+    "condition",
+    "credible_share",
+    "score_value",
+    "human_machine_likeness_pct",
+    "detector_machine_likeness_pct",
+    "gap",
+    "abs_gap",
+]
+BEST_DETECTOR_METHOD = (
+    "best = the detector score with the highest AUC on the articles people rated; "
+    "p_adjusted = Bonferroni over the candidate scores, since the best was chosen on "
+    "the same articles"
+)
+
+
+def _paired_candidates(
+    scores: pd.DataFrame, human: pd.DataFrame
+) -> list[tuple[float, str, str, pd.DataFrame]]:
+    """(AUC, scorer, metric, articles with both values) for every scorer x metric whose
+    AUC can be computed on the articles people rated (two of each origin at least)."""
+    shares = human[["article_id", "credible_share"]].dropna()
+    found: list[tuple[float, str, str, pd.DataFrame]] = []
+    for scorer, group in scores.groupby("scorer", sort=True):
+        both = group.merge(shares, on="article_id", how="inner")
+        for metric in SCORE_METRICS:
+            rows = both.loc[both[metric].notna()]
+            generated = int((rows["article_origin"] == "generated").sum())
+            if generated < 2 or len(rows) - generated < 2:
+                continue
+            result = stats.roc_auc(
+                rows[metric].to_numpy(dtype=float),
+                (rows["article_origin"] == "generated").to_numpy(dtype=int),
+                higher_means_positive=stats.DETECTOR_DIRECTIONS.get(metric) != stats.LOWER,
+            )
+            found.append((result.auc, str(scorer), metric, rows))
+    return found
+
+
+def people_versus_best_detector(
+    *, scores: pd.DataFrame, human: pd.DataFrame | None, top: int = 10
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Does the best detector tell generated from real articles better than people do,
+    on the same articles? And where do the two disagree most?
+
+    ``scores``: ``analysis.frames.article_scores_frame``; ``human``: the
+    :func:`article_credibility` of the analysed answers. Candidates: every scorer x
+    detector score with two or more generated and real articles that people also rated
+    (all generated conditions together); the best is the one with the highest AUC
+    (ties: the first by scorer name, then ``SCORE_METRICS`` order). Returns (1)
+    ``PEOPLE_VS_DETECTOR_COLUMNS``, one row: DeLong's paired test of the best
+    detector's AUC against the participants' (AUC of 1 - credible share) on those
+    articles (``stats.delong_paired_test``; difference = detector - people), with
+    ``p_adjusted`` = min(1, p x candidates), Bonferroni, because choosing the best on
+    the same articles favours the detector; (2) the ``top`` articles on which people and
+    that score disagree most (``BEST_DISAGREEMENT_COLUMNS``,
+    ``stats.human_detector_disagreements``). (None, None) without human answers or
+    without a candidate.
+    """
+    if human is None or human.empty or scores.empty:
+        return None, None
+    candidates = _paired_candidates(scores, human)
+    if not candidates:
+        return None, None
+    best_auc = max(auc for auc, *_ in candidates)
+    _, scorer, metric, rows = next(c for c in candidates if c[0] == best_auc)
+    direction = stats.DETECTOR_DIRECTIONS.get(metric, stats.HIGHER)
+    test = stats.delong_paired_test(
+        rows[metric].to_numpy(dtype=float),
+        1.0 - rows["credible_share"].to_numpy(dtype=float),
+        (rows["article_origin"] == "generated").to_numpy(dtype=int),
+        first_higher_means_positive=direction == stats.HIGHER,
+    )
+    p_adjusted = min(1.0, test.p_value * len(candidates)) if np.isfinite(test.p_value) else np.nan
+    table = pd.DataFrame(
+        [
+            {
+                "scorer": scorer,
+                "score": metric,
+                "direction": direction,
+                "candidates": len(candidates),
+                "auc_detector": test.auc_first,
+                "auc_people": test.auc_second,
+                "difference": test.difference,
+                "se": test.se,
+                "ci_low": test.ci_low,
+                "ci_high": test.ci_high,
+                "z": test.z,
+                "p_value": test.p_value,
+                "p_adjusted": p_adjusted,
+                "n_pos": test.n_pos,
+                "n_neg": test.n_neg,
+                "method": f"{test.method}; {BEST_DETECTOR_METHOD}",
+            }
+        ],
+        columns=PEOPLE_VS_DETECTOR_COLUMNS,
+    )
+    worst = stats.human_detector_disagreements(rows, score_column=metric, top=top)
+    worst = worst.merge(
+        rows[["article_id", "title", "condition", "credible_share", metric]],
+        on="article_id",
+        how="left",
+    ).rename(columns={metric: "score_value"})
+    worst.insert(0, "score", metric)
+    worst.insert(0, "scorer", scorer)
+    return table, worst[BEST_DISAGREEMENT_COLUMNS]
+
+
+DETECTOR_NAMES = {"fast_detectgpt": "Fast-DetectGPT", "binoculars": "Binoculars"}
+
+
+def detector_gap_notes(gaps: pd.DataFrame) -> list[str]:
+    """One line per scorer x detector x reason of ``analysis.frames.detector_gaps``: why
+    a detector has no score for some of the study's articles."""
+    return [
+        f"{DETECTOR_NAMES.get(str(row.detector), str(row.detector))} with scorer "
+        f'"{row.scorer}" is missing for {cell_int(row.articles)} article(s): {row.reason}.'
+        for row in gaps.itertuples(index=False)
+    ]

@@ -21,6 +21,7 @@ from analysis.frames import (
     LedgerStep,
     analysed_mask,
     article_scores_frame,
+    detector_gaps,
     exclusion_ledger,
     exclusion_rule_steps,
     participant_answers_frame,
@@ -35,9 +36,11 @@ from analysis.report_tables import (
     article_credibility,
     detection_binomial,
     detection_summary,
+    detector_gap_notes,
     detector_tables,
     group_tests,
     index_tests,
+    people_versus_best_detector,
     power_table,
     with_participant_d_prime,
 )
@@ -100,6 +103,11 @@ class StudyReport:
     # (``DISAGREEMENT_COLUMNS``; None without a yes/no question). See ``detector_tables``.
     detectors: pd.DataFrame | None = None
     disagreements: pd.DataFrame | None = None
+    # The best detector score against the participants on the same articles (DeLong's
+    # paired test, ``PEOPLE_VS_DETECTOR_COLUMNS``) and the articles the two disagree most
+    # about (``BEST_DISAGREEMENT_COLUMNS``). See ``people_versus_best_detector``.
+    people_vs_detector: pd.DataFrame | None = None
+    best_disagreements: pd.DataFrame | None = None
     # Logistic mixed model with crossed participant and article random intercepts, when
     # participants gave two or more ratings (None otherwise, or when it failed: see
     # ``notes``), and condition x moderator regressions (party ID, ideology, disclaimer).
@@ -222,10 +230,16 @@ def study_report(*, study: Study, mixed_max_ratings: int | None = None) -> Study
     )
     detectors: pd.DataFrame | None = None
     disagreements: pd.DataFrame | None = None
+    people_vs_detector: pd.DataFrame | None = None
+    best_disagreements: pd.DataFrame | None = None
     scores = article_scores_frame(study=study)
     if not scores.empty:
         human = article_credibility(binary) if binary is not None else None
         detectors, disagreements = detector_tables(scores=scores, human=human)
+        people_vs_detector, best_disagreements = people_versus_best_detector(
+            scores=scores, human=human
+        )
+        notes.extend(detector_gap_notes(detector_gaps(study=study)))
     return StudyReport(
         study_slug=study.slug,
         study_title=study.title,
@@ -240,6 +254,8 @@ def study_report(*, study: Study, mixed_max_ratings: int | None = None) -> Study
         power=power_table(comparisons),
         detectors=detectors,
         disagreements=disagreements,
+        people_vs_detector=people_vs_detector,
+        best_disagreements=best_disagreements,
         mixed=mixed,
         moderators=moderators,
         multiple_comparisons=study.multiple_comparisons,

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from analysis.frames.articles import (
     ARTICLE_SCORE_COLUMNS,
+    DETECTOR_GAP_COLUMNS,
     MANIFEST_COLUMNS,
     SCORE_METRICS,
     article_scores_frame,
     articles_manifest_frame,
+    detector_gaps,
 )
 from analysis.frames.columns import CHUNK_SIZE, DATETIME_COLUMNS
 from analysis.frames.participants import (
@@ -50,6 +52,7 @@ __all__ = [
     "ARTICLE_SCORE_COLUMNS",
     "CHUNK_SIZE",
     "DATETIME_COLUMNS",
+    "DETECTOR_GAP_COLUMNS",
     "FIXED_STEPS",
     "MANIFEST_COLUMNS",
     "PARTICIPANT_ANSWER_COLUMNS",
@@ -63,6 +66,7 @@ __all__ = [
     "analysed_mask",
     "article_scores_frame",
     "articles_manifest_frame",
+    "detector_gaps",
     "exclusion_ledger",
     "exclusion_reason_labels",
     "exclusion_rule_steps",

@@ -201,3 +201,25 @@ def article_scores_frame(*, study: Study) -> pd.DataFrame:
     for column in SCORE_METRICS:
         frame[column] = frame[column].astype(float)
     return frame[ARTICLE_SCORE_COLUMNS]
+
+
+DETECTOR_GAP_COLUMNS = ["scorer", "detector", "reason", "articles"]
+
+
+def detector_gaps(*, study: Study) -> pd.DataFrame:
+    """Why a detector has no score for some of the study's articles
+    (``ArticleScore.unavailable``): one row per scorer x detector x reason with how many
+    articles it concerns (``DETECTOR_GAP_COLUMNS``), ordered by scorer, detector, reason."""
+    conditions = _article_conditions(study=study)
+    counts: dict[tuple[str, str, str], int] = {}
+    for scorer, unavailable in (
+        ArticleScore.objects.filter(article_id__in=conditions)
+        .exclude(unavailable={})
+        .values_list("scorer", "unavailable")
+        .iterator(chunk_size=CHUNK_SIZE)
+    ):
+        for detector, reason in (unavailable or {}).items():
+            key = (str(scorer), str(detector), str(reason))
+            counts[key] = counts.get(key, 0) + 1
+    rows = [(*key, n) for key, n in sorted(counts.items())]
+    return pd.DataFrame(rows, columns=DETECTOR_GAP_COLUMNS)

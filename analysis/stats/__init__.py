@@ -15,6 +15,7 @@ so callers write ``stats.wilson_interval(...)``:
   Holm or Benjamini-Hochberg, the r x c chi-square);
 - :mod:`~analysis.stats.exact`: Fisher's exact test with one-sided alternatives and the
   conditional odds ratio, the exact binomial test against a stated value.
+- :mod:`~analysis.stats.paired_auc`: two correlated AUCs on the same items (DeLong's paired test).
 
 Conventions:
 - Proportions are "successes out of n" with integer counts; a binary answer is 1 (yes,
@@ -67,6 +68,7 @@ from analysis.stats.mixed import (
     MixedLogisticFit,
     mixed_logistic_regression,
 )
+from analysis.stats.paired_auc import PAIRED_AUC_METHOD, PairedAucTest, delong_paired_test
 from analysis.stats.proportions import (
     COMPARISON_COLUMNS,
     PROPORTION_COLUMNS,
@@ -152,6 +154,7 @@ __all__ = [
     "MACHINE",
     "MEAN_COLUMNS",
     "MIXED_METHOD",
+    "PAIRED_AUC_METHOD",
     "PAIRWISE_COLUMNS",
     "PARTICIPANT_D_PRIME_COLUMNS",
     "PROPORTION_COLUMNS",
@@ -168,6 +171,7 @@ __all__ = [
     "MixedLogisticFit",
     "ModeratorFit",
     "OddsRatio",
+    "PairedAucTest",
     "SignalDetection",
     "TTest",
     "TwoProportionTest",
@@ -180,6 +184,7 @@ __all__ = [
     "contingency_test",
     "credibility_index",
     "cronbach_alpha",
+    "delong_paired_test",
     "detection_accuracy",
     "detection_judgement",
     "detector_separation",

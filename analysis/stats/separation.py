@@ -108,13 +108,17 @@ HIGHER, LOWER = "higher", "lower"
 # gives the larger AUC would bias every AUC upward, towards >= 0.5). Text sampled from a
 # language model is more probable under (a model like) it than human text: higher mean
 # token log-probability, lower perplexity (= exp(-mean log-prob)), and more tokens among
-# the model's top-k predictions (GLTR, Gehrmann, Strobelt & Rush 2019).
+# the model's top-k predictions (GLTR, Gehrmann, Strobelt & Rush 2019). Fast-DetectGPT's
+# sampling discrepancy is higher for machine text (Bao et al. 2024), the Binoculars score
+# lower (Hans et al. 2024: a low perplexity relative to the cross-perplexity).
 DETECTOR_DIRECTIONS: dict[str, str] = {
     "mean_logprob": HIGHER,
     "perplexity": LOWER,
     "rank_lt_10": HIGHER,
     "rank_lt_100": HIGHER,
     "rank_lt_1000": HIGHER,
+    "fast_detectgpt": HIGHER,
+    "binoculars": LOWER,
 }
 
 SEPARATION_COLUMNS = [

@@ -150,7 +150,8 @@ class ArticleScoreAdmin(_ReadOnlyAdmin):
     deletable, since deleting an article in the admin deletes its scores with it."""
 
     list_display = ("article", "scorer", "n_tokens", "mean_logprob", "perplexity",
-                    "rank_lt_10", "rank_lt_100", "rank_lt_1000", "created_at")  # fmt: skip
+                    "rank_lt_10", "rank_lt_100", "rank_lt_1000", "fast_detectgpt",
+                    "binoculars", "created_at")  # fmt: skip
     list_filter = ("scorer", "article__origin")
     list_select_related = ("article",)
     search_fields = ("article__title", "scorer")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 
 from surveys.querysets import ArticleQuerySet
 
@@ -129,9 +129,43 @@ class ArticleScore(models.Model):
     rank_lt_10 = models.FloatField(help_text="Share of tokens ranked in the model's top 10.")
     rank_lt_100 = models.FloatField(help_text="Share of tokens ranked in the model's top 100.")
     rank_lt_1000 = models.FloatField(help_text="Share of tokens ranked in the model's top 1000.")
+    fast_detectgpt = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Fast-DetectGPT analytic sampling discrepancy (Bao et al. 2024), the "
+        "scorer as its own sampling model; empty when it could not be computed.",
+    )
+    binoculars = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Binoculars score (Hans et al. 2024): the scorer (observer) and "
+        "binoculars_performer; empty when no second model sharing the tokenizer was available.",
+    )
+    # Database defaults too: migrations of other apps that write scores through an older
+    # model state (generation/0005) leave these columns out of their inserts.
+    binoculars_performer = models.JSONField(
+        default=dict,
+        db_default=Value({}, output_field=models.JSONField()),
+        blank=True,
+        help_text="What was loaded as the Binoculars performer.",
+    )
+    unavailable = models.JSONField(
+        default=dict,
+        db_default=Value({}, output_field=models.JSONField()),
+        blank=True,
+        help_text="Detector -> why it has no score for this article.",
+    )
     created_at = models.DateTimeField(auto_now=True)
 
-    METRICS = ("mean_logprob", "perplexity", "rank_lt_10", "rank_lt_100", "rank_lt_1000")
+    METRICS = (
+        "mean_logprob",
+        "perplexity",
+        "rank_lt_10",
+        "rank_lt_100",
+        "rank_lt_1000",
+        "fast_detectgpt",
+        "binoculars",
+    )
 
     class Meta:
         ordering = ["article", "scorer"]

@@ -496,27 +496,50 @@ def report_as_html(report: StudyReport) -> str:
 
 
 def report_as_text(report: StudyReport) -> str:
-    """The plain-text report printed by ``manage.py analyze``."""
+    """The plain-text report printed by ``manage.py analyze``: one section after another,
+    each left out when the study has nothing for it."""
+    from analysis.presentation_detectors import people_vs_detector_lines
     from analysis.presentation_groups import detection_binomial_lines, group_lines
 
+    name_width = max([len(r.condition) for r in proportion_rows(report)] + [4])
+    binomial = detection_binomial_lines(report)
+    lines = [
+        *_ledger_lines(report),
+        *_credibility_lines(report, name_width),
+        *group_lines(report),
+        *_model_lines(report),
+        *_power_lines(report),
+        *_rating_lines(report, name_width),
+        *_detection_lines(report, name_width),
+        *(["", *binomial] if binomial else []),
+        *_detector_lines(report),
+        *people_vs_detector_lines(report),
+    ]
+    for note in report.notes:
+        lines += ["", f"Note: {note}"]
+    return "\n".join(lines) + "\n"
+
+
+def _ledger_lines(report: StudyReport) -> list[str]:
     lines = [f"Study: {report.study_title} ({report.study_slug})", "", "Exclusions"]
     width = max(len(step.label) for step in report.ledger)
     for step in report.ledger:
         excluded = f"-{step.excluded}" if step.key not in ("recruited", "analysed") else ""
         lines.append(f"  {step.label:<{width}}  {excluded:>6}  {step.remaining:>6}")
+    return lines
 
-    lines += ["", f'Credibility ("{report.binary_question or "none"}" answered yes)']
+
+def _credibility_lines(report: StudyReport, name_width: int) -> list[str]:
+    lines = ["", f'Credibility ("{report.binary_question or "none"}" answered yes)']
     proportions = proportion_rows(report)
     if not proportions:
         lines.append("  no analysed answers yet")
-    name_width = max([len(r.condition) for r in proportions] + [4])
     for r in proportions:
         marker = "  (reference)" if r.is_reference else ""
         lines.append(
             f"  {r.condition:<{name_width}}  n={r.n:<5}  {report.binary_question} "
             f"{r.share} {r.ci} (exact {r.exact_ci}){marker}"
         )
-
     comparisons = comparison_rows(report)
     if comparisons:
         lines += ["", "Comparisons with the reference (difference, 95% Newcombe interval)"]
@@ -527,8 +550,12 @@ def report_as_text(report: StudyReport) -> str:
             f"Yates chi2={c.chi2_yates} (p={c.chi2_yates_p}), Fisher p={c.fisher_p}, "
             f"h={c.cohens_h}, OR={c.odds_ratio} {c.or_ci}"
         )
-    lines += group_lines(report)
+    return lines
 
+
+def _model_lines(report: StudyReport) -> list[str]:
+    """The logistic regression, the mixed model and the moderator models."""
+    lines: list[str] = []
     regression = regression_rows(report)
     if regression and report.regression is not None:
         fit = report.regression
@@ -539,7 +566,6 @@ def report_as_text(report: StudyReport) -> str:
             "participant-clustered standard errors)",
         ]
         lines += _fit_lines(regression)
-
     mixed = mixed_rows(report)
     if mixed:
         lines += ["", mixed_summary(report), *_fit_lines(mixed)]
@@ -550,7 +576,11 @@ def report_as_text(report: StudyReport) -> str:
                 f"  {fr.term}: log ratio of odds ratios {fr.log_odds} (se {fr.se}), "
                 f"ratio {fr.odds_ratio} {fr.ci}, p={fr.p}"
             )
+    return lines
 
+
+def _power_lines(report: StudyReport) -> list[str]:
+    lines: list[str] = []
     power = pws(report)
     if power:
         lines += [
@@ -575,7 +605,12 @@ def report_as_text(report: StudyReport) -> str:
         f"power needs {gpt2_n} ratings per condition (z test, no continuity correction; "
         f"{gpt2_cc} with it, for the Yates-corrected chi-square).",
     ]
+    return lines
 
+
+def _rating_lines(report: StudyReport, name_width: int) -> list[str]:
+    """Likert means and the credibility index with its tests."""
+    lines: list[str] = []
     likert = lks(report)
     if likert:
         lines += ["", "Ratings (mean, sd, 95% t interval)"]
@@ -603,7 +638,11 @@ def report_as_text(report: StudyReport) -> str:
             f"Welch {t.welch}; Student {t.student}"
         )
     lines += [f"  {line}" for line in index_across_lines(report)]
+    return lines
 
+
+def _detection_lines(report: StudyReport, name_width: int) -> list[str]:
+    lines: list[str] = []
     detection = detection_rows(report)
     if detection:
         lines += [
@@ -620,9 +659,12 @@ def report_as_text(report: StudyReport) -> str:
             f"  pooled d'={d.d_prime}  c={d.criterion}  mean participant d'={d.mean_d_prime}"
             f"  Krippendorff alpha={d.krippendorff_alpha}"
         )
-    binomial = detection_binomial_lines(report)
-    if binomial:
-        lines += ["", *binomial]
+    return lines
+
+
+def _detector_lines(report: StudyReport) -> list[str]:
+    """Detector separation and the articles where participants and a detector disagree."""
+    lines: list[str] = []
     detectors = detector_rows(report)
     if detectors:
         lines += [
@@ -646,9 +688,4 @@ def report_as_text(report: StudyReport) -> str:
             f'"{dg.title[:60]}": credible {dg.credible_share}, mean_logprob {dg.score}, '
             f"participants {dg.human_pct} vs detector {dg.detector_pct} (gap {dg.gap})"
         )
-    from analysis.presentation_detectors import people_vs_detector_lines
-
-    lines += people_vs_detector_lines(report)
-    for note in report.notes:
-        lines += ["", f"Note: {note}"]
-    return "\n".join(lines) + "\n"
+    return lines

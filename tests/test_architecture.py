@@ -80,7 +80,7 @@ def test_no_app_file_is_over_700_lines():
     assert long == {}
 
 
-def test_imports_between_apps_run_one_way():
+def test_imports_between_apps_run_one_way() -> None:
     wrong = sorted(
         f"{name} imports {target}"
         for name, targets in GRAPH.items()
@@ -90,13 +90,13 @@ def test_imports_between_apps_run_one_way():
     assert wrong == []
 
 
-def test_measures_are_standard_library_only():
+def test_measures_are_standard_library_only() -> None:
     for name, targets in GRAPH.items():
         if name.startswith("studyplatform.measures"):
             assert all(t.startswith("studyplatform.measures") for t in targets), name
 
 
-def test_no_import_circle_between_modules():
+def test_no_import_circle_between_modules() -> None:
     """A module's own package importing it back (``__init__`` re-exporting its
     submodules) is how packages work, not a circle: the edge from a module to the
     packages above it is left out."""
@@ -110,7 +110,7 @@ def test_no_import_circle_between_modules():
         pytest.fail(f"import circle: {' -> '.join(error.args[1])}")
 
 
-def test_the_checker_sees_a_circle_and_a_wrong_way_import():
+def test_the_checker_sees_a_circle_and_a_wrong_way_import() -> None:
     """The checks above are not vacuous: the graph is the real one, and a circle in it
     would be found."""
     assert "surveys.models" in GRAPH["analysis.services"]

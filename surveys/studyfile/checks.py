@@ -235,6 +235,23 @@ def _check_article(
         errors.append(parsed.error([*base, "source"], f"no article with ref {source!r}"))
     sample = entry.get("sample")
     if sample is not None:
+        # Ranges of the sample's numbers (a seed past 64 bits); its texts and settings
+        # are kept as recorded, even empty.
+        values = {k: v for k, v in sample.items() if k != "run"}
+        errors += _field_errors(
+            parsed,
+            apps.get_model("generation", "Sample")(**values),
+            base=[*base, "sample"],
+            exclude=[
+                "run",
+                "source_article",
+                "article",
+                "settings",
+                "prompt",
+                "raw_text",
+                "clean_text",
+            ],
+        )
         if not generated:
             errors.append(parsed.error([*base, "sample"], "only generated articles have one"))
         if sample["run"] not in runs:

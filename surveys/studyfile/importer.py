@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from surveys.models import (
     Article,
@@ -191,15 +191,16 @@ def study_file_import(
                 result.study = study
     except IntegrityError:
         # Another import or edit took the slug or one of the texts in the meantime.
-        return StudyFileResult(
-            dry_run=dry_run,
-            errors=[
-                FileError(
-                    None,
-                    "",
-                    "the database changed while importing (the slug or an article was "
-                    "added at the same time); nothing was written, import the file again",
-                )
-            ],
+        return _refused(
+            dry_run,
+            "the database changed while importing (the slug or an article was added at "
+            "the same time); nothing was written, import the file again",
         )
+    except DataError as error:
+        # A value the checks above let through and the database does not store.
+        return _refused(dry_run, f"the database refused a value ({error}); nothing was written")
     return result
+
+
+def _refused(dry_run: bool, message: str) -> StudyFileResult:
+    return StudyFileResult(dry_run=dry_run, errors=[FileError(None, "", message)])

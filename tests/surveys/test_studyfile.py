@@ -55,6 +55,7 @@ from tests.factories import (
     SampleFactory,
     StudyFactory,
 )
+from tests.surveys.builders import within_study
 
 pytestmark = pytest.mark.django_db
 
@@ -326,6 +327,51 @@ def test_every_model_field_is_exported_or_deliberately_left_out(
     assert fields - exported == set(), f"decide whether {model} fields go in the study file"
 
 
+def test_a_within_subjects_design_round_trips_to_its_hash() -> None:
+    study = within_study(stories=8, real_each=2, generated_each=2)
+    text = study_file_export(study=study)
+    _empty_database()
+
+    imported = study_file_import(text=text, team=None).study
+
+    assert imported is not None
+    assert imported.design == Study.Design.WITHIN
+    assert study_design_hash(study=imported) == study.design_hash
+    assert sorted(imported.conditions.values_list("per_participant", flat=True)) == [2, 2]
+
+
+def test_schema_lengths_match_the_models() -> None:
+    """The schema's maxLength values are the models' (the importer checks the models'
+    rules too, but the schema is what other tools read)."""
+    from django.apps import apps
+
+    from surveys.studyfile import study_schema
+
+    defs = study_schema()["$defs"]
+    pairs = {
+        "study": "surveys.Study",
+        "condition": "surveys.Condition",
+        "question": "surveys.Question",
+        "exclusion_rule": "surveys.ExclusionRule",
+        "article": "surveys.Article",
+        "generation_run": "generation.GenerationRun",
+        "sample": "generation.Sample",
+    }
+    checked = 0
+    for name, label in pairs.items():
+        fields = {f.name: f for f in apps.get_model(label)._meta.concrete_fields}
+        properties = (
+            {**defs[name]["properties"], **defs["study"]["properties"]["panel"]["properties"]}
+            if name == "study"
+            else defs[name]["properties"]
+        )
+        for key, spec in properties.items():
+            if "maxLength" in spec and key in fields:
+                assert spec["maxLength"] == fields[key].max_length, f"{name}.{key}"
+                checked += 1
+    assert checked >= 20
+
+
 def test_hostile_strings_round_trip_as_plain_text() -> None:
     study = _launched_study()
     Study.objects.filter(pk=study.pk).update(
@@ -429,6 +475,25 @@ def test_an_edited_text_with_a_stale_content_hash_is_refused(exported: str) -> N
     bad = exported.replace("title: Council approves budget", "title: Council rejects budget", 1)
     (error,) = _errors(bad)
     assert ".content_hash: does not match the title and body" in error
+
+
+def test_an_unquoted_date_stays_a_date_string(exported: str) -> None:
+    text = exported.replace("published: '2020-01-01'", "published: 2020-01-01")
+    assert text != exported
+    result = study_file_import(text=text, team=None)
+    assert result.ok, result.errors
+    assert Article.objects.get(external_id="wn-0").published == date(2020, 1, 1)
+
+
+def test_python_tags_and_out_of_range_numbers_are_refused(exported: str) -> None:
+    tagged = exported.replace(
+        "title: Kreps replication", "title: !!python/object/apply:os.system [ls]"
+    )
+    assert _errors(tagged)[0].startswith(f"line {_line(tagged, '!!python')}: not valid YAML")
+    huge = exported.replace("  seed: 20190820\n", f"  seed: {2**70}\n")
+    (error,) = _errors(huge)
+    assert error.startswith(f"line {_line(huge, str(2**70))}: generation_runs[0].seed: ")
+    assert not Study.objects.exists()
 
 
 def test_invalid_yaml_and_aliases_are_refused_with_a_line() -> None:

@@ -161,19 +161,20 @@ def _sample_of(article: Article) -> Any:
 def _articles(study: Study) -> list[Article]:
     """The conditions' articles and the real articles generated ones were prompted
     with: real first, then generated, each in content-hash order."""
-    wanted = {
-        a.pk: a
-        for a in Article.objects.filter(conditions__study=study).select_related(
-            "source_article", "sample__run"
+    pks = set(Article.objects.filter(conditions__study=study).values_list("pk", flat=True))
+    frontier = set(pks)
+    while frontier:
+        # Sources of sources too (a chain is rare, and short).
+        sources = set(
+            Article.objects.filter(pk__in=frontier, source_article__isnull=False).values_list(
+                "source_article_id", flat=True
+            )
         )
-    }
-    pending = list(wanted.values())
-    while pending:
-        source = pending.pop().source_article
-        if source is not None and source.pk not in wanted:
-            wanted[source.pk] = source
-            pending.append(source)
-    return sorted(wanted.values(), key=lambda a: (a.origin != Article.Origin.REAL, a.content_hash))
+        frontier = sources - pks
+        pks |= frontier
+    # One query for the articles with their sources, samples and runs.
+    articles = Article.objects.filter(pk__in=pks).select_related("source_article", "sample__run")
+    return sorted(articles, key=lambda a: (a.origin != Article.Origin.REAL, a.content_hash))
 
 
 def _article_entry(article: Article, run_refs: dict[int, str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -25,14 +26,13 @@ from surveys.models import (
     WIKINEWS_ATTRIBUTION,
     Article,
     Condition,
-    ExclusionRule,
     Participant,
     Question,
     Study,
     Team,
     TeamMembership,
 )
-from surveys.services import PanelIds, participant_enroll, study_design_hash, study_set_status
+from surveys.services import study_design_hash, study_set_status
 from surveys.studyfile import study_file_export, study_file_import
 from surveys.studyfile.export import (
     ARTICLE_FIELDS,
@@ -46,127 +46,16 @@ from surveys.studyfile.export import (
     STUDY_FIELDS,
     TEXT_FIELDS,
 )
-from tests.factories import (
-    ConditionFactory,
-    GeneratedArticleFactory,
-    GenerationRunFactory,
-    QuestionFactory,
-    RealArticleFactory,
-    SampleFactory,
-    StudyFactory,
-)
+from tests.factories import RealArticleFactory
 from tests.surveys.builders import within_study
+from tests.surveys.studyfile_builders import WEIGHTS_SHA, empty_database, launched_study
 
 pytestmark = pytest.mark.django_db
 
-WEIGHTS_SHA = "9f8e" * 16
 HOSTILE = (
     '<script>alert("x")</script> =HYPERLINK("http://evil.example","click") '
     "+1+2 @SUM(A1) \u202e reversed \ufeff bom: 'quotes' \"and\" | > # * &anchor"
 )
-
-
-def _launched_study(*, team: Team | None = None, slug: str = "kreps-replication") -> Study:
-    """A live between-subjects study: real articles against GPT-2 samples (with their
-    run and provenance), a branded and disclaimed condition, quotas, the Kreps items,
-    an attention and a comprehension check, a scored participant question, exclusion
-    rules, and one participant."""
-    study = StudyFactory.create(
-        team=team,
-        slug=slug,
-        title="Kreps replication",
-        articles_per_participant=2,
-        require_panel_id=True,
-        completion_code="C0DE42",
-        failed_check_code="FAILED1",
-        consent_text="Consent.\n\nSecond paragraph with  two spaces.",
-    )
-    real = ConditionFactory.create(
-        study=study, name="real", label="Real articles", is_reference=True, quota=120
-    )
-    generated = ConditionFactory.create(
-        study=study,
-        name="gpt2-large",
-        label="GPT-2 774M",
-        quota=120,
-        branding="The Daily Chronicle",
-        disclaimer="This article was written by an AI system.",
-    )
-    run = GenerationRunFactory.create(
-        name="GPT-2 large, lede prompts",
-        model_name="gpt2-large",
-        model_identity={"weights_sha256": WEIGHTS_SHA, "revision": "main", "n_params": 774},
-        dtype="float32",
-        batch_size=8,
-        seed=20190820,
-        top_k=40,
-        temperature=0.9,
-        team=team,
-    )
-    for i in range(3):
-        source = RealArticleFactory.create(
-            published=date(2020, 1, i + 1),
-            attribution=WIKINEWS_ATTRIBUTION,
-            external_id=f"wn-{i}",
-            team=team,
-        )
-        real.articles.add(source)
-        article = GeneratedArticleFactory.create(
-            source_article=source, model_name="gpt2-large", team=team
-        )
-        SampleFactory.create(
-            run=run,
-            source_article=source,
-            sample_index=0,
-            article=article,
-            review=Sample.Review.APPROVED,
-            settings={"top_k": 40, "temperature": 0.9, "dtype": "float32", "batch_size": 8},
-            cleanup_steps=["cut_at_end_of_text"],
-            flags=["too_short"] if i == 0 else [],
-        )
-        generated.articles.add(article)
-    QuestionFactory.create_kreps_set(study=study)
-    QuestionFactory.create(
-        study=study,
-        key="attention",
-        text='Choose "Blue".',
-        kind=Question.Kind.CHOICE,
-        scope=Question.Scope.ATTENTION_CHECK,
-        choices=["Red", "Blue"],
-        expected_answer="Blue",
-        after_article=1,
-    )
-    QuestionFactory.create(
-        study=study,
-        key="understood",
-        text="Do you rate articles?",
-        scope=Question.Scope.COMPREHENSION,
-        expected_answer="yes",
-    )
-    QuestionFactory.create(
-        study=study,
-        key="trust",
-        text="How much do you trust news media?",
-        kind=Question.Kind.SLIDER,
-        scope=Question.Scope.PARTICIPANT,
-        required=False,
-    )
-    ExclusionRule.objects.create(study=study, kind=ExclusionRule.Kind.TOO_FAST, threshold=15.0)
-    ExclusionRule.objects.create(
-        study=study, kind=ExclusionRule.Kind.STRAIGHT_LINING, question_key="believable", position=1
-    )
-    study = study_set_status(study=study, status=Study.Status.LIVE)
-    participant_enroll(study=study, panel=PanelIds(panel="prolific", pid="P1"))
-    return study
-
-
-def _empty_database() -> None:
-    Participant.objects.all().delete()
-    Study.objects.all().delete()
-    Sample.objects.all().delete()
-    GenerationRun.objects.all().delete()
-    Article.objects.filter(origin=Article.Origin.GENERATED).delete()
-    Article.objects.all().delete()
 
 
 def _errors(text: str) -> list[str]:
@@ -180,11 +69,11 @@ def _errors(text: str) -> list[str]:
 
 
 def test_import_of_a_launched_studys_export_into_an_empty_database_has_its_design_hash() -> None:
-    study = _launched_study()
+    study = launched_study()
     frozen = study.design_hash
     assert frozen
     text = study_file_export(study=study)
-    _empty_database()
+    empty_database()
     team = Team.objects.create(name="Importers")
 
     result = study_file_import(text=text, team=team)
@@ -207,9 +96,9 @@ def test_import_of_a_launched_studys_export_into_an_empty_database_has_its_desig
 
 
 def test_round_trip_keeps_manipulations_scoring_checks_rules_and_provenance() -> None:
-    study = _launched_study()
+    study = launched_study()
     text = study_file_export(study=study)
-    _empty_database()
+    empty_database()
 
     imported = study_file_import(text=text, team=None).study
 
@@ -250,7 +139,7 @@ def test_round_trip_keeps_manipulations_scoring_checks_rules_and_provenance() ->
 
 
 def test_exporting_twice_gives_the_same_bytes_without_ids_or_times() -> None:
-    study = _launched_study()
+    study = launched_study()
     first = study_file_export(study=study)
     # Reordering rows in the database changes nothing in the file.
     Article.objects.filter(pk__in=study.conditions.values("articles")).update(in_demo_pool=True)
@@ -330,7 +219,7 @@ def test_every_model_field_is_exported_or_deliberately_left_out(
 def test_a_within_subjects_design_round_trips_to_its_hash() -> None:
     study = within_study(stories=8, real_each=2, generated_each=2)
     text = study_file_export(study=study)
-    _empty_database()
+    empty_database()
 
     imported = study_file_import(text=text, team=None).study
 
@@ -373,7 +262,7 @@ def test_schema_lengths_match_the_models() -> None:
 
 
 def test_hostile_strings_round_trip_as_plain_text() -> None:
-    study = _launched_study()
+    study = launched_study()
     Study.objects.filter(pk=study.pk).update(
         debrief_text=HOSTILE, title="=cmd|' /C calc'!A0", status=Study.Status.DRAFT
     )
@@ -381,7 +270,7 @@ def test_hostile_strings_round_trip_as_plain_text() -> None:
     Question.objects.filter(study=study, key="credible").update(text=HOSTILE + "\n\nline 2 ")
     study.refresh_from_db()
     text = study_file_export(study=study)
-    _empty_database()
+    empty_database()
 
     imported = study_file_import(text=text, team=None).study
 
@@ -393,7 +282,7 @@ def test_hostile_strings_round_trip_as_plain_text() -> None:
 
 
 def test_a_nul_character_is_refused_with_its_line_and_nothing_is_written() -> None:
-    text = study_file_export(study=_launched_study())
+    text = study_file_export(study=launched_study())
     hostile = text.replace("title: Kreps replication", 'title: "Kreps\\0replication"')
     assert hostile != text
     line = next(i for i, t in enumerate(hostile.splitlines(), 1) if "Kreps\\0" in t)
@@ -415,8 +304,8 @@ def _line(text: str, needle: str) -> int:
 
 @pytest.fixture
 def exported() -> str:
-    text = study_file_export(study=_launched_study())
-    _empty_database()
+    text = study_file_export(study=launched_study())
+    empty_database()
     return text
 
 
@@ -539,7 +428,7 @@ def test_dry_run_counts_and_writes_nothing(exported: str) -> None:
 def test_another_teams_article_is_not_reused_and_not_named() -> None:
     alpha = Team.objects.create(name="Alpha")
     beta = Team.objects.create(name="Beta")
-    study = _launched_study(team=alpha)
+    study = launched_study(team=alpha)
     text = study_file_export(study=study)
     before = Study.objects.count()
 
@@ -562,7 +451,7 @@ def test_another_teams_article_is_not_reused_and_not_named() -> None:
 
 
 def test_commands_round_trip_through_a_file(tmp_path: Path) -> None:
-    study = _launched_study()
+    study = launched_study()
     path = tmp_path / "study.yaml"
     call_command("study_export", study.slug, "-o", str(path), stderr=io.StringIO())
     first = path.read_bytes()
@@ -611,7 +500,7 @@ def lab() -> Lab:
     return Lab(
         alpha=alpha,
         beta=beta,
-        study=_launched_study(team=alpha),
+        study=launched_study(team=alpha),
         researcher=_client("ra", alpha, TeamMembership.Role.RESEARCHER),
         analyst=_client("aa", alpha, TeamMembership.Role.ANALYST),
         outsider=_client("rb", beta, TeamMembership.Role.RESEARCHER),
@@ -708,3 +597,17 @@ def test_admin_import_is_for_researchers_into_their_own_teams(lab: Lab) -> None:
     assert "another team already has an article with this title and text" in page
     assert not Study.objects.filter(slug="stolen").exists()
     assert not Study.objects.filter(team=lab.beta).exists()
+
+
+def test_export_reads_the_same_few_queries_however_many_articles(
+    django_assert_max_num_queries: Any,
+) -> None:
+    study = launched_study()
+    with django_assert_max_num_queries(10) as small:
+        study_file_export(study=study)
+    bigger = launched_study(slug="bigger")
+    condition = bigger.conditions.get(name="real")
+    Study.objects.filter(pk=bigger.pk).update(status=Study.Status.DRAFT)
+    condition.articles.add(*RealArticleFactory.create_batch(20))
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        study_file_export(study=bigger)

@@ -8,10 +8,12 @@ not participant data), import for researchers, into one of their teams.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -27,6 +29,8 @@ from surveys.selectors import studies_visible_to, teams_for_new_study
 from surveys.studyfile import StudyFileResult, study_file_export, study_file_import
 
 IMPORT_TEMPLATE = "admin/surveys/study/studyfile_import.html"
+# How long a dry run waits for its confirmation.
+PENDING_SECONDS = 3600
 
 
 def study_file_response(study: Study) -> HttpResponse:
@@ -59,20 +63,12 @@ class StudyFileUploadForm(forms.Form):
 
 
 class StudyFileConfirmForm(forms.Form):
-    """The confirm step: the text shown in the dry run, sent back and checked again."""
+    """The confirm step: which dry run to carry out. The file's text, team and slug wait
+    in the cache under a random token and the user's id (a study file can be larger than
+    Django lets a form field be, and what is imported is exactly what the dry run
+    showed); the file is checked again in full when imported, and the team again."""
 
-    text = forms.CharField(widget=forms.HiddenInput, strip=False, max_length=MAX_IMPORT_BYTES)
-    team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False)
-    slug = forms.SlugField(required=False, max_length=80)
-
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        team = self.fields["team"]
-        assert isinstance(team, forms.ModelChoiceField)
-        team.queryset = teams_for_new_study(user=user)
-        team.widget = forms.HiddenInput()
-        team.required = not user.is_superuser
-        self.fields["slug"].widget = forms.HiddenInput()
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
 
 class StudyFileAdminMixin:
@@ -132,15 +128,25 @@ class StudyFileAdminMixin:
         confirm: StudyFileConfirmForm | None = None
         upload = StudyFileUploadForm(user=user)
         if request.method == "POST" and "confirm" in request.POST:
-            confirm = StudyFileConfirmForm(request.POST, user=user)
-            if not confirm.is_valid():
+            confirm = StudyFileConfirmForm(request.POST)
+            key = _pending_key(user, confirm.data.get("token", ""))
+            pending = cache.get(key) if confirm.is_valid() else None
+            if pending is None:
+                self.message_user(  # type: ignore[attr-defined]
+                    request, "That dry run has expired: upload the file again.", messages.ERROR
+                )
+                return redirect("admin:surveys_study_file_import")
+            team = None
+            if pending["team"] is not None:
+                # Still a team of theirs (a superuser may import without one).
+                team = teams_for_new_study(user=user).filter(pk=pending["team"]).first()
+                if team is None:
+                    raise PermissionDenied("Choose one of the teams you are a researcher of.")
+            elif not user.is_superuser:
                 raise PermissionDenied("Choose one of the teams you are a researcher of.")
-            result = study_file_import(
-                text=confirm.cleaned_data["text"],
-                team=confirm.cleaned_data["team"],
-                slug=confirm.cleaned_data["slug"] or None,
-            )
+            result = study_file_import(text=pending["text"], team=team, slug=pending["slug"])
             if result.ok and result.study is not None:
+                cache.delete(key)
                 self.log_addition(  # type: ignore[attr-defined]
                     request, result.study, "Imported from a study file."
                 )
@@ -153,6 +159,15 @@ class StudyFileAdminMixin:
             upload = StudyFileUploadForm(request.POST, request.FILES, user=user)
             if upload.is_valid():
                 result, confirm = self._dry_run(upload, user)
+        return self._import_page(request, upload, result, confirm)
+
+    def _import_page(
+        self,
+        request: HttpRequest,
+        upload: StudyFileUploadForm,
+        result: StudyFileResult | None,
+        confirm: StudyFileConfirmForm | None,
+    ) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),  # type: ignore[attr-defined]
             "title": "Import a study file",
@@ -181,8 +196,13 @@ class StudyFileAdminMixin:
         result = study_file_import(text=text, team=team, slug=slug, dry_run=True)
         if not result.ok:
             return result, None
-        confirm = StudyFileConfirmForm(
-            initial={"text": text, "team": team.pk if team else None, "slug": slug or ""},
-            user=user,
-        )
+        token = secrets.token_urlsafe(24)
+        pending = {"text": text, "team": team.pk if team else None, "slug": slug}
+        cache.set(_pending_key(user, token), pending, PENDING_SECONDS)
+        confirm = StudyFileConfirmForm(initial={"token": token})
         return result, confirm
+
+
+def _pending_key(user: Any, token: str) -> str:
+    # The user's id in the key: a token seen by someone else confirms nothing for them.
+    return f"studyfile-import:{user.pk}:{token}"

@@ -556,13 +556,15 @@ def test_admin_import_dry_run_then_confirm(lab: Lab) -> None:
     assert 'data-count="articles_reused">6<' in page
     assert "the same as the exported study" in page
     hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
-    assert hidden["slug"] == "alpha-copy"
-    assert hidden["team"] == str(lab.alpha.pk)
+    assert set(hidden) == {"csrfmiddlewaretoken", "token"}
+    url = reverse("admin:surveys_study_file_import")
+    # The dry run's token is the researcher's own: another user confirms nothing with it.
+    stolen = lab.outsider.post(url, {**hidden, "confirm": "1"})
+    assert stolen.status_code == 302
+    assert "That dry run has expired" in lab.outsider.get(url).content.decode()
+    assert Study.objects.count() == studies
 
-    response = lab.researcher.post(
-        reverse("admin:surveys_study_file_import"),
-        {"text": text, "team": lab.alpha.pk, "slug": "alpha-copy", "confirm": "1"},
-    )
+    response = lab.researcher.post(url, {**hidden, "confirm": "1"})
 
     copy = Study.objects.get(slug="alpha-copy")
     assert response.status_code == 302
@@ -570,6 +572,23 @@ def test_admin_import_dry_run_then_confirm(lab: Lab) -> None:
     assert copy.team == lab.alpha
     assert copy.status == Study.Status.DRAFT
     assert study_design_hash(study=copy) == lab.study.design_hash
+
+
+def test_admin_confirm_checks_the_team_again(lab: Lab) -> None:
+    page = _upload(lab.researcher, study_file_export(study=lab.study), team=lab.alpha.pk, slug="c")
+    token = re.search(r'name="token" value="([^"]*)"', page)
+    assert token is not None
+    TeamMembership.objects.filter(team=lab.alpha, user__username="ra").delete()
+    TeamMembership.objects.create(
+        team=lab.beta, user=User.objects.get(username="ra"), role=TeamMembership.Role.RESEARCHER
+    )
+
+    response = lab.researcher.post(
+        reverse("admin:surveys_study_file_import"), {"token": token.group(1), "confirm": "1"}
+    )
+
+    assert response.status_code == 403
+    assert not Study.objects.filter(slug="c").exists()
 
 
 def test_admin_import_shows_errors_and_offers_no_confirm(lab: Lab) -> None:
@@ -588,10 +607,8 @@ def test_admin_import_is_for_researchers_into_their_own_teams(lab: Lab) -> None:
     # The outsider cannot import into alpha, neither at the dry run nor at the confirm.
     page = _upload(lab.outsider, text, team=lab.alpha.pk, slug="stolen")
     assert "Select a valid choice" in page
-    response = lab.outsider.post(
-        url, {"text": text, "team": lab.alpha.pk, "slug": "stolen", "confirm": "1"}
-    )
-    assert response.status_code == 403
+    response = lab.outsider.post(url, {"token": "x", "confirm": "1"})
+    assert response.status_code == 302
     # Into their own team, alpha's articles are not theirs to reuse, and are not named.
     page = _upload(lab.outsider, text, team=lab.beta.pk, slug="stolen")
     assert "another team already has an article with this title and text" in page

@@ -159,6 +159,12 @@ def study_schema() -> dict[str, Any]:
     return schema
 
 
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to a length an error message can carry."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _describe(error: SchemaError, parsed: ParsedFile) -> FileError:
     path = list(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -176,13 +182,27 @@ def _describe(error: SchemaError, parsed: ParsedFile) -> FileError:
         return FileError(parsed.line_of(path), path_text([*path, name]), "missing required field")
     if error.validator == "enum":
         options = ", ".join(repr(v) for v in error.validator_value)
-        return parsed.error(path, f"{error.instance!r} is not one of {options}")
+        return parsed.error(path, f"{_short(error.instance)} is not one of {options}")
     if error.validator == "type":
         wanted = error.validator_value
         wanted_text = " or ".join(wanted) if isinstance(wanted, list) else str(wanted)
         got = type(error.instance).__name__
-        return parsed.error(path, f"expected {wanted_text}, got {got} {error.instance!r}")
-    return parsed.error(path, error.message)
+        return parsed.error(path, f"expected {wanted_text}, got {got} {_short(error.instance)}")
+    if error.validator == "maxLength" and isinstance(error.instance, str):
+        return parsed.error(
+            path, f"is {len(error.instance)} characters long (at most {error.validator_value})"
+        )
+    if error.validator == "minLength":
+        return parsed.error(path, "may not be empty")
+    if error.validator == "pattern":
+        return parsed.error(
+            path, f"{_short(error.instance)} does not match {error.validator_value!r}"
+        )
+    # jsonschema's own wording ("... is too long") quotes the value: say it without it.
+    message = error.message
+    if len(message) > 200:
+        message = f"{_short(error.instance)} fails the schema's {error.validator!r} rule"
+    return parsed.error(path, message)
 
 
 def _control_characters(data: Any, path: list[str | int]) -> Iterator[list[str | int]]:

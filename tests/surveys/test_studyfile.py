@@ -628,3 +628,20 @@ def test_export_reads_the_same_few_queries_however_many_articles(
     condition.articles.add(*RealArticleFactory.create_batch(20))
     with django_assert_max_num_queries(len(small.captured_queries)):
         study_file_export(study=bigger)
+
+
+def test_long_values_and_whole_sections_are_not_echoed_in_errors(exported: str) -> None:
+    long_title = "x" * 600
+    bad = re.sub(r"title: Council approves budget .*", f"title: {long_title}", exported, count=1)
+    (error,) = _errors(bad)
+    assert error == (
+        f"line {_line(bad, long_title)}: articles[0].title: is 600 characters long (at most 500)"
+    )
+    bad = exported.replace("conditions:\n", "conditions: 3\nold_conditions:\n")
+    errors = _errors(bad)
+    assert f"line {_line(bad, 'conditions: 3')}: conditions: expected array, got int 3" in errors
+    assert any(
+        e.startswith(f"line {_line(bad, 'old_cond')}: old_conditions: unknown") for e in errors
+    )
+    root = _errors("- " + "y" * 500 + "\n")
+    assert root == [f"line 1: expected object, got list ['{'y' * 55}..."]

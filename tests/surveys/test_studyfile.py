@@ -645,3 +645,12 @@ def test_long_values_and_whole_sections_are_not_echoed_in_errors(exported: str) 
     )
     root = _errors("- " + "y" * 500 + "\n")
     assert root == [f"line 1: expected object, got list ['{'y' * 55}..."]
+
+
+def test_admin_dry_run_shows_a_hostile_title_as_text(lab: Lab) -> None:
+    text = study_file_export(study=lab.study).replace(
+        "title: Kreps replication", "title: <script>alert(1)</script>", 1
+    )
+    page = _upload(lab.researcher, text, team=lab.alpha.pk, slug="hostile")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page

@@ -19,6 +19,7 @@ import yaml
 from django.core.exceptions import ObjectDoesNotExist
 
 from surveys.models import Article, Study
+from surveys.services import study_design_hash
 from surveys.studyfile.schema import FORMAT
 
 REF_LENGTH = 16
@@ -198,6 +199,12 @@ def _article_entry(article: Article, run_refs: dict[int, str]) -> dict[str, Any]
     return entry
 
 
+def _design_hash(study: Study) -> str:
+    """The frozen hash of a live or closed study; the current design's hash otherwise (a
+    draft keeps the hash of its last status change, which later edits make stale)."""
+    return study.design_hash if study.is_design_locked else study_design_hash(study=study)
+
+
 def study_file_data(*, study: Study) -> dict[str, Any]:
     """The study file's content as plain data (what ``study_file_export`` writes)."""
     articles = _articles(study)
@@ -211,7 +218,7 @@ def study_file_data(*, study: Study) -> dict[str, Any]:
             runs[sample.run_id] = sample.run
     return {
         "format": FORMAT,
-        "exported_from": {"status": study.status, "design_hash": study.design_hash},
+        "exported_from": {"status": study.status, "design_hash": _design_hash(study)},
         "study": {
             **{name: getattr(study, name) for name in STUDY_FIELDS},
             "texts": {key: getattr(study, name) for key, name in TEXT_FIELDS.items()},

@@ -654,3 +654,18 @@ def test_admin_dry_run_shows_a_hostile_title_as_text(lab: Lab) -> None:
     page = _upload(lab.researcher, text, team=lab.alpha.pk, slug="hostile")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert(1)" not in page
+
+
+def test_a_drafts_export_carries_its_current_design_hash() -> None:
+    study = launched_study()
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT)
+    Question.objects.filter(study=study, key="credible").update(text="Is it credible?")
+    study.refresh_from_db()
+    text = study_file_export(study=study)
+    assert study.design_hash not in text  # stale since the edit
+    empty_database()
+
+    result = study_file_import(text=text, team=None)
+
+    assert result.same_design is True
+    assert result.design_hash == study_design_hash(study=result.study)

@@ -251,6 +251,8 @@ CUSTOM: dict[str, Case] = {
     "admin:surveys_article_import": Case(lambda world: [], is_list=True),
     "admin:surveys_study_status": Case(lambda world: [world.study.pk, "closed"], ("post",)),
     "admin:surveys_study_instrument": Case(lambda world: [world.study.pk, "kreps"], ("post",)),
+    "admin:surveys_study_file_export": Case(_pk("surveys.study")),
+    "admin:surveys_study_file_import": Case(lambda world: [], is_list=True),
     "admin:generation_sample_review": Case(_pk("generation.sample"), ("post",)),
     "analysis:results": Case(_slug()),
     "analysis:export": Case(_slug()),

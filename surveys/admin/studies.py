@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from studyplatform.measures.planning import sample_size_two_proportions
 from surveys import fraud
 from surveys.admin.design import ConditionInline, ExclusionRuleInline, QuestionInline
+from surveys.admin.studyfile import StudyFileAdminMixin
 from surveys.admin.teams import TeamScopedAdmin
 from surveys.exclusions import exclusions_by_condition
 from surveys.instruments import INSTRUMENTS, instrument_apply
@@ -149,7 +150,7 @@ def _power_plan_context(request: HttpRequest, study: Study) -> dict[str, Any]:
 
 
 @admin.register(Study)
-class StudyAdmin(TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
+class StudyAdmin(StudyFileAdminMixin, TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
     study_path = ""
     inlines = [ConditionInline, QuestionInline, ExclusionRuleInline]
     list_display = (

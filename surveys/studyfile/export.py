@@ -37,7 +37,7 @@ STUDY_FIELDS = (
     "comprehension_attempts",
     "require_panel_id",
     "flagged_hold_no_place",
-    # --- multiple_comparisons (holm/bh) goes here once that field is merged ---------
+    "multiple_comparisons",
 )
 TEXT_FIELDS = {
     "consent": "consent_text",

@@ -229,6 +229,24 @@ def test_a_within_subjects_design_round_trips_to_its_hash() -> None:
     assert sorted(imported.conditions.values_list("per_participant", flat=True)) == [2, 2]
 
 
+def test_the_preregistered_correction_round_trips_to_its_hash() -> None:
+    study = launched_study()
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT, design_hash="")
+    study.refresh_from_db()
+    study.multiple_comparisons = "bh"
+    study.save(update_fields=["multiple_comparisons"])
+    study = study_set_status(study=study, status=Study.Status.LIVE)
+    text = study_file_export(study=study)
+    assert "multiple_comparisons: bh" in text
+    empty_database()
+
+    imported = study_file_import(text=text, team=None).study
+
+    assert imported is not None
+    assert imported.multiple_comparisons == "bh"
+    assert study_design_hash(study=imported) == study.design_hash
+
+
 def test_schema_lengths_match_the_models() -> None:
     """The schema's maxLength values are the models' (the importer checks the models'
     rules too, but the schema is what other tools read)."""

@@ -490,6 +490,25 @@ class _RegressionSerializer(serializers.Serializer):  # type: ignore[type-arg]
         ref_name = "Regression"
 
 
+class _AnalysisStatusSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    analysis = serializers.CharField()
+    status = serializers.ChoiceField(choices=["planned", "exploratory"])
+
+    class Meta:
+        ref_name = "AnalysisStatus"
+
+
+class _PreregistrationSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """The report against the study's preregistration (``analysis.preregistered``)."""
+
+    design_hash = serializers.CharField()
+    analyses = _AnalysisStatusSerializer(many=True)
+    deviations = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        ref_name = "PreregistrationCheck"
+
+
 class _ContingencySerializer(serializers.Serializer):  # type: ignore[type-arg]
     """A chi-square test of independence (``stats.ContingencyTest``) with its table."""
 
@@ -537,6 +556,8 @@ class StudyResultsApi(StudyAPIView):
     without a detection question). ``people_vs_detector``: the best detector score against
     the participants on the same articles (DeLong's paired test) and ``best_disagreements``,
     the articles the two disagree most about; null without scores or a yes/no question.
+    ``preregistration``: which analyses were planned and which exploratory, and every
+    departure from the plan (null for a draft).
     Non-finite numbers (NaN, an infinite odds ratio) are null."""
 
     class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -570,6 +591,7 @@ class StudyResultsApi(StudyAPIView):
         best_disagreements = _table_serializer("BestDisagreement", BEST_DISAGREEMENT_COLUMNS)(
             many=True, allow_null=True
         )
+        preregistration = _PreregistrationSerializer(allow_null=True)
         notes = serializers.ListField(child=serializers.CharField())
 
         class Meta:
@@ -620,6 +642,13 @@ class StudyResultsApi(StudyAPIView):
             "best_disagreements": None
             if report.best_disagreements is None
             else frame_records(report.best_disagreements, BEST_DISAGREEMENT_COLUMNS),
+            "preregistration": None
+            if (check := report.preregistration) is None
+            else {
+                "design_hash": check.design_hash,
+                "analyses": [{"analysis": a, "status": s} for a, s in check.analyses],
+                "deviations": check.deviations,
+            },
             "notes": list(report.notes),
         }
         return ApiResponse(self.OutputSerializer(data).data)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from analysis import stats
 from analysis.cells import cell_float, cell_int
+from analysis.preregistered import preregistration_lines
 from analysis.services import StudyReport
 from surveys.models import WIKINEWS_ATTRIBUTION
 
@@ -514,6 +515,7 @@ def report_as_text(report: StudyReport) -> str:
         *(["", *binomial] if binomial else []),
         *_detector_lines(report),
         *people_vs_detector_lines(report),
+        *preregistration_lines(report.preregistration),
     ]
     for note in report.notes:
         lines += ["", f"Note: {note}"]

@@ -6,7 +6,7 @@ chooses what applies to the study and assembles :class:`StudyReport`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Required, TypedDict
 
 import numpy as np
@@ -29,6 +29,7 @@ from analysis.frames import (
     responses_chunks,
     responses_frame,
 )
+from analysis.preregistered import PreregistrationCheck, preregistration_check
 from analysis.report_tables import (
     INDEX_TEST_COLUMNS,
     POWER_COLUMNS,
@@ -128,6 +129,10 @@ class StudyReport:
     )
     answer_tests: list[tuple[str, stats.ContingencyTest]] = field(default_factory=list)
     detection_binomial: pd.DataFrame | None = None
+    # Against the preregistration (``analysis.preregistered``): which analyses were
+    # planned and which are exploratory, and every departure from the plan; None for a
+    # draft, which has no frozen design to hold it to.
+    preregistration: PreregistrationCheck | None = None
 
     @property
     def analysed(self) -> int:
@@ -240,7 +245,7 @@ def study_report(*, study: Study, mixed_max_ratings: int | None = None) -> Study
             scores=scores, human=human
         )
         notes.extend(detector_gap_notes(detector_gaps(study=study)))
-    return StudyReport(
+    report = StudyReport(
         study_slug=study.slug,
         study_title=study.title,
         ledger=ledger,
@@ -264,6 +269,7 @@ def study_report(*, study: Study, mixed_max_ratings: int | None = None) -> Study
         answer_tests=answer_tests(responses, questions=_choice_questions(study=study)),
         **extra,
     )
+    return replace(report, preregistration=preregistration_check(study=study, report=report))
 
 
 def _choice_questions(*, study: Study) -> list[tuple[str, list[str]]]:

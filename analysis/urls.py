@@ -12,4 +12,5 @@ urlpatterns: list[URLPattern] = [
     path("<slug:slug>/export.csv", views.export_csv, name="export"),
     path("<slug:slug>/participants.csv", views.export_wide_csv, name="export_wide"),
     path("<slug:slug>/plots/<slug:name>.svg", views.plot, name="plot"),
+    path("<slug:slug>/preregistration.<str:fmt>", views.preregistration, name="preregistration"),
 ]

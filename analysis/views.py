@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, render
 
 from analysis import exports, plots, presentation
+from analysis.preregistration import preregistration_html, preregistration_markdown
 from analysis.report_cache import report_for_figures, report_share
 from analysis.services import responses_csv_chunks, study_report
 from surveys.audit import audit_export
@@ -56,6 +57,26 @@ def plot(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     response = HttpResponse(body, content_type="image/svg+xml" if fmt == "svg" else "image/png")
     if "download" in request.GET:
         response["Content-Disposition"] = f'attachment; filename="{study.slug}-{name}.{fmt}"'
+    return response
+
+
+@staff_member_required
+def preregistration(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+    """The study's preregistration as Markdown (``md``) or a self-contained web page
+    (``html``), written from its frozen design; 409 before the design is frozen."""
+    if fmt not in ("md", "html"):
+        raise Http404("The preregistration is Markdown (.md) or a web page (.html).")
+    study = _visible_study(request, slug)
+    try:
+        if fmt == "md":
+            body = preregistration_markdown(study=study)
+            response = HttpResponse(body, content_type="text/markdown; charset=utf-8")
+        else:
+            response = HttpResponse(preregistration_html(study=study))
+    except ValueError as error:
+        return HttpResponse(str(error), status=409, content_type="text/plain; charset=utf-8")
+    name = f"{study.slug}-preregistration-{study.design_hash[:12]}.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 

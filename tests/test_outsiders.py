@@ -258,6 +258,7 @@ CUSTOM: dict[str, Case] = {
     "analysis:export": Case(_slug()),
     "analysis:export_wide": Case(_slug()),
     "analysis:plot": Case(_slug(next(iter(plots.PLOTS)))),
+    "analysis:preregistration": Case(_slug("html")),
     "surveys:preview": Case(_slug(), ("get", "post")),
     "api:study-list": Case(lambda world: [], is_list=True),
     "api:study-detail": Case(_slug()),

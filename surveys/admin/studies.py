@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from studyplatform.measures.planning import sample_size_two_proportions
@@ -73,6 +74,8 @@ _DESIGN_FIELDS = (
     "debrief_text",
     "flagged_hold_no_place",  # in the design document when set (surveys.fraud)
     "multiple_comparisons",  # in the design document unless Holm (the default)
+    "hypotheses",  # the preregistration's fields: in the design document when filled in
+    "primary_comparison",
 )
 
 
@@ -191,6 +194,15 @@ class StudyAdmin(StudyFileAdminMixin, TeamScopedAdmin, admin.ModelAdmin):  # typ
                 },
             ),
             (
+                "Preregistration (locked once live)",
+                {
+                    "fields": ("hypotheses", "primary_comparison", "preregistration"),
+                    "description": "Downloadable once the study is piloted or launched, "
+                    "with the design, the sample-size plan, the exclusion rules and the "
+                    "analysis plan written out from the frozen design.",
+                },
+            ),
+            (
                 "Participants",
                 {
                     "fields": (
@@ -222,7 +234,15 @@ class StudyAdmin(StudyFileAdminMixin, TeamScopedAdmin, admin.ModelAdmin):  # typ
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> Any:
-        fields = ["status", "design_hash", "launched_at", "closed_at", "monitor", "monitor_details"]
+        fields = [
+            "status",
+            "design_hash",
+            "launched_at",
+            "closed_at",
+            "monitor",
+            "monitor_details",
+            "preregistration",
+        ]
         if obj is not None and obj.is_design_locked:
             fields += list(_DESIGN_FIELDS)
         return fields
@@ -418,6 +438,20 @@ class StudyAdmin(StudyFileAdminMixin, TeamScopedAdmin, admin.ModelAdmin):  # typ
         return render_to_string(
             "admin/surveys/study/monitor.html",
             {"monitor": _monitor_of(obj), "exclusions": _rule_exclusions(obj)},
+        )
+
+    @admin.display(description="Preregistration document")
+    def preregistration(self, obj: Study) -> str:
+        """Links to the preregistration written from the frozen design (analysis app)."""
+        if obj.pk is None or not obj.design_hash:
+            return "Pilot or launch the study to freeze its design; then download it here."
+        markdown = reverse("analysis:preregistration", args=[obj.slug, "md"])
+        page = reverse("analysis:preregistration", args=[obj.slug, "html"])
+        return format_html(
+            '<a href="{}">Markdown</a> · <a href="{}">web page</a> (design {})',
+            markdown,
+            page,
+            obj.design_hash[:12],
         )
 
     @admin.display(description="Quality and articles")

@@ -211,6 +211,21 @@ class Study(models.Model):
         "Benjamini-Hochberg the expected share of false positives among the significant "
         "pairs (more power, a weaker promise). Frozen with the design.",
     )
+    # The preregistration's own words (analysis.preregistration writes the rest from the
+    # design). Frozen with the design; in the design document only when filled in.
+    hypotheses = models.TextField(
+        blank=True,
+        help_text="The main question or hypothesis, as it will be preregistered, e.g. "
+        '"People rate articles written by GPT-2 1.5B credible less often than real ones." '
+        "Frozen with the design.",
+    )
+    primary_comparison = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="The name of the condition whose credible share, against the reference "
+        "condition's, is the primary test (the others are secondary). Empty: every "
+        "comparison with the reference is primary. Frozen with the design.",
+    )
     design_hash = models.CharField(max_length=64, blank=True, editable=False)
     launched_at = models.DateTimeField(null=True, blank=True, editable=False)
     closed_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -102,6 +102,9 @@ def study_design_document(*, study: Study) -> dict[str, object]:
             if study.multiple_comparisons != Study.MultipleComparisons.HOLM
             else {}
         ),
+        # The preregistration's own words, likewise only when filled in.
+        **({"hypotheses": study.hypotheses} if study.hypotheses else {}),
+        **({"primary_comparison": study.primary_comparison} if study.primary_comparison else {}),
     }
 
 
@@ -161,6 +164,12 @@ def study_validate_design(*, study: Study) -> None:
         problems.append("Mark exactly one condition as the reference (e.g. the real articles).")
     if not study.questions.filter(scope=Question.Scope.PER_ARTICLE).exists():
         problems.append("The study has no questions about the articles.")
+    primary = study.primary_comparison
+    if primary and primary not in {c.name for c in conditions if not c.is_reference}:
+        problems.append(
+            f'The primary comparison names "{primary}", which is not a condition compared '
+            "with the reference."
+        )
     problems.extend(_check_problems(study))
     problems.extend(exclusion_rule_problems(study=study))
     if problems:

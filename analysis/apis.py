@@ -42,6 +42,7 @@ from analysis.report_tables import (
     DETECTOR_COLUMNS,
     DISAGREEMENT_COLUMNS,
     POWER_COLUMNS,
+    REPLICATION_COLUMNS,
 )
 from analysis.selectors import (
     studies_listed_for,
@@ -531,7 +532,10 @@ class StudyResultsApi(StudyAPIView):
     compared (``pairwise``) with the study's preregistered ``multiple_comparisons``
     correction; the r x c test of each multi-option question by condition
     (``answer_tests``); detection accuracy against 50% (``detection_binomial``, null
-    without a detection question).
+    without a detection question). When the study records the published result it
+    replicates, ``replication`` has per condition the original estimate, this study's
+    and the small-telescopes and TOST equivalence tests (``replication_citation`` is the
+    researcher's free text); null otherwise.
     Non-finite numbers (NaN, an infinite odds ratio) are null."""
 
     class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -559,6 +563,10 @@ class StudyResultsApi(StudyAPIView):
         detection_binomial = _table_serializer("DetectionBinomial", DETECTION_BINOMIAL_COLUMNS)(
             many=True, allow_null=True
         )
+        replication = _table_serializer("Replication", REPLICATION_COLUMNS)(
+            many=True, allow_null=True
+        )
+        replication_citation = serializers.CharField(allow_blank=True)
         notes = serializers.ListField(child=serializers.CharField())
 
         class Meta:
@@ -603,6 +611,10 @@ class StudyResultsApi(StudyAPIView):
             "detection_binomial": None
             if report.detection_binomial is None
             else frame_records(report.detection_binomial, DETECTION_BINOMIAL_COLUMNS),
+            "replication": None
+            if report.replication is None
+            else frame_records(report.replication, REPLICATION_COLUMNS),
+            "replication_citation": report.replication_citation,
             "notes": list(report.notes),
         }
         return ApiResponse(self.OutputSerializer(data).data)

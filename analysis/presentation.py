@@ -445,9 +445,11 @@ def table_context(report: StudyReport) -> dict[str, object]:
     """Template context for ``analysis/_tables.html``: every table of the report as
     display rows (shared by the results page and the self-contained HTML report)."""
     from analysis.presentation_groups import group_context  # it imports this module
+    from analysis.presentation_replication import replication_context  # likewise
 
     return {
         **group_context(report),
+        **replication_context(report),
         "report": report,
         "proportions": proportion_rows(report),
         "comparisons": comparison_rows(report),
@@ -490,6 +492,7 @@ def report_as_html(report: StudyReport) -> str:
 def report_as_text(report: StudyReport) -> str:
     """The plain-text report printed by ``manage.py analyze``."""
     from analysis.presentation_groups import detection_binomial_lines, group_lines
+    from analysis.presentation_replication import replication_lines
 
     lines = [f"Study: {report.study_title} ({report.study_slug})", "", "Exclusions"]
     width = max(len(step.label) for step in report.ledger)
@@ -520,6 +523,7 @@ def report_as_text(report: StudyReport) -> str:
             f"h={c.cohens_h}, OR={c.odds_ratio} {c.or_ci}"
         )
     lines += group_lines(report)
+    lines += replication_lines(report)
 
     regression = regression_rows(report)
     if regression and report.regression is not None:

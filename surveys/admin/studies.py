@@ -72,6 +72,8 @@ _DESIGN_FIELDS = (
     "debrief_text",
     "flagged_hold_no_place",  # in the design document when set (surveys.fraud)
     "multiple_comparisons",  # in the design document unless Holm (the default)
+    "original_citation",  # in the design document when set (the replication plan)
+    "equivalence_bound",  # likewise
 )
 
 
@@ -186,6 +188,8 @@ class StudyAdmin(TeamScopedAdmin, admin.ModelAdmin):  # type: ignore[type-arg]
                         "instructions_text",
                         "debrief_text",
                         "multiple_comparisons",
+                        "original_citation",
+                        "equivalence_bound",
                     )
                 },
             ),

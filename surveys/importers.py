@@ -171,7 +171,7 @@ def _normalise_body(body: str) -> str:
 
 
 # Complexity kept: one flat list of independent checks of an imported row, each naming its line.
-def _validate(  # noqa: C901
+def _validate(
     row: _Row,
     *,
     origin: str,
@@ -233,7 +233,7 @@ def _validate(  # noqa: C901
 
 
 # Complexity kept: parse, validate, de-duplicate, write: all or nothing in one transaction.
-def articles_import(  # noqa: C901
+def articles_import(
     *,
     text: str,
     fmt: str,

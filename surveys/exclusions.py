@@ -292,7 +292,7 @@ def _articles_per_participant(study: Study) -> int:
 
 # Complexity kept: one flat list of independent checks, one per rule kind, which a reader looks for
 # in one place.
-def exclusion_rule_problems(*, study: Study) -> list[str]:
+def exclusion_rule_problems(*, study: Study) -> list[str]:  # noqa: C901
     """Why the study's exclusion rules cannot be fixed as they are (empty when they can):
     a speed rule without a positive speed, a straight-lining rule on a question that is
     not a rating scale or slider about the articles or in a study where participants rate

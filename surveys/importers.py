@@ -171,7 +171,7 @@ def _normalise_body(body: str) -> str:
 
 
 # Complexity kept: one flat list of independent checks of an imported row, each naming its line.
-def _validate(
+def _validate(  # noqa: C901
     row: _Row,
     *,
     origin: str,
@@ -233,7 +233,7 @@ def _validate(
 
 
 # Complexity kept: parse, validate, de-duplicate, write: all or nothing in one transaction.
-def articles_import(
+def articles_import(  # noqa: C901
     *,
     text: str,
     fmt: str,

@@ -44,6 +44,7 @@ from analysis.report_tables import (
     DISAGREEMENT_COLUMNS,
     PEOPLE_VS_DETECTOR_COLUMNS,
     POWER_COLUMNS,
+    REPLICATION_COLUMNS,
 )
 from analysis.selectors import (
     studies_listed_for,
@@ -558,6 +559,10 @@ class StudyResultsApi(StudyAPIView):
     the articles the two disagree most about; null without scores or a yes/no question.
     ``preregistration``: which analyses were planned and which exploratory, and every
     departure from the plan (null for a draft).
+    When the study records the published result it
+    replicates, ``replication`` has per condition the original estimate, this study's
+    and the small-telescopes and TOST equivalence tests (``replication_citation`` is the
+    researcher's free text); null otherwise.
     Non-finite numbers (NaN, an infinite odds ratio) are null."""
 
     class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -592,6 +597,10 @@ class StudyResultsApi(StudyAPIView):
             many=True, allow_null=True
         )
         preregistration = _PreregistrationSerializer(allow_null=True)
+        replication = _table_serializer("Replication", REPLICATION_COLUMNS)(
+            many=True, allow_null=True
+        )
+        replication_citation = serializers.CharField(allow_blank=True)
         notes = serializers.ListField(child=serializers.CharField())
 
         class Meta:
@@ -649,6 +658,10 @@ class StudyResultsApi(StudyAPIView):
                 "analyses": [{"analysis": a, "status": s} for a, s in check.analyses],
                 "deviations": check.deviations,
             },
+            "replication": None
+            if report.replication is None
+            else frame_records(report.replication, REPLICATION_COLUMNS),
+            "replication_citation": report.replication_citation,
             "notes": list(report.notes),
         }
         return ApiResponse(self.OutputSerializer(data).data)

@@ -446,9 +446,11 @@ def table_context(report: StudyReport) -> dict[str, object]:
     """Template context for ``analysis/_tables.html``: every table of the report as
     display rows (shared by the results page and the self-contained HTML report)."""
     from analysis.presentation_groups import group_context  # it imports this module
+    from analysis.presentation_replication import replication_context  # likewise
 
     return {
         **group_context(report),
+        **replication_context(report),
         "report": report,
         "proportions": proportion_rows(report),
         "comparisons": comparison_rows(report),
@@ -501,6 +503,7 @@ def report_as_text(report: StudyReport) -> str:
     each left out when the study has nothing for it."""
     from analysis.presentation_detectors import people_vs_detector_lines
     from analysis.presentation_groups import detection_binomial_lines, group_lines
+    from analysis.presentation_replication import replication_lines
 
     name_width = max([len(r.condition) for r in proportion_rows(report)] + [4])
     binomial = detection_binomial_lines(report)
@@ -508,6 +511,7 @@ def report_as_text(report: StudyReport) -> str:
         *_ledger_lines(report),
         *_credibility_lines(report, name_width),
         *group_lines(report),
+        *replication_lines(report),
         *_model_lines(report),
         *_power_lines(report),
         *_rating_lines(report, name_width),

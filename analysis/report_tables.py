@@ -551,3 +551,127 @@ def detector_gap_notes(gaps: pd.DataFrame) -> list[str]:
         f'"{row.scorer}" is missing for {cell_int(row.articles)} article(s): {row.reason}.'
         for row in gaps.itertuples(index=False)
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# A replication against a published result (analysis.stats.replication)
+
+REPLICATION_COLUMNS = [
+    "condition",
+    "reference",
+    # The original study's report (NaN where it gave none).
+    "original_share",
+    "original_n",
+    "original_reference_share",
+    "original_reference_n",
+    "original_difference",
+    # This study: the condition's share with its Wilson interval, the difference to the
+    # reference with its Newcombe interval (NaN before there are answers); ``ratings`` is
+    # the condition's number of answers (a float, NaN without any).
+    "ratings",
+    "share",
+    "ci_low",
+    "ci_high",
+    "difference",
+    "diff_ci_low",
+    "diff_ci_high",
+    # Small telescopes: Cohen's h; h33 signed as the original effect; p one-sided.
+    "original_h",
+    "h33",
+    "d33_difference",
+    "replication_h",
+    "telescope_z",
+    "telescope_p",
+    # TOST against +/- equivalence_bound (NaN without a bound).
+    "equivalence_bound",
+    "tost_z_lower",
+    "tost_p_lower",
+    "tost_z_upper",
+    "tost_p_upper",
+    "tost_p",
+]
+
+
+def replication_table(
+    *,
+    proportions: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    reference: str,
+    originals: dict[str, tuple[float | None, int | None]],
+    bound: float | None,
+) -> pd.DataFrame:
+    """One row per condition other than ``reference`` in ``originals`` (name to the
+    original study's credible rate and sample size, either None when not reported):
+    the original estimate, this study's (``proportions``, ``comparisons``) and the two
+    replication tests, ``REPLICATION_COLUMNS``. The small-telescopes test needs the
+    original rates and sizes of the condition and the reference and answers in both
+    here; the TOST needs ``bound`` and answers in both. What cannot be computed is NaN."""
+    nan = float("nan")
+    counts = {
+        str(row.condition): (cell_int(row.successes), cell_int(row.n), row)
+        for row in proportions.itertuples(index=False)
+    }
+    differences = {str(row.condition): row for row in comparisons.itertuples(index=False)}
+    ref_rate, ref_n = originals.get(reference, (None, None))
+    rows = []
+    for condition, (rate, n_original) in originals.items():
+        if condition == reference:
+            continue
+        row: dict[str, object] = dict.fromkeys(REPLICATION_COLUMNS, nan)
+        row.update(condition=condition, reference=reference, equivalence_bound=bound or nan)
+        row.update(
+            original_share=rate if rate is not None else nan,
+            original_n=n_original if n_original is not None else nan,
+            original_reference_share=ref_rate if ref_rate is not None else nan,
+            original_reference_n=ref_n if ref_n is not None else nan,
+        )
+        if rate is not None and ref_rate is not None:
+            row["original_difference"] = rate - ref_rate
+        here, there = counts.get(condition), counts.get(reference)
+        if here is not None:
+            row.update(ratings=here[1], share=here[2].share, ci_low=here[2].ci_low)
+            row["ci_high"] = here[2].ci_high
+        if condition in differences:
+            compared = differences[condition]
+            row.update(difference=compared.difference, diff_ci_low=compared.ci_low)
+            row["diff_ci_high"] = compared.ci_high
+        if here is not None and there is not None:
+            observed = {
+                "successes": here[0],
+                "n": here[1],
+                "reference_successes": there[0],
+                "reference_n": there[1],
+            }
+            if (
+                rate is not None
+                and ref_rate is not None
+                and n_original is not None
+                and ref_n is not None
+                and rate != ref_rate
+            ):
+                telescope = stats.small_telescopes(
+                    original_rate=rate,
+                    original_n=n_original,
+                    original_reference_rate=ref_rate,
+                    original_reference_n=ref_n,
+                    **observed,
+                )
+                row.update(
+                    original_h=telescope.original_h,
+                    h33=telescope.h33,
+                    d33_difference=telescope.d33_difference,
+                    replication_h=telescope.replication_h,
+                    telescope_z=telescope.z,
+                    telescope_p=telescope.p_value,
+                )
+            if bound is not None:
+                tost = stats.equivalence_test(bound=bound, **observed)
+                row.update(
+                    tost_z_lower=tost.z_lower,
+                    tost_p_lower=tost.p_lower,
+                    tost_z_upper=tost.z_upper,
+                    tost_p_upper=tost.p_upper,
+                    tost_p=tost.p_value,
+                )
+        rows.append(row)
+    return pd.DataFrame(rows, columns=REPLICATION_COLUMNS)

@@ -43,6 +43,7 @@ from analysis.report_tables import (
     index_tests,
     people_versus_best_detector,
     power_table,
+    replication_table,
     with_participant_d_prime,
 )
 from analysis.spreadsheet import frame_for_spreadsheet
@@ -129,6 +130,13 @@ class StudyReport:
     )
     answer_tests: list[tuple[str, stats.ContingencyTest]] = field(default_factory=list)
     detection_binomial: pd.DataFrame | None = None
+    # A replication of a published result (``report_tables.replication_table``), present
+    # when the study records one (``Study.original_citation``, an equivalence bound, or
+    # an original rate or size on a condition) and has a reference condition: the
+    # original estimate, this study's and the two replication tests per condition
+    # (``REPLICATION_COLUMNS``); ``replication_citation`` is the researcher's free text.
+    replication: pd.DataFrame | None = None
+    replication_citation: str = ""
     # Against the preregistration (``analysis.preregistered``): which analyses were
     # planned and which are exploratory, and every departure from the plan; None for a
     # draft, which has no frozen design to hold it to.
@@ -267,9 +275,32 @@ def study_report(*, study: Study, mixed_max_ratings: int | None = None) -> Study
         omnibus=omnibus,
         pairwise=pairwise,
         answer_tests=answer_tests(responses, questions=_choice_questions(study=study)),
+        replication=_replication(
+            study=study, proportions=proportions, comparisons=comparisons, reference=reference
+        ),
+        replication_citation=study.original_citation,
         **extra,
     )
     return replace(report, preregistration=preregistration_check(study=study, report=report))
+
+
+def _replication(
+    *, study: Study, proportions: pd.DataFrame, comparisons: pd.DataFrame, reference: str | None
+) -> pd.DataFrame | None:
+    """The replication table when the study records an original result, else None."""
+    originals = {c.name: (c.original_rate, c.original_n) for c in study.conditions.order_by("name")}
+    recorded = any(rate is not None or n is not None for rate, n in originals.values())
+    if reference is None or not (
+        recorded or study.original_citation or study.equivalence_bound is not None
+    ):
+        return None
+    return replication_table(
+        proportions=proportions,
+        comparisons=comparisons,
+        reference=reference,
+        originals=originals,
+        bound=study.equivalence_bound,
+    )
 
 
 def _choice_questions(*, study: Study) -> list[tuple[str, list[str]]]:

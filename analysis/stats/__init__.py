@@ -14,8 +14,10 @@ so callers write ``stats.wilson_interval(...)``:
 - :mod:`~analysis.stats.groups`: more than two conditions (omnibus and pairwise tests with
   Holm or Benjamini-Hochberg, the r x c chi-square);
 - :mod:`~analysis.stats.exact`: Fisher's exact test with one-sided alternatives and the
-  conditional odds ratio, the exact binomial test against a stated value.
-- :mod:`~analysis.stats.paired_auc`: two correlated AUCs on the same items (DeLong's paired test).
+  conditional odds ratio, the exact binomial test against a stated value;
+- :mod:`~analysis.stats.paired_auc`: two correlated AUCs on the same items (DeLong's paired test);
+- :mod:`~analysis.stats.replication`: a replication against a published result
+  (Simonsohn's small telescopes, the TOST equivalence test).
 
 Conventions:
 - Proportions are "successes out of n" with integer counts; a binary answer is 1 (yes,
@@ -96,6 +98,13 @@ from analysis.stats.regression import (
     logistic_regression,
     moderator_logistic_regression,
 )
+from analysis.stats.replication import (
+    TELESCOPE_POWER,
+    Equivalence,
+    SmallTelescope,
+    equivalence_test,
+    small_telescopes,
+)
 from analysis.stats.scales import (
     CREDIBILITY_ITEMS,
     INDEX_COLUMNS,
@@ -160,11 +169,13 @@ __all__ = [
     "PROPORTION_COLUMNS",
     "RANDOM_EFFECT_COLUMNS",
     "SEPARATION_COLUMNS",
+    "TELESCOPE_POWER",
     "UNSURE",
     "AucResult",
     "BinomialTest",
     "ChiSquareTest",
     "ContingencyTest",
+    "Equivalence",
     "FisherTest",
     "GroupTest",
     "LogisticFit",
@@ -173,6 +184,7 @@ __all__ = [
     "OddsRatio",
     "PairedAucTest",
     "SignalDetection",
+    "SmallTelescope",
     "TTest",
     "TwoProportionTest",
     "answers_by_condition",
@@ -188,6 +200,7 @@ __all__ = [
     "detection_accuracy",
     "detection_judgement",
     "detector_separation",
+    "equivalence_test",
     "fisher_exact_p",
     "fisher_exact_test",
     "holm_adjust",
@@ -213,6 +226,7 @@ __all__ = [
     "roc_auc",
     "sample_size_two_proportions",
     "signal_detection",
+    "small_telescopes",
     "t_test",
     "two_proportion_ztest",
     "wilson_interval",

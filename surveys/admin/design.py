@@ -96,7 +96,16 @@ class ConditionInline(_DesignInline, admin.TabularInline):  # type: ignore[type-
             return _condition_formfield(db_field, **kwargs)
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
-    fields = ("name", "label", "is_reference", "quota", "per_participant", "article_count")
+    fields = (
+        "name",
+        "label",
+        "is_reference",
+        "quota",
+        "per_participant",
+        "original_rate",
+        "original_n",
+        "article_count",
+    )
     readonly_fields = ("article_count",)
     show_change_link = True
 
@@ -221,6 +230,8 @@ class ConditionForm(forms.ModelForm):  # type: ignore[type-arg]
             "is_reference",
             "quota",
             "per_participant",
+            "original_rate",
+            "original_n",
             "articles",
         )
 

@@ -39,6 +39,7 @@ from surveys.services import (
     study_set_status,
     study_sync_articles_per_participant,
 )
+from surveys.study_templates import study_apply_template
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -76,6 +77,8 @@ _DESIGN_FIELDS = (
     "multiple_comparisons",  # in the design document unless Holm (the default)
     "hypotheses",  # the preregistration's fields: in the design document when filled in
     "primary_comparison",
+    "original_citation",  # in the design document when set (the replication plan)
+    "equivalence_bound",  # likewise
 )
 
 
@@ -169,7 +172,14 @@ class StudyAdmin(StudyFileAdminMixin, TeamScopedAdmin, admin.ModelAdmin):  # typ
     )
     list_filter = ("status", ("team", admin.RelatedOnlyFieldListFilter))
     search_fields = ("title", "slug")
-    actions = ["add_kreps", "add_attention", "set_pilot", "set_live", "set_closed"]
+    actions = [
+        "add_kreps",
+        "add_attention",
+        "setup_kreps_template",
+        "set_pilot",
+        "set_live",
+        "set_closed",
+    ]
     change_form_template = "admin/surveys/study/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
@@ -190,6 +200,8 @@ class StudyAdmin(StudyFileAdminMixin, TeamScopedAdmin, admin.ModelAdmin):  # typ
                         "instructions_text",
                         "debrief_text",
                         "multiple_comparisons",
+                        "original_citation",
+                        "equivalence_bound",
                     )
                 },
             ),
@@ -396,6 +408,29 @@ class StudyAdmin(StudyFileAdminMixin, TeamScopedAdmin, admin.ModelAdmin):  # typ
     def add_kreps(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         for study in queryset:
             self._apply_instrument(request, study, "kreps")
+
+    @admin.action(
+        description="Set up as the Kreps et al. GPT-2 experiment (empty drafts only)",
+        permissions=["change"],
+    )
+    def setup_kreps_template(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            if not self.has_change_permission(request, study):
+                self.message_user(request, f"{study}: analysts cannot change it.", messages.ERROR)
+                continue
+            try:
+                created = study_apply_template(study=study, name="kreps")
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+                continue
+            names = ", ".join(c.name for c in created)
+            self.log_change(request, study, f"Set up from the kreps template: {names}.")
+            self.message_user(
+                request,
+                f"{study}: set up as the Kreps et al. experiment ({names}); add each "
+                "condition's articles, check the original rates and sample sizes, then launch.",
+                messages.SUCCESS,
+            )
 
     @admin.action(description="Add attention check", permissions=["change"])
     def add_attention(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 
@@ -226,6 +226,27 @@ class Study(models.Model):
         "condition's, is the primary test (the others are secondary). Empty: every "
         "comparison with the reference is primary. Frozen with the design.",
     )
+
+    # --- The published result this study replicates (analysis.stats.replication) -------
+    # Per condition: Condition.original_rate and original_n. Both study fields enter the
+    # design document only when set, so that existing designs keep their hash.
+    original_citation = models.TextField(
+        "original study",
+        blank=True,
+        help_text="The published study this one replicates, as you would cite it (shown as "
+        "plain text in the report). Enter its per-condition credible rates and sample sizes "
+        "on the conditions below. Frozen with the design.",
+    )
+    equivalence_bound = models.FloatField(
+        "equivalence bound",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001), MaxValueValidator(0.999)],
+        help_text="The smallest difference in credible shares that would matter, as a "
+        "proportion (0.10 = 10 percentage points): the report tests whether each "
+        "condition's difference to the reference lies within plus or minus this bound "
+        "(TOST equivalence test). Empty: no equivalence test. Frozen with the design.",
+    )
     design_hash = models.CharField(max_length=64, blank=True, editable=False)
     launched_at = models.DateTimeField(null=True, blank=True, editable=False)
     closed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -236,6 +257,13 @@ class Study(models.Model):
     class Meta:
         verbose_name_plural = "studies"
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(equivalence_bound__isnull=True)
+                | Q(equivalence_bound__gt=0, equivalence_bound__lt=1),
+                name="equivalence_bound_between_0_and_1",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -285,10 +313,37 @@ class Condition(models.Model):
         help_text='Notice shown above each article of this condition, e.g. "This article '
         'was written by an AI system." Empty: no notice.',
     )
+    # The published result this condition replicates (Study.original_citation); in the
+    # design document only when set.
+    original_rate = models.FloatField(
+        "original credible rate",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="The share of ratings the original study reported as credible in this "
+        "condition, as a proportion (0.72 for 72%). Empty: not reported.",
+    )
+    original_n = models.PositiveIntegerField(
+        "original sample size",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="How many ratings (or participants) the original study had in this "
+        "condition; needed for the small-telescopes test. Empty: not reported.",
+    )
 
     class Meta:
         ordering = ["study", "id"]
         constraints = [
+            models.CheckConstraint(
+                condition=Q(original_rate__isnull=True)
+                | Q(original_rate__gte=0, original_rate__lte=1),
+                name="original_rate_is_a_proportion",
+            ),
+            models.CheckConstraint(
+                condition=Q(original_n__isnull=True) | Q(original_n__gte=1),
+                name="original_n_is_positive",
+            ),
             models.UniqueConstraint(fields=["study", "name"], name="unique_condition_name"),
             models.UniqueConstraint(
                 fields=["study"],

@@ -52,6 +52,9 @@ def study_design_document(*, study: Study) -> dict[str, object]:
                 # Manipulations, likewise only when set.
                 **({"branding": c.branding} if c.branding else {}),
                 **({"disclaimer": c.disclaimer} if c.disclaimer else {}),
+                # The published result this study replicates, likewise only when set.
+                **({"original_rate": c.original_rate} if c.original_rate is not None else {}),
+                **({"original_n": c.original_n} if c.original_n is not None else {}),
             }
             for c in study.conditions.order_by("name")
         ],
@@ -105,6 +108,13 @@ def study_design_document(*, study: Study) -> dict[str, object]:
         # The preregistration's own words, likewise only when filled in.
         **({"hypotheses": study.hypotheses} if study.hypotheses else {}),
         **({"primary_comparison": study.primary_comparison} if study.primary_comparison else {}),
+        # The replication plan (analysis.stats.replication), only when set.
+        **({"original_citation": study.original_citation} if study.original_citation else {}),
+        **(
+            {"equivalence_bound": study.equivalence_bound}
+            if study.equivalence_bound is not None
+            else {}
+        ),
     }
 
 

@@ -38,6 +38,10 @@ STUDY_FIELDS = (
     "require_panel_id",
     "flagged_hold_no_place",
     "multiple_comparisons",
+    "hypotheses",
+    "primary_comparison",
+    "original_citation",
+    "equivalence_bound",
 )
 TEXT_FIELDS = {
     "consent": "consent_text",
@@ -70,6 +74,8 @@ CONDITION_FIELDS = (
     "per_participant",
     "branding",
     "disclaimer",
+    "original_rate",
+    "original_n",
 )
 QUESTION_FIELDS = (
     "key",

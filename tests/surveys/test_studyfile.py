@@ -229,21 +229,32 @@ def test_a_within_subjects_design_round_trips_to_its_hash() -> None:
     assert sorted(imported.conditions.values_list("per_participant", flat=True)) == [2, 2]
 
 
-def test_the_preregistered_correction_round_trips_to_its_hash() -> None:
+def test_the_preregistration_and_the_replication_plan_round_trip_to_their_hash() -> None:
     study = launched_study()
-    Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT, design_hash="")
+    Study.objects.filter(pk=study.pk).update(
+        status=Study.Status.DRAFT,
+        design_hash="",
+        multiple_comparisons="bh",
+        hypotheses="Generated articles are rated credible less often.",
+        primary_comparison="gpt2-large",
+        original_citation="Kreps, McCain & Brundage (2022)",
+        equivalence_bound=0.1,
+    )
+    study.conditions.filter(name="gpt2-large").update(original_rate=0.72, original_n=200)
     study.refresh_from_db()
-    study.multiple_comparisons = "bh"
-    study.save(update_fields=["multiple_comparisons"])
     study = study_set_status(study=study, status=Study.Status.LIVE)
     text = study_file_export(study=study)
     assert "multiple_comparisons: bh" in text
+    assert "original_rate: 0.72" in text
     empty_database()
 
     imported = study_file_import(text=text, team=None).study
 
     assert imported is not None
-    assert imported.multiple_comparisons == "bh"
+    assert (imported.multiple_comparisons, imported.primary_comparison) == ("bh", "gpt2-large")
+    assert imported.equivalence_bound == 0.1
+    generated = imported.conditions.get(name="gpt2-large")
+    assert (generated.original_rate, generated.original_n) == (0.72, 200)
     assert study_design_hash(study=imported) == study.design_hash
 
 

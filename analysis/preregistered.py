@@ -40,9 +40,20 @@ class PreregistrationCheck:
     deviations: list[str] = field(default_factory=list)
 
 
+def planned_rates(*, study: Study) -> dict[str, float]:
+    """The credible rates the plan assumes: the original study's, where the study records
+    them (``Condition.original_rate``); ``study_power_plan`` gives the others the GPT-2
+    release's rates."""
+    return {
+        name: rate
+        for name, rate in study.conditions.values_list("name", "original_rate")
+        if rate is not None
+    }
+
+
 def sample_plan(*, study: Study) -> list[SamplePlan]:
     """The planned participants per condition (see ``SamplePlan``)."""
-    plan = study_power_plan(study=study)
+    plan = study_power_plan(study=study, rates=planned_rates(study=study))
     needed: dict[str, int] = {}
     for row in plan.rows:
         if row.n_needed is not None:

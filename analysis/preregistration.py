@@ -21,7 +21,7 @@ from datetime import datetime
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from analysis.preregistered import SamplePlan, sample_plan
+from analysis.preregistered import SamplePlan, planned_rates, sample_plan
 from analysis.services import binary_question_for
 from surveys.exclusions import study_exclusion_rules
 from surveys.models import Article, Participant, Question, Study
@@ -85,7 +85,8 @@ def _conditions(study: Study) -> list[ConditionPlan]:
 
 
 def _power_lines(study: Study) -> list[str]:
-    plan = study_power_plan(study=study)
+    rates = planned_rates(study=study)
+    plan = study_power_plan(study=study, rates=rates)
     lines = []
     for row in plan.rows:
         quota = (
@@ -101,6 +102,13 @@ def _power_lines(study: Study) -> list[str]:
             f"two-proportion z test at alpha {plan.alpha} ({row.n_needed_cc or '-'} with the "
             f"continuity correction){quota}."
         )
+    if plan.rows:
+        source = (
+            "the original study's, as recorded on the conditions"
+            if rates
+            else "those of the GPT-2 release study (Credence's default)"
+        )
+        lines.append(f"The planned credible shares are {source}.")
     return lines
 
 

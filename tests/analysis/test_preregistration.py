@@ -66,6 +66,19 @@ def test_the_document_answers_every_aspredicted_question_from_the_frozen_design(
     assert "- real: 226 participants (the power calculation)" in text
     assert "need 226 per condition for 80% power" in text
     assert "at the quotas" not in text  # one quota only
+    assert "those of the GPT-2 release study (Credence's default)" in text
+
+
+def test_the_plan_uses_the_original_studys_rates_where_recorded():
+    study = _draft_with_plan()
+    study.conditions.filter(name="real").update(original_rate=0.9)
+    study.conditions.filter(name="generated").update(original_rate=0.7)
+    study = study_set_status(study=study, status=Study.Status.LIVE)
+    text = preregistration_markdown(study=study)
+    # power.prop.test(p1 = 0.9, p2 = 0.7, power = 0.8) in R: n = 61.6 per group -> 62.
+    assert "credible shares of 0.70 and 0.90 need 62 per condition" in text
+    assert "the original study's, as recorded on the conditions" in text
+    assert "- generated: 62 participants (the power calculation)" in text
 
 
 def test_with_three_conditions_the_correction_is_named():

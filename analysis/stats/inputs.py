@@ -3,6 +3,7 @@ of a proportion, and the 0/1 answers of a binary question."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
@@ -32,3 +33,18 @@ def binary_values(df: pd.DataFrame) -> pd.DataFrame:
         examples = sorted(set(data.loc[bad, "value_numeric"].tolist()))[:5]
         raise ValueError(f"value_numeric must be 0 or 1 for a binary question; got {examples}")
     return data
+
+
+def binary_labels(raw: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Labels of an AUC as (positive mask, positives, negatives): 1/True positive, 0/False
+    negative. Raises ValueError for any other label, or a class with no items."""
+    y = raw.astype(float)
+    if not np.isin(y, [0.0, 1.0]).all():
+        raise ValueError("labels must be 1 (positive) or 0 (negative)")
+    positive = y == 1.0
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(
+            f"an AUC needs positives and negatives, got {n_pos} positive(s) and {n_neg} negative(s)"
+        )
+    return positive, n_pos, n_neg

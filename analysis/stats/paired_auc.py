@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis.stats.inputs import z_critical
+from analysis.stats.inputs import binary_labels, z_critical
 
 PAIRED_AUC_METHOD = (
     "DeLong, DeLong & Clarke-Pearson (1988) test of two correlated AUCs (as pROC roc.test, "
@@ -92,15 +92,7 @@ def delong_paired_test(
         )
     if np.isnan(a).any() or np.isnan(b).any():
         raise ValueError("scores contain missing values; keep the items both scores have")
-    y = raw.astype(float)
-    if not np.isin(y, [0.0, 1.0]).all():
-        raise ValueError("labels must be 1 (positive) or 0 (negative)")
-    positive = y == 1.0
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError(
-            f"an AUC needs positives and negatives, got {n_pos} positive(s) and {n_neg} negative(s)"
-        )
+    positive, n_pos, n_neg = binary_labels(raw)
     a = a if first_higher_means_positive else -a
     b = b if second_higher_means_positive else -b
     v10_a, v01_a = _placements(a, positive)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis.stats.inputs import z_critical
+from analysis.stats.inputs import binary_labels, z_critical
 
 AUC_METHOD = "DeLong (1988) SE; Wald interval clipped to [0, 1] (as pROC ci.auc)"
 
@@ -69,15 +69,7 @@ def roc_auc(
         )
     if np.isnan(x).any():
         raise ValueError("scores contain missing values; drop them before computing the AUC")
-    y = raw_labels.astype(float)
-    if not np.isin(y, [0.0, 1.0]).all():
-        raise ValueError("labels must be 1 (positive) or 0 (negative)")
-    positive = y == 1.0
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError(
-            f"an AUC needs positives and negatives, got {n_pos} positive(s) and {n_neg} negative(s)"
-        )
+    positive, n_pos, n_neg = binary_labels(raw_labels)
     if not higher_means_positive:
         x = -x
     pooled = sps.rankdata(x)

@@ -93,7 +93,9 @@ def replication_archive(request: HttpRequest, slug: str) -> FileResponse:
     # A temporary file, not memory: the archive holds every rating. Not a with-block:
     # FileResponse closes the file once sent, which deletes it.
     target = tempfile.TemporaryFile()  # noqa: SIM115
-    replication_archive_write(study=study, target=target)
+    # The page-load limit on the mixed model, as the results page itself (a request must
+    # not fit a model for minutes); the command uses the offline one.
+    replication_archive_write(study=study, target=target, mixed_max_ratings=None)
     target.seek(0)
     return FileResponse(
         target,

@@ -162,9 +162,9 @@ def _requirements() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _members(*, study: Study) -> Iterator[tuple[str, Iterable[str]]]:
+def _members(*, study: Study, mixed_max_ratings: int | None) -> Iterator[tuple[str, Iterable[str]]]:
     """(name, text pieces) for each member, README first, then by name."""
-    report = study_report(study=study, mixed_max_ratings=MIXED_MODEL_MAX_RATINGS_OFFLINE)
+    report = study_report(study=study, mixed_max_ratings=mixed_max_ratings)
     long = pseudonymised_csv(study=study, chunks=responses_csv_chunks(study=study))
     wide = pseudonymised_csv(study=study, chunks=exports.wide_csv_chunks(study=study))
     members: dict[str, Iterable[str]] = {
@@ -188,13 +188,20 @@ def _members(*, study: Study) -> Iterator[tuple[str, Iterable[str]]]:
         yield name, members[name]
 
 
-def replication_archive_write(*, study: Study, target: IO[bytes]) -> list[str]:
+def replication_archive_write(
+    *,
+    study: Study,
+    target: IO[bytes],
+    mixed_max_ratings: int | None = MIXED_MODEL_MAX_RATINGS_OFFLINE,
+) -> list[str]:
     """Write the study's replication archive as a zip to ``target`` (a binary file open
     for writing); the member names, in order. The big CSVs are streamed into the zip a
-    chunk at a time, never held whole."""
+    chunk at a time, never held whole. ``mixed_max_ratings`` as ``study_report``'s: by
+    default the offline limit of ``manage.py analyze``; the results page passes None (its
+    page-load limit), so above that size its report.html leaves the mixed model out."""
     names: list[str] = []
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, pieces in _members(study=study):
+        for name, pieces in _members(study=study, mixed_max_ratings=mixed_max_ratings):
             info = zipfile.ZipInfo(name, date_time=ENTRY_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

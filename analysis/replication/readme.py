@@ -101,7 +101,8 @@ def readme_text(*, study: Study, report: StudyReport, files: list[str]) -> str:
         "columns `panel_pid` and `participant_token` of the codebook below are replaced by "
         "`panel_pid_pseudonym` and `participant_token_pseudonym`: a keyed hash (HMAC-SHA256 "
         "under a key only the site holds, separate for this study), the same for the same "
-        "person within this archive and unlinkable to anything else. `participant_id` is "
+        "person within this archive, and matched with nothing outside it without that key. "
+        "`participant_id` is "
         "Credence's internal number of the participation.",
         "",
         "## Re-running the analysis",
@@ -128,6 +129,12 @@ def readme_text(*, study: Study, report: StudyReport, files: list[str]) -> str:
         "`versions.txt` names the Credence version and every Python package installed when "
         "the archive was built; `requirements.txt` the four the script needs.",
         "",
-        exports.codebook_markdown(study=study).replace("# Codebook", "## Codebook", 1),
+        *_demoted(exports.codebook_markdown(study=study)),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _demoted(markdown: str) -> list[str]:
+    """The lines of ``markdown`` with every heading one level lower (under this README's
+    title)."""
+    return [f"#{line}" if line.startswith("#") else line for line in markdown.splitlines()]

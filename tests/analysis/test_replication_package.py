@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -213,6 +214,36 @@ def test_recompute_in_isolation_agrees_with_the_report_and_loads_no_credence(sim
         [sys.executable, "-I", "-c", probe], capture_output=True, text=True, timeout=300
     )
     assert "LOADED [] 0" in loaded.stdout, loaded.stdout + loaded.stderr
+
+
+def test_recompute_agrees_when_each_participant_rated_several_articles(tmp_path):
+    """Within subjects every participant rates both conditions, so the clustered errors
+    differ from the model-based ones: the script must cluster as the report does."""
+    from tests.surveys.builders import within_study
+
+    study = within_study(stories=8, real_each=2, generated_each=2)
+    simulate(study=study, n=16, rates={"real": 0.75, "generated": 0.35}, seed=5, progress=False)
+    report = study_report(study=study)
+    assert report.regression is not None
+    assert report.regression.n_clusters < report.regression.n_obs
+    _unpack(_build(study), tmp_path)
+    result = _run_recompute(sys.executable, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for line in _report_lines(study):
+        assert line in result.stdout
+
+
+def test_versions_name_the_package_version_when_there_is_no_git(monkeypatch):
+    from analysis.replication import versions
+
+    def no_git(*args: object, **kwargs: object) -> None:
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(versions.subprocess, "run", no_git)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    text = versions.versions_text()
+    assert text.startswith(f"credence {project['version']} (no git commit available)\n")
+    assert re.search(r"^scipy==\S+$", text, re.MULTILINE)
 
 
 def test_recompute_imports_only_the_standard_library_pandas_scipy_and_statsmodels():

@@ -33,6 +33,8 @@ from tests.analysis.conftest import make_participant, rating
 pytestmark = pytest.mark.django_db
 
 DISTINCT_PID = "QX7-DISTINCT-PANEL-4411"
+# A hostile panel id: a formula, a comma and quotes, so the CSV quotes and escapes it.
+HOSTILE_PID = '=cmd|"/c calc"!A1,ZZHOSTILE'
 REPO = Path(__file__).resolve().parents[2]
 RECOMPUTE = REPO / "analysis" / "replication" / "recompute.py"
 
@@ -51,6 +53,8 @@ def simulated(live_study: Study) -> Study:
     )
     person = make_participant(live_study, "real", [rating("yes")])
     Participant.objects.filter(pk=person.pk).update(panel_pid=DISTINCT_PID)
+    hostile = make_participant(live_study, "generated", [rating("no")])
+    Participant.objects.filter(pk=hostile.pk).update(panel_pid=HOSTILE_PID)
     return live_study
 
 
@@ -125,7 +129,9 @@ def test_archive_holds_no_panel_id_or_token_only_their_pseudonyms(simulated):
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         text = "\n".join(archive.read(name).decode("utf-8") for name in archive.namelist())
     people = list(Participant.objects.filter(study=simulated, is_test=False))
-    assert DISTINCT_PID in {p.panel_pid for p in people}
+    assert {DISTINCT_PID, HOSTILE_PID} <= {p.panel_pid for p in people}
+    assert "ZZHOSTILE" not in text
+    assert "/c calc" not in text
     for person in people:
         assert person.panel_pid not in text
         assert str(person.token) not in text

@@ -159,19 +159,24 @@ def _analyses(study: Study, conditions: list[ConditionPlan]) -> list[PlannedAnal
     return analyses
 
 
-def _data_collected(study: Study) -> str:
-    started = Participant.objects.for_study(study).real().count()
+def _data_collected(study: Study, as_of: datetime | None) -> str:
+    participants = Participant.objects.for_study(study).real()
+    if as_of is not None:
+        participants = participants.filter(consented_at__lt=as_of)
+    started = participants.count()
+    when = "when this document was made" if as_of is None else "at the launch"
     if not started:
-        return "No. No participant had started when this document was made."
-    return (
-        f"Yes: {started} participant(s) had started when this document was made (the study "
-        f"is {study.get_status_display().lower()})."
-    )
+        return f"No. No participant had started {when}."
+    status = "" if as_of is not None else f" (the study is {study.get_status_display().lower()})"
+    return f"Yes: {started} participant(s) had started {when}{status}."
 
 
-def preregistration(*, study: Study) -> Preregistration:
-    """The preregistration of ``study``. Raises ValueError before its design is frozen
-    (a draft): a preregistration of a design that can still change says nothing."""
+def preregistration(*, study: Study, as_of: datetime | None = None) -> Preregistration:
+    """The preregistration of ``study``, written now, or as it read at ``as_of`` (the
+    launch, for a replication archive: the design is the frozen one either way, and only
+    the data collected by then and the date differ). Raises ValueError before the design
+    is frozen (a draft): a preregistration of a design that can still change says
+    nothing."""
     if not study.design_hash or study.status == Study.Status.DRAFT:
         raise ValueError("Pilot or launch the study first: that freezes the design.")
     conditions = _conditions(study)
@@ -186,9 +191,9 @@ def preregistration(*, study: Study) -> Preregistration:
     )
     return Preregistration(
         study=study,
-        made_at=timezone.now(),
+        made_at=as_of or timezone.now(),
         design_hash=study.design_hash,
-        data_collected=_data_collected(study),
+        data_collected=_data_collected(study, as_of),
         hypotheses=study.hypotheses,
         dependent=[f'"{q.key}" ({q.get_kind_display().lower()}): {q.text}' for q in questions],
         design=design,
@@ -204,11 +209,9 @@ def preregistration(*, study: Study) -> Preregistration:
     )
 
 
-def preregistration_markdown(*, study: Study) -> str:
-    return (
-        render_to_string("analysis/preregistration.md", {"p": preregistration(study=study)}).strip()
-        + "\n"
-    )
+def preregistration_markdown(*, study: Study, as_of: datetime | None = None) -> str:
+    document = preregistration(study=study, as_of=as_of)
+    return render_to_string("analysis/preregistration.md", {"p": document}).strip() + "\n"
 
 
 def preregistration_html(*, study: Study) -> str:

@@ -6,12 +6,15 @@ team's study answers 404, exactly like a study that does not exist.
 
 from __future__ import annotations
 
+import tempfile
+
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from analysis import exports, plots, presentation
 from analysis.preregistration import preregistration_html, preregistration_markdown
+from analysis.replication import replication_archive_write
 from analysis.report_cache import report_for_figures, report_share
 from analysis.services import responses_csv_chunks, study_report
 from surveys.audit import audit_export
@@ -101,3 +104,23 @@ def export_wide_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
     )
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-participants.csv"'
     return response
+
+
+@staff_member_required
+def replication_archive(request: HttpRequest, slug: str) -> FileResponse:
+    """The study's replication archive (``analysis.replication``) as a zip download."""
+    study = _visible_study(request, slug)
+    audit_export(user=request.user, study=study, what="replication archive (results page)")
+    # A temporary file, not memory: the archive holds every rating. Not a with-block:
+    # FileResponse closes the file once sent, which deletes it.
+    target = tempfile.TemporaryFile()  # noqa: SIM115
+    # The page-load limit on the mixed model, as the results page itself (a request must
+    # not fit a model for minutes); the command uses the offline one.
+    replication_archive_write(study=study, target=target, mixed_max_ratings=None)
+    target.seek(0)
+    return FileResponse(
+        target,
+        as_attachment=True,
+        filename=f"study-{study.slug}.zip",
+        content_type="application/zip",
+    )

@@ -259,6 +259,7 @@ CUSTOM: dict[str, Case] = {
     "analysis:export_wide": Case(_slug()),
     "analysis:plot": Case(_slug(next(iter(plots.PLOTS)))),
     "analysis:preregistration": Case(_slug("html")),
+    "analysis:replication": Case(_slug()),
     "surveys:preview": Case(_slug(), ("get", "post")),
     "api:study-list": Case(lambda world: [], is_list=True),
     "api:study-detail": Case(_slug()),

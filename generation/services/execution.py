@@ -56,6 +56,12 @@ class Generator(Protocol):
 EngineLoader = Callable[[str], Generator]
 
 
+def storable_text(text: str) -> str:
+    """A model's raw text as it is stored: PostgreSQL text cannot hold NUL, which
+    byte-level models can emit; U+FFFD marks where it was."""
+    return text.replace("\x00", "\ufffd")
+
+
 def default_engine_loader(model_name: str, *, dtype: str = "auto") -> Generator:
     return engine.load_model(model_name, model_dir=model_dir(), dtype=dtype)
 
@@ -279,9 +285,7 @@ def _chunk_samples(
     }
     samples: list[Sample] = []
     for job, result in zip(jobs, results, strict=True):
-        # PostgreSQL text cannot hold NUL, which byte-level models can emit;
-        # U+FFFD marks where it was.
-        raw = result.raw_text.replace("\x00", "\ufffd")
+        raw = storable_text(result.raw_text)
         budget = sample_word_budget(run=run, article=job.article, prefix=job.prompt.body_prefix)
         # The stored raw text, so that cleaning the record again gives this text.
         cleaned = cleanup.clean(raw, budget=budget)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from surveys.models import Study
-from surveys.selectors import study_power_plan
+from surveys.selectors import PowerPlan, study_power_plan
 from surveys.services import study_design_hash
 
 if TYPE_CHECKING:
@@ -51,9 +51,11 @@ def planned_rates(*, study: Study) -> dict[str, float]:
     }
 
 
-def sample_plan(*, study: Study) -> list[SamplePlan]:
-    """The planned participants per condition (see ``SamplePlan``)."""
-    plan = study_power_plan(study=study, rates=planned_rates(study=study))
+def sample_plan(*, study: Study, plan: PowerPlan | None = None) -> list[SamplePlan]:
+    """The planned participants per condition (see ``SamplePlan``); ``plan``: the study's
+    power plan at ``planned_rates``, when the caller has it already."""
+    if plan is None:
+        plan = study_power_plan(study=study, rates=planned_rates(study=study))
     needed: dict[str, int] = {}
     for row in plan.rows:
         if row.n_needed is not None:

@@ -25,7 +25,7 @@ from analysis.preregistered import SamplePlan, planned_rates, sample_plan
 from analysis.services import binary_question_for
 from surveys.exclusions import study_exclusion_rules
 from surveys.models import Article, Participant, Question, Study
-from surveys.selectors import study_power_plan
+from surveys.selectors import PowerPlan, study_power_plan
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,7 @@ def _conditions(study: Study) -> list[ConditionPlan]:
     return plans
 
 
-def _power_lines(study: Study) -> list[str]:
-    rates = planned_rates(study=study)
-    plan = study_power_plan(study=study, rates=rates)
+def _power_lines(plan: PowerPlan, *, original_rates: bool) -> list[str]:
     lines = []
     for row in plan.rows:
         quota = (
@@ -105,7 +103,7 @@ def _power_lines(study: Study) -> list[str]:
     if plan.rows:
         source = (
             "the original study's, as recorded on the conditions"
-            if rates
+            if original_rates
             else "those of the GPT-2 release study (Credence's default)"
         )
         lines.append(f"The planned credible shares are {source}.")
@@ -179,6 +177,10 @@ def preregistration(*, study: Study, as_of: datetime | None = None) -> Preregist
     nothing."""
     if not study.design_hash or study.status == Study.Status.DRAFT:
         raise ValueError("Pilot or launch the study first: that freezes the design.")
+    # One power plan, at the original study's rates where recorded, for both the sample
+    # plan and the lines that explain it.
+    rates = planned_rates(study=study)
+    plan = study_power_plan(study=study, rates=rates)
     conditions = _conditions(study)
     questions = study.questions.filter(scope=Question.Scope.PER_ARTICLE).order_by("position")
     per_participant = sum(c.per_participant for c in study.conditions.all())
@@ -204,8 +206,8 @@ def preregistration(*, study: Study, as_of: datetime | None = None) -> Preregist
             "never analysed.",
             *(rule.label for rule in study_exclusion_rules(study=study)),
         ],
-        sample=sample_plan(study=study),
-        power_lines=_power_lines(study),
+        sample=sample_plan(study=study, plan=plan),
+        power_lines=_power_lines(plan, original_rates=bool(rates)),
     )
 
 
